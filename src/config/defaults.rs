@@ -1,0 +1,73 @@
+//! The embedded default: one demo app run as a local process and one generated user, so that
+//! `vestibule serve` works on a fresh machine with nothing else installed.
+
+use super::model::*;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+/// `vestibule_exe` is the binary that serves the demo app (`vestibule demo-app --port N`);
+/// `password_hash` is the PHC hash of the generated password for user `admin`.
+pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
+    let demo = AppSpec {
+        id: "demo".into(),
+        display_name: "Demo app".into(),
+        description: Some(
+            "A small interactive page that talks to its server over a WebSocket.".into(),
+        ),
+        logo_url: None,
+        container_cmd: vec![
+            vestibule_exe.display().to_string(),
+            "demo-app".into(),
+            "--port".into(),
+            "{port}".into(),
+        ],
+        container_image: None,
+        container_env: BTreeMap::new(),
+        container_volumes: Vec::new(),
+        port: 0,
+        target_path: String::new(),
+        access_groups: Vec::new(),
+        access_users: Vec::new(),
+        heartbeat_timeout: Some(Duration::from_secs(600)),
+        max_lifetime: None,
+        stop_on_logout: true,
+        max_instances: Some(1),
+        process_workdir: None,
+    };
+    Config {
+        source: None,
+        proxy: ProxyConfig {
+            title: "vestibule".into(),
+            logo_url: None,
+            favicon_path: None,
+            landing_page: "/".into(),
+            port: 8080,
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            authentication: AuthMethod::Simple,
+            admin_groups: vec!["admins".into()],
+            admin_users: Vec::new(),
+            users: vec![UserEntry {
+                name: "admin".into(),
+                password: PasswordSpec::Argon2(password_hash),
+                groups: vec!["admins".into()],
+            }],
+            container_backend: BackendKind::Process,
+            container_wait_time: Duration::from_secs(20),
+            heartbeat_rate: Duration::from_secs(10),
+            heartbeat_timeout: Some(Duration::from_secs(600)),
+            default_max_instances: Some(1),
+            max_total_instances: None,
+            default_max_lifetime: None,
+            default_stop_proxy_on_logout: true,
+            stop_proxies_on_shutdown: true,
+            same_site_cookie: SameSite::Lax,
+            specs: vec![demo],
+        },
+        server: ServerConfig {
+            secure_cookies: false,
+            management_port: None,
+        },
+    }
+}

@@ -1,0 +1,160 @@
+//! The checked runtime configuration. Everything here has been validated and defaulted; the
+//! rest of the server never sees the raw file shape.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this config came from, if any (`None` for the embedded default).
+    pub source: Option<PathBuf>,
+    pub proxy: ProxyConfig,
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `server.secure-cookies`: always mark cookies Secure (they are also Secure whenever a request
+    /// arrives with `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
+    /// `management.server.port`; `None` means health is served on the main port only.
+    pub management_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    None,
+    Simple,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Process,
+    Docker,
+    DockerSwarm,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+/// A password as written in `proxy.users[].password`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordSpec {
+    /// A PHC string starting with `$argon2`.
+    Argon2(String),
+    /// A bcrypt hash starting with `$2a$`, `$2b$` or `$2y$`.
+    Bcrypt(String),
+    /// Plain text (accepted with a warning, as ShinyProxy configs use it).
+    Plain(String),
+}
+
+impl std::fmt::Debug for PasswordSpec {
+    // Never print a password, not even a hash, into logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSpec::Argon2(_) => f.write_str("Argon2(<redacted>)"),
+            PasswordSpec::Bcrypt(_) => f.write_str("Bcrypt(<redacted>)"),
+            PasswordSpec::Plain(_) => f.write_str("Plain(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserEntry {
+    pub name: String,
+    pub password: PasswordSpec,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub title: String,
+    pub logo_url: Option<String>,
+    pub favicon_path: Option<String>,
+    /// Where a user lands after login.
+    pub landing_page: String,
+    pub port: u16,
+    pub bind_address: IpAddr,
+    pub authentication: AuthMethod,
+    pub admin_groups: Vec<String>,
+    pub admin_users: Vec<String>,
+    pub users: Vec<UserEntry>,
+    pub container_backend: BackendKind,
+    /// Total time for an app to answer HTTP 200/30x before its launch fails.
+    pub container_wait_time: Duration,
+    pub heartbeat_rate: Duration,
+    /// `None` disables idle culling (ShinyProxy: heartbeat-timeout <= 0).
+    pub heartbeat_timeout: Option<Duration>,
+    /// `None` = unlimited (ShinyProxy: -1).
+    pub default_max_instances: Option<u32>,
+    pub max_total_instances: Option<u32>,
+    pub default_max_lifetime: Option<Duration>,
+    pub default_stop_proxy_on_logout: bool,
+    pub stop_proxies_on_shutdown: bool,
+    pub same_site_cookie: SameSite,
+    pub specs: Vec<AppSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub id: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub logo_url: Option<String>,
+    pub container_cmd: Vec<String>,
+    pub container_image: Option<String>,
+    pub container_env: BTreeMap<String, String>,
+    pub container_volumes: Vec<String>,
+    /// The port the app listens on inside its container. The process backend ignores it and
+    /// allocates a free host port instead.
+    pub port: u16,
+    /// Path inside the app that the proxy forwards to; "" or "/" for the root.
+    pub target_path: String,
+    pub access_groups: Vec<String>,
+    pub access_users: Vec<String>,
+    /// Resolved: the spec's own value, else the proxy default. `None` disables culling.
+    pub heartbeat_timeout: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+    pub stop_on_logout: bool,
+    /// Instances per user of this app; `None` = unlimited.
+    pub max_instances: Option<u32>,
+    /// Process backend only: the directory the app is started in (a fresh per-instance
+    /// directory when unset).
+    pub process_workdir: Option<PathBuf>,
+}
+
+impl AppSpec {
+    /// Whether a user with these groups may open this app: any match grants access; with no
+    /// rule set, everyone may.
+    pub fn allows(&self, user: &str, groups: &[String]) -> bool {
+        if self.access_groups.is_empty() && self.access_users.is_empty() {
+            return true;
+        }
+        self.access_users.iter().any(|u| u == user)
+            || self
+                .access_groups
+                .iter()
+                .any(|g| groups.iter().any(|ug| ug.eq_ignore_ascii_case(g)))
+    }
+}
+
+impl ProxyConfig {
+    pub fn spec(&self, id: &str) -> Option<&AppSpec> {
+        self.specs.iter().find(|s| s.id == id)
+    }
+
+    pub fn is_admin(&self, user: &str, groups: &[String]) -> bool {
+        self.admin_users.iter().any(|u| u == user)
+            || self
+                .admin_groups
+                .iter()
+                .any(|g| groups.iter().any(|ug| ug.eq_ignore_ascii_case(g)))
+    }
+}

@@ -1,0 +1,3 @@
+//! vestibule: serves data-science web apps to many users behind one login.
+
+pub mod config;
