@@ -1,3 +1,131 @@
 //! vestibule: serves data-science web apps to many users behind one login.
 
+pub mod auth;
+pub mod backend;
 pub mod config;
+pub mod demo_app;
+pub mod lifecycle;
+pub mod proxy;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use auth::throttle::LoginThrottle;
+use auth::{Authenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator};
+use backend::Backend;
+use backend::process::ProcessBackend;
+use config::{AuthMethod, BackendKind, Config};
+use lifecycle::Manager;
+
+/// How long a session lives without being used.
+const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+/// How long in-flight requests get to finish once shutdown starts.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// What the server needs from its host beyond the config.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The vestibule binary, which supervises local app processes (`__supervise`).
+    pub supervisor_exe: PathBuf,
+    /// Where per-instance working directories are made.
+    pub work_dir: PathBuf,
+}
+
+impl RunOptions {
+    pub fn from_current_exe() -> std::io::Result<Self> {
+        Ok(Self {
+            supervisor_exe: std::env::current_exe()?,
+            work_dir: std::env::temp_dir().join(format!("vestibule-{}", std::process::id())),
+        })
+    }
+}
+
+fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn Backend>> {
+    match config.proxy.container_backend {
+        BackendKind::Process => Ok(Arc::new(ProcessBackend::new(
+            opts.supervisor_exe.clone(),
+            opts.work_dir.join("instances"),
+        )?)),
+        other => anyhow::bail!(
+            "container-backend {other:?} is not implemented yet; use `container-backend: process`"
+        ),
+    }
+}
+
+fn build_authenticator(config: &Arc<Config>) -> Arc<dyn Authenticator> {
+    match config.proxy.authentication {
+        AuthMethod::None => Arc::new(NoAuthenticator),
+        AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
+    }
+}
+
+/// Runs the whole server on `listener` until `shutdown` completes, then stops taking requests,
+/// closes proxied connections and (with `stop-proxies-on-shutdown`) stops every instance.
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let backend = build_backend(&config, &opts)?;
+    let stopping = CancellationToken::new();
+    let manager = Manager::new(config.clone(), backend);
+    manager.spawn_culler(stopping.clone());
+    let sessions = Arc::new(MemorySessionStore::new(SESSION_IDLE_TIMEOUT));
+    let state = Arc::new(web::AppState {
+        config: config.clone(),
+        manager: manager.clone(),
+        sessions: sessions.clone(),
+        authenticator: build_authenticator(&config),
+        throttle: LoginThrottle::default(),
+        proxy: proxy::Proxy::new(stopping.clone()),
+        templates: web::Templates::new()?,
+    });
+    spawn_housekeeping(state.clone(), sessions, stopping.clone());
+
+    let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let drained = stopping.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { drained.cancelled().await })
+            .await
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    stopping.cancel();
+    manager.shutdown().await;
+    match tokio::time::timeout(DRAIN_TIME, server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => anyhow::bail!("the server task failed: {join}"),
+        Err(_) => tracing::warn!("some connections did not close in time"),
+    }
+    let _ = tokio::fs::remove_dir_all(&opts.work_dir).await;
+    Ok(())
+}
+
+fn spawn_housekeeping(
+    state: Arc<web::AppState>,
+    sessions: Arc<MemorySessionStore>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => {
+                    sessions.purge_expired();
+                    state.throttle.purge();
+                }
+            }
+        }
+    });
+}

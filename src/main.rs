@@ -1,3 +1,230 @@
-fn main() {
-    println!("vestibule");
+//! The `vestibule` command line.
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use vestibule::config::{self, ProcessEnv, Severity};
+
+#[derive(Parser)]
+#[command(
+    name = "vestibule",
+    version,
+    about = "Serves data-science web apps to many users behind one login"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (on the embedded default config when --config is not given).
+    Serve {
+        /// A ShinyProxy-style application.yml.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override the listening port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Override the bind address.
+        #[arg(long)]
+        bind: Option<std::net::IpAddr>,
+    },
+    /// Check a config file and report every problem with file:line:column.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Hash a password for `proxy.users[].password` (argon2id). Reads it from stdin.
+    HashPassword,
+    /// Run the built-in demo app (used by the embedded default config).
+    DemoApp {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+    },
+    /// Internal: supervise one app process (started by the process backend).
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        #[arg(last = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Supervise { cmd } => {
+            ExitCode::from(vestibule::backend::supervisor::run(&cmd).clamp(0, 255) as u8)
+        }
+        Command::Check { config } => check(&config),
+        Command::HashPassword => hash_password(),
+        Command::Serve { config, port, bind } => with_runtime(serve(config, port, bind)),
+        Command::DemoApp { port, bind } => with_runtime(demo_app(SocketAddr::new(bind, port))),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VESTIBULE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("VESTIBULE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn with_runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path, &ProcessEnv) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            println!(
+                "{}: OK ({} app(s), {} warning(s))",
+                path.display(),
+                loaded.config.proxy.specs.len(),
+                loaded.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                eprintln!("{d}");
+            }
+            let errors = e
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!("{}: {errors} error(s)", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!(
+            "Type the password and press Enter (it will be echoed; pipe it in to avoid that):"
+        );
+    }
+    let mut line = String::new();
+    if stdin.lock().read_line(&mut line).is_err() {
+        eprintln!("error: could not read a password from stdin");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: the password is empty");
+        return ExitCode::FAILURE;
+    }
+    match vestibule::auth::password::hash(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: hashing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    path: Option<PathBuf>,
+    port: Option<u16>,
+    bind: Option<std::net::IpAddr>,
+) -> anyhow::Result<()> {
+    init_logging();
+    let opts = vestibule::RunOptions::from_current_exe()?;
+    let mut cfg = match &path {
+        Some(p) => {
+            let loaded = config::load_file(p, &ProcessEnv).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            loaded.config
+        }
+        None => {
+            let password = vestibule::auth::session::random_token()[..16].to_string();
+            let hash =
+                vestibule::auth::password::hash(&password).map_err(|e| anyhow::anyhow!(e))?;
+            let cfg = config::embedded_default(&opts.supervisor_exe, hash);
+            let port = port.unwrap_or(cfg.proxy.port);
+            println!();
+            println!("  vestibule is running on its built-in demo configuration.");
+            println!(
+                "  Open http://localhost:{port}/ and log in as  admin  with password  {password}"
+            );
+            println!();
+            cfg
+        }
+    };
+    if let Some(port) = port {
+        cfg.proxy.port = port;
+    }
+    if let Some(bind) = bind {
+        cfg.proxy.bind_address = bind;
+    }
+    let addr = SocketAddr::new(cfg.proxy.bind_address, cfg.proxy.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, "listening");
+    vestibule::run(cfg, opts, listener, shutdown_signal()).await
+}
+
+async fn demo_app(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    vestibule::demo_app::serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// SIGTERM (from an orchestrator) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

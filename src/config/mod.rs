@@ -51,7 +51,13 @@ pub struct Loaded {
 /// overrides from `env`. Every error found is returned at once, not just the first.
 pub fn load_file(path: &Path, env: &dyn EnvSource) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::single(Diagnostic::error(path, 0, 0, "", format!("cannot read file: {e}")))
+        ConfigError::single(Diagnostic::error(
+            path,
+            0,
+            0,
+            "",
+            format!("cannot read file: {e}"),
+        ))
     })?;
     load_str(path, &text, env)
 }

@@ -1,0 +1,47 @@
+//! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
+
+pub mod csrf;
+pub mod password;
+pub mod session;
+mod simple;
+pub mod throttle;
+
+pub use session::{MemorySessionStore, Session, SessionStore};
+pub use simple::SimpleAuthenticator;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// An authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong user name or password; deliberately does not say which.
+    #[error("wrong user name or password")]
+    BadCredentials,
+    /// The identity provider could not be asked (never reported as a wrong password).
+    #[error("the login service is unavailable")]
+    Unavailable(String),
+}
+
+/// Checks a user name and password (form login and HTTP Basic for scripts).
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    async fn authenticate(&self, user: &str, password: &str) -> Result<Identity, AuthError>;
+}
+
+/// `authentication: none`: nobody logs in; each browser session is its own anonymous user.
+pub struct NoAuthenticator;
+
+#[async_trait]
+impl Authenticator for NoAuthenticator {
+    async fn authenticate(&self, _user: &str, _password: &str) -> Result<Identity, AuthError> {
+        Err(AuthError::BadCredentials)
+    }
+}

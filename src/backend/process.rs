@@ -1,0 +1,224 @@
+//! The embedded default backend: each instance is a local process (`container-backend: process`).
+//!
+//! `container-cmd` runs on the host through the supervisor (see [`super::supervisor`]), in its own
+//! working directory, with the allocated port in `PORT` and in place of `{port}` in arguments.
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::supervisor::{self, PARENT_PID_ENV, STOP_GRACE};
+use super::{Backend, BackendError, Health, LaunchRequest, LogBuffer, Started};
+
+const LOG_LINES_KEPT: usize = 1000;
+
+pub struct ProcessBackend {
+    /// The vestibule binary that provides `__supervise`.
+    supervisor_exe: PathBuf,
+    /// Parent of the per-instance working directories.
+    instances_dir: PathBuf,
+    instances: Mutex<HashMap<String, Arc<ProcInstance>>>,
+}
+
+struct ProcInstance {
+    supervisor_pid: i32,
+    log: Arc<LogBuffer>,
+    /// Becomes `Some(how)` when the instance has exited.
+    exited: watch::Receiver<Option<String>>,
+    dir: PathBuf,
+}
+
+impl ProcessBackend {
+    pub fn new(supervisor_exe: PathBuf, instances_dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&instances_dir)?;
+        Ok(Self {
+            supervisor_exe,
+            instances_dir,
+            instances: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<ProcInstance>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ProcInstance>>> {
+        self.instances.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Asks the kernel for a free loopback port. Another process could take it before the app binds
+/// it; the launch then fails readably and a retry picks a new port.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn capture(stream: impl AsyncRead + Unpin + Send + 'static, log: Arc<LogBuffer>) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => log.push(&String::from_utf8_lossy(&buf)),
+            }
+        }
+    });
+}
+
+#[async_trait]
+impl Backend for ProcessBackend {
+    async fn start(&self, req: &LaunchRequest) -> Result<Started, BackendError> {
+        let port = free_port().map_err(|e| BackendError::Start(format!("no free port: {e}")))?;
+        let args: Vec<String> = req
+            .spec
+            .container_cmd
+            .iter()
+            .map(|a| a.replace("{port}", &port.to_string()))
+            .collect();
+        if args.is_empty() {
+            return Err(BackendError::Start(format!(
+                "app '{}' has no container-cmd to run",
+                req.spec.id
+            )));
+        }
+        let dir = self.instances_dir.join(&req.instance_id);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| BackendError::Start(format!("cannot create {}: {e}", dir.display())))?;
+        let cwd = req
+            .spec
+            .process_workdir
+            .clone()
+            .unwrap_or_else(|| dir.clone());
+
+        let mut cmd = Command::new(&self.supervisor_exe);
+        cmd.arg("__supervise")
+            .arg("--")
+            .args(&args)
+            .current_dir(&cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // vestibule's own variables may carry secrets (overrides, `${VAR}` sources): apps do
+        // not get them.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("VESTIBULE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(&req.env)
+            .env("PORT", port.to_string())
+            .env("VESTIBULE_INSTANCE_DIR", &dir)
+            .env(PARENT_PID_ENV, std::process::id().to_string());
+
+        let mut child = cmd.spawn().map_err(|e| {
+            BackendError::Start(format!(
+                "cannot run the supervisor {}: {e}",
+                self.supervisor_exe.display()
+            ))
+        })?;
+        let supervisor_pid = child
+            .id()
+            .ok_or_else(|| BackendError::Start("the app exited at once".into()))?
+            as i32;
+        let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
+        if let Some(out) = child.stdout.take() {
+            capture(out, log.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            capture(err, log.clone());
+        }
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let exit_log = log.clone();
+        tokio::spawn(async move {
+            let how = match child.wait().await {
+                Ok(status) => {
+                    // The supervisor reports how the app itself ended; prefer that.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    exit_log
+                        .last(5)
+                        .into_iter()
+                        .rev()
+                        .find_map(|l| l.strip_prefix("[vestibule] app ").map(str::to_string))
+                        .unwrap_or_else(|| supervisor::describe(status))
+                }
+                Err(e) => format!("could not be waited for: {e}"),
+            };
+            let _ = exit_tx.send(Some(how));
+        });
+
+        self.lock().insert(
+            req.instance_id.clone(),
+            Arc::new(ProcInstance {
+                supervisor_pid,
+                log,
+                exited: exit_rx,
+                dir,
+            }),
+        );
+        Ok(Started {
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        })
+    }
+
+    async fn stop(&self, instance_id: &str) -> Result<(), BackendError> {
+        let Some(inst) = self.get(instance_id) else {
+            return Ok(());
+        };
+        let mut exited = inst.exited.clone();
+        if exited.borrow().is_none() {
+            let _ = kill(Pid::from_raw(inst.supervisor_pid), Signal::SIGTERM);
+            let patience = STOP_GRACE + std::time::Duration::from_secs(3);
+            let done = tokio::time::timeout(patience, exited.wait_for(|e| e.is_some())).await;
+            if done.is_err() {
+                // The supervisor itself is stuck: take its group down by force.
+                let _ = kill(Pid::from_raw(-inst.supervisor_pid), Signal::SIGKILL);
+                return Err(BackendError::Stop {
+                    id: instance_id.to_string(),
+                    reason: "the supervisor did not exit; killed it".into(),
+                });
+            }
+        }
+        self.lock().remove(instance_id);
+        let _ = tokio::fs::remove_dir_all(&inst.dir).await;
+        Ok(())
+    }
+
+    async fn list(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    async fn health(&self, instance_id: &str) -> Health {
+        match self.get(instance_id) {
+            None => Health::Unknown,
+            Some(inst) => match inst.exited.borrow().as_ref() {
+                None => Health::Running,
+                Some(how) => Health::Exited(how.clone()),
+            },
+        }
+    }
+
+    fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
+        self.get(instance_id)
+            .map(|i| i.log.last(n))
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,341 @@
+//! The instance manager: the only writer of instance state. Launch → wait until ready →
+//! running → stopping → gone, or failed with a reason and the app's last log lines.
+
+mod culler;
+mod readiness;
+pub mod routes;
+mod view;
+
+pub use routes::{Route, RouteTable};
+pub use view::{InstanceStatus, InstanceView};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::auth::Identity;
+use crate::backend::{Backend, Health, LaunchRequest};
+use crate::config::{AppSpec, Config};
+
+/// How many of the app's log lines a failed launch shows.
+const FAILURE_LOG_LINES: usize = 30;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LaunchError {
+    #[error("there is no app '{0}'")]
+    UnknownApp(String),
+    #[error("you may not open app '{0}'")]
+    Forbidden(String),
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+struct Entry {
+    spec: AppSpec,
+    created: Instant,
+    view: watch::Sender<InstanceView>,
+}
+
+pub struct Manager {
+    config: Arc<Config>,
+    backend: Arc<dyn Backend>,
+    routes: Arc<RouteTable>,
+    entries: Mutex<HashMap<String, Entry>>,
+    accepting: std::sync::atomic::AtomicBool,
+}
+
+impl Manager {
+    pub fn new(config: Arc<Config>, backend: Arc<dyn Backend>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            backend,
+            routes: Arc::new(RouteTable::default()),
+            entries: Mutex::new(HashMap::new()),
+            accepting: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    pub fn routes(&self) -> &Arc<RouteTable> {
+        &self.routes
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a new instance of `spec_id` for `who`, subject to access rules and limits. Returns
+    /// at once; the launch goes on in the background and its progress is seen through
+    /// [`Manager::watch`].
+    pub fn launch(
+        self: &Arc<Self>,
+        who: &Identity,
+        spec_id: &str,
+    ) -> Result<InstanceView, LaunchError> {
+        if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(LaunchError::ShuttingDown);
+        }
+        let spec = self
+            .config
+            .proxy
+            .spec(spec_id)
+            .ok_or_else(|| LaunchError::UnknownApp(spec_id.to_string()))?
+            .clone();
+        if !spec.allows(&who.user, &who.groups) {
+            return Err(LaunchError::Forbidden(spec_id.to_string()));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let public_path = format!("/app_proxy/{id}/");
+        let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
+        {
+            let mut entries = self.lock();
+            let live = |e: &&Entry| e.view.borrow().status.counts_against_limits();
+            if let Some(max) = spec.max_instances {
+                let mine = entries
+                    .values()
+                    .filter(live)
+                    .filter(|e| e.spec.id == spec.id && e.view.borrow().user == who.user)
+                    .count();
+                if mine >= max as usize {
+                    return Err(LaunchError::LimitReached(format!(
+                        "you already run {mine} instance(s) of '{}', the most allowed; stop one first",
+                        spec.display_name
+                    )));
+                }
+            }
+            if let Some(max) = self.config.proxy.max_total_instances {
+                let total = entries.values().filter(live).count();
+                if total >= max as usize {
+                    return Err(LaunchError::LimitReached(format!(
+                        "the server runs {total} apps, its limit; try again later"
+                    )));
+                }
+            }
+            entries.insert(
+                id.clone(),
+                Entry {
+                    spec: spec.clone(),
+                    created: Instant::now(),
+                    view: watch::Sender::new(view.clone()),
+                },
+            );
+        }
+        let request = LaunchRequest {
+            instance_id: id.clone(),
+            env: identity_env(who, &id, &public_path, &spec),
+            spec,
+        };
+        let me = self.clone();
+        tokio::spawn(async move { me.run_launch(request).await });
+        Ok(view)
+    }
+
+    async fn run_launch(self: Arc<Self>, req: LaunchRequest) {
+        let id = req.instance_id.clone();
+        self.update(&id, |v| v.set_stage("starting the app"));
+        let started = match self.backend.start(&req).await {
+            Ok(s) => s,
+            Err(e) => return self.fail(&id, e.to_string()).await,
+        };
+        self.update(&id, |v| v.set_stage("waiting for the app to answer"));
+        let wait = self.config.proxy.container_wait_time;
+        let backend = self.backend.clone();
+        let ready = readiness::wait_until_ready(
+            started.address,
+            &req.spec.target_path,
+            Instant::now() + wait,
+            || {
+                let backend = backend.clone();
+                let id = id.clone();
+                async move {
+                    match backend.health(&id).await {
+                        Health::Exited(how) => Some(how),
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await;
+        if let Err(not_ready) = ready {
+            let reason = match not_ready {
+                readiness::NotReady::Exited(how) => {
+                    format!("app '{}' {how} before it answered", req.spec.display_name)
+                }
+                readiness::NotReady::TimedOut(last) => format!(
+                    "app '{}' did not answer on {} within {} s ({last})",
+                    req.spec.display_name,
+                    started.address,
+                    wait.as_secs()
+                ),
+            };
+            return self.fail(&id, reason).await;
+        }
+        let still_wanted = {
+            let entries = self.lock();
+            match entries.get(&id) {
+                Some(e) if e.view.borrow().status == InstanceStatus::Starting => {
+                    let owner = e.view.borrow().user.clone();
+                    self.routes.insert(Route::new(
+                        id.clone(),
+                        owner,
+                        req.spec.id.clone(),
+                        started.address,
+                        &req.spec.target_path,
+                    ));
+                    e.view.send_modify(|v| v.set_running());
+                    true
+                }
+                _ => false,
+            }
+        };
+        if still_wanted {
+            tracing::info!(instance = %id, app = %req.spec.id, "app is ready");
+        } else {
+            // Stopped while it was starting.
+            let _ = self.backend.stop(&id).await;
+        }
+    }
+
+    async fn fail(&self, id: &str, reason: String) {
+        let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
+        tracing::warn!(instance = %id, %reason, "launch failed");
+        self.routes.remove(id);
+        self.update(id, |v| v.set_failed(reason, lines));
+        if let Err(e) = self.backend.stop(id).await {
+            tracing::warn!(instance = %id, error = %e, "cleaning up a failed instance");
+        }
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut InstanceView)) {
+        if let Some(e) = self.lock().get(id) {
+            e.view.send_modify(change);
+        }
+    }
+
+    /// Stops an instance and forgets it. Returns false when there was nothing to stop.
+    pub async fn stop(&self, id: &str, why: &str) -> bool {
+        let known = {
+            let entries = self.lock();
+            match entries.get(id) {
+                Some(e) => {
+                    e.view.send_modify(|v| v.set_stopping());
+                    true
+                }
+                None => false,
+            }
+        };
+        if !known {
+            return false;
+        }
+        self.routes.remove(id);
+        tracing::info!(instance = %id, reason = why, "stopping app");
+        if let Err(e) = self.backend.stop(id).await {
+            tracing::warn!(instance = %id, error = %e, "stop");
+        }
+        if let Some(e) = self.lock().remove(id) {
+            e.view.send_modify(|v| v.set_stopped());
+        }
+        true
+    }
+
+    pub fn get(&self, id: &str) -> Option<InstanceView> {
+        self.lock().get(id).map(|e| self.snapshot(e))
+    }
+
+    pub fn watch(&self, id: &str) -> Option<watch::Receiver<InstanceView>> {
+        self.lock().get(id).map(|e| e.view.subscribe())
+    }
+
+    /// The user's instances, or everyone's for `None`; oldest first.
+    pub fn list(&self, user: Option<&str>) -> Vec<InstanceView> {
+        let entries = self.lock();
+        let mut views: Vec<InstanceView> = entries
+            .values()
+            .filter(|e| user.is_none_or(|u| e.view.borrow().user == u))
+            .map(|e| self.snapshot(e))
+            .collect();
+        views.sort_by_key(|v| v.created_unix_ms);
+        views
+    }
+
+    /// The instance of `spec_id` that `user` would re-open: the newest one not stopping.
+    pub fn current_for(&self, user: &str, spec_id: &str) -> Option<InstanceView> {
+        self.list(Some(user))
+            .into_iter()
+            .rev()
+            .find(|v| v.spec_id == spec_id && v.status != InstanceStatus::Stopping)
+    }
+
+    fn snapshot(&self, e: &Entry) -> InstanceView {
+        let mut v = e.view.borrow().clone();
+        v.age_secs = e.created.elapsed().as_secs();
+        v.idle_secs = self.routes.get(&v.id).map(|r| r.idle_for().as_secs());
+        if v.status == InstanceStatus::Starting {
+            v.log_lines = self.backend.last_log_lines(&v.id, 5);
+        }
+        v
+    }
+
+    /// Stops the user's instances of apps with `stop-on-logout`.
+    pub async fn stop_on_logout(&self, user: &str) {
+        let ids: Vec<String> = {
+            let entries = self.lock();
+            entries
+                .iter()
+                .filter(|(_, e)| e.spec.stop_on_logout && e.view.borrow().user == user)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in ids {
+            self.stop(&id, "logout").await;
+        }
+    }
+
+    /// Refuses new launches and, with `stop-proxies-on-shutdown`, stops every instance.
+    pub async fn shutdown(&self) {
+        self.accepting
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if !self.config.proxy.stop_proxies_on_shutdown {
+            return;
+        }
+        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        futures_util::future::join_all(ids.iter().map(|id| self.stop(id, "shutdown"))).await;
+    }
+
+    /// Runs the periodic checks (crashes, idle, max lifetime) until `stop` fires.
+    pub fn spawn_culler(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let me = self.clone();
+        tokio::spawn(async move { culler::run(me, stop).await });
+    }
+}
+
+/// What every instance learns about its user, under ShinyProxy's names and vestibule's twins.
+fn identity_env(
+    who: &Identity,
+    id: &str,
+    public_path: &str,
+    spec: &AppSpec,
+) -> BTreeMap<String, String> {
+    let mut env = spec.container_env.clone();
+    let groups = who.groups.join(",");
+    for prefix in ["SHINYPROXY", "VESTIBULE"] {
+        env.insert(format!("{prefix}_USERNAME"), who.user.clone());
+        env.insert(format!("{prefix}_USERGROUPS"), groups.clone());
+        env.insert(format!("{prefix}_PUBLIC_PATH"), public_path.to_string());
+        env.insert(format!("{prefix}_PROXY_ID"), id.to_string());
+    }
+    env
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

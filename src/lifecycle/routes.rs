@@ -1,0 +1,109 @@
+//! The route table the data path reads: instance id → where it listens and who owns it.
+//!
+//! Readers never lock: the table is an immutable map swapped atomically by the lifecycle manager
+//! (the only writer), and activity is recorded in atomics on each route.
+
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct Route {
+    pub instance_id: String,
+    pub owner: String,
+    pub spec_id: String,
+    pub target: SocketAddr,
+    /// `target-path` without a trailing slash ("" for the app's root).
+    pub target_path: String,
+    epoch: Instant,
+    last_activity_ms: AtomicU64,
+    open_connections: AtomicUsize,
+}
+
+impl Route {
+    pub fn new(
+        instance_id: String,
+        owner: String,
+        spec_id: String,
+        target: SocketAddr,
+        target_path: &str,
+    ) -> Self {
+        Self {
+            instance_id,
+            owner,
+            spec_id,
+            target,
+            target_path: target_path.trim_end_matches('/').to_string(),
+            epoch: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            open_connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records traffic; traffic counts as a heartbeat.
+    pub fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last traffic. An open long-lived connection (a WebSocket, a
+    /// server-sent event stream) means someone is using the app, so it counts as activity.
+    pub fn idle_for(&self) -> Duration {
+        if self.open_connections.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    /// Marks a long-lived connection open until the guard is dropped.
+    pub fn hold_open(self: &Arc<Self>) -> OpenConnection {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+}
+
+pub struct OpenConnection(Arc<Route>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    routes: ArcSwap<HashMap<String, Arc<Route>>>,
+}
+
+impl RouteTable {
+    pub fn get(&self, instance_id: &str) -> Option<Arc<Route>> {
+        self.routes.load().get(instance_id).cloned()
+    }
+
+    pub(crate) fn insert(&self, route: Route) {
+        let route = Arc::new(route);
+        self.routes.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.insert(route.instance_id.clone(), route.clone());
+            map
+        });
+    }
+
+    pub(crate) fn remove(&self, instance_id: &str) {
+        self.routes.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.remove(instance_id);
+            map
+        });
+    }
+
+    pub fn all(&self) -> Vec<Arc<Route>> {
+        self.routes.load().values().cloned().collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! What pages and the API see of an instance.
+
+use serde::Serialize;
+use std::time::SystemTime;
+
+use crate::config::AppSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceStatus {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+impl InstanceStatus {
+    pub fn counts_against_limits(self) -> bool {
+        matches!(self, InstanceStatus::Starting | InstanceStatus::Running)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, InstanceStatus::Stopped | InstanceStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub spec_id: String,
+    pub display_name: String,
+    pub user: String,
+    pub status: InstanceStatus,
+    /// While starting: the stage the launch has reached, in words.
+    pub stage: Option<String>,
+    /// When failed: why, for a person.
+    pub reason: Option<String>,
+    /// The app's last log lines (on failure, and while it starts).
+    pub log_lines: Vec<String>,
+    pub public_path: String,
+    pub created_unix_ms: u64,
+    pub age_secs: u64,
+    /// Seconds since the last traffic, for running instances.
+    pub idle_secs: Option<u64>,
+}
+
+impl InstanceView {
+    pub(super) fn starting(id: &str, spec: &AppSpec, user: &str, public_path: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            spec_id: spec.id.clone(),
+            display_name: spec.display_name.clone(),
+            user: user.to_string(),
+            status: InstanceStatus::Starting,
+            stage: Some("queued".into()),
+            reason: None,
+            log_lines: Vec::new(),
+            public_path: public_path.to_string(),
+            created_unix_ms: super::unix_ms(SystemTime::now()),
+            age_secs: 0,
+            idle_secs: None,
+        }
+    }
+
+    pub(super) fn set_stage(&mut self, stage: &str) {
+        if self.status == InstanceStatus::Starting {
+            self.stage = Some(stage.to_string());
+        }
+    }
+
+    pub(super) fn set_running(&mut self) {
+        self.status = InstanceStatus::Running;
+        self.stage = None;
+    }
+
+    pub(super) fn set_failed(&mut self, reason: String, log_lines: Vec<String>) {
+        self.status = InstanceStatus::Failed;
+        self.stage = None;
+        self.reason = Some(reason);
+        self.log_lines = log_lines;
+    }
+
+    pub(super) fn set_stopping(&mut self) {
+        if !self.status.is_final() {
+            self.status = InstanceStatus::Stopping;
+        }
+    }
+
+    pub(super) fn set_stopped(&mut self) {
+        if self.status != InstanceStatus::Failed {
+            self.status = InstanceStatus::Stopped;
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Header hygiene between the browser and an app.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::auth::Identity;
+use crate::auth::csrf::LOGIN_COOKIE;
+use crate::auth::session::COOKIE_NAME;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy ones proxies still see). They describe
+/// one connection and must not be forwarded to the next.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Whether the request asks to switch protocols (a WebSocket handshake).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes the hop-by-hop headers and every header that `Connection` names (RFC 9110 §7.6.1).
+/// For an upgrade, `Connection: upgrade` and `Upgrade` are put back: they are what asks the next
+/// hop to switch protocols.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+    if keep_upgrade && let Some(upgrade) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+}
+
+/// Identity headers for the app. Copies the client sent are removed first, so a user cannot
+/// claim to be someone else.
+pub fn set_identity(headers: &mut HeaderMap, who: &Identity) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-sp-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    if let Ok(v) = HeaderValue::from_str(&who.user) {
+        headers.insert(HeaderName::from_static("x-sp-userid"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&who.groups.join(",")) {
+        headers.insert(HeaderName::from_static("x-sp-usergroups"), v);
+    }
+}
+
+/// X-Forwarded-For (appended, as nginx's `$proxy_add_x_forwarded_for`), -Proto and -Host.
+pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, scheme: &str) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client_ip}"),
+        _ => client_ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(xff, v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
+    );
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+/// vestibule's own cookies are none of the app's business: an app that could read the session
+/// cookie could act as its user elsewhere on the portal.
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if values.is_empty() {
+        return;
+    }
+    let mut kept = Vec::new();
+    for v in &values {
+        let Ok(s) = v.to_str() else { continue };
+        for pair in s.split(';') {
+            let name = pair.split('=').next().unwrap_or("").trim();
+            if !name.is_empty() && name != COOKIE_NAME && name != LOGIN_COOKIE {
+                kept.push(pair.trim().to_string());
+            }
+        }
+    }
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn headers_named_in_connection_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("accept", "a"),
+            ("accept", "b"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("connection").is_none());
+        assert_eq!(h.get_all("accept").iter().count(), 2, "multi-valued kept");
+    }
+
+    #[test]
+    fn upgrade_survives_for_websockets() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn spoofed_identity_is_replaced() {
+        let mut h = map(&[("X-SP-UserId", "admin"), ("x-sp-usergroups", "admins")]);
+        let who = Identity {
+            user: "bob".into(),
+            groups: vec!["g1".into(), "g2".into()],
+            is_admin: false,
+        };
+        set_identity(&mut h, &who);
+        assert_eq!(h.get_all("x-sp-userid").iter().count(), 1);
+        assert_eq!(h["x-sp-userid"], "bob");
+        assert_eq!(h["x-sp-usergroups"], "g1,g2");
+    }
+
+    #[test]
+    fn session_cookie_is_not_forwarded() {
+        let mut h = map(&[("cookie", "vestibule_session=abc; _xsrf=1; st=2")]);
+        strip_own_cookies(&mut h);
+        assert_eq!(h["cookie"], "_xsrf=1; st=2");
+        let mut h = map(&[("cookie", "vestibule_session=abc")]);
+        strip_own_cookies(&mut h);
+        assert!(h.get("cookie").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("host", "example.org:8080"),
+        ]);
+        set_forwarded(&mut h, "127.0.0.1".parse().expect("ip"), "http");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "example.org:8080");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+}

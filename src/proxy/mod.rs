@@ -1,0 +1,162 @@
+//! The data path: forwards a request (or a WebSocket) to an app instance over HTTP/1.1,
+//! streaming bodies both ways.
+
+pub mod headers;
+mod sse_guard;
+
+use axum::body::Body;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Identity;
+use crate::lifecycle::Route;
+
+/// Where a proxy failure came from: the app (502), the client that went away, or us (500).
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the app did not answer: {0}")]
+    Upstream(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The facts about the incoming request the proxy needs beyond the request itself.
+pub struct Forward<'a> {
+    pub route: Arc<Route>,
+    pub identity: &'a Identity,
+    pub client_ip: IpAddr,
+    pub scheme: &'a str,
+    /// The request path with the public prefix removed, starting with `/`.
+    pub rest: &'a str,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    shutdown: CancellationToken,
+}
+
+impl Proxy {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self { client, shutdown }
+    }
+
+    pub async fn forward(
+        &self,
+        f: Forward<'_>,
+        mut req: Request<Body>,
+    ) -> Result<Response<Body>, ProxyError> {
+        f.route.touch();
+        let upgrade = headers::is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let uri: Uri = format!(
+            "http://{}{}{}{}",
+            f.route.target, f.route.target_path, f.rest, query
+        )
+        .parse()
+        .map_err(|e| ProxyError::Internal(format!("bad upstream address: {e}")))?;
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let h = &mut parts.headers;
+        headers::strip_hop_by_hop(h, upgrade);
+        headers::strip_own_cookies(h);
+        headers::set_identity(h, f.identity);
+        headers::set_forwarded(h, f.client_ip, f.scheme);
+
+        let mut resp = self
+            .client
+            .request(Request::from_parts(parts, body))
+            .await
+            .map_err(|e| ProxyError::Upstream(error_chain(&e)))?;
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(ProxyError::Upstream(
+                    "the app switched protocols without being asked".into(),
+                ));
+            };
+            let app_upgrade = hyper::upgrade::on(&mut resp);
+            let open = f.route.hold_open();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                let _open = open;
+                let (client, app) = match tokio::try_join!(client_upgrade, app_upgrade) {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "websocket upgrade did not complete");
+                        return;
+                    }
+                };
+                let mut client = TokioIo::new(client);
+                let mut app = TokioIo::new(app);
+                // No idle timeout: a WebSocket may legitimately be quiet for hours.
+                tokio::select! {
+                    r = tokio::io::copy_bidirectional(&mut client, &mut app) => {
+                        if let Err(e) = r { tracing::debug!(error = %e, "websocket closed"); }
+                    }
+                    _ = shutdown.cancelled() => {}
+                }
+            });
+            let (mut parts, _) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, true);
+            return Ok(Response::from_parts(parts, Body::empty()));
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, false);
+        let streaming = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let body = if streaming {
+            Body::new(sse_guard::HoldOpen::new(body, f.route.hold_open()))
+        } else {
+            Body::new(body)
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// `/prefix` → `/prefix/`, keeping the query: apps use relative URLs that need the slash.
+pub fn add_trailing_slash(uri: &Uri) -> Response<Body> {
+    let target = match uri.query() {
+        Some(q) => format!("{}/?{q}", uri.path()),
+        None => format!("{}/", uri.path()),
+    };
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}

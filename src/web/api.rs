@@ -1,0 +1,159 @@
+//! The JSON API (ShinyProxy's paths): specs, instances, launch, stop, status with long-poll.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppState;
+use super::context::ApiUser;
+use super::errors::ApiError;
+use crate::auth::Identity;
+use crate::lifecycle::{InstanceStatus, InstanceView, LaunchError};
+
+const MAX_WATCH: Duration = Duration::from_secs(60);
+
+pub async fn health() -> Response {
+    Json(serde_json::json!({ "status": "UP" })).into_response()
+}
+
+pub async fn specs(State(st): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
+    let specs: Vec<serde_json::Value> = st
+        .config
+        .proxy
+        .specs
+        .iter()
+        .filter(|s| s.allows(&who.user, &who.groups))
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "displayName": s.display_name,
+                "description": s.description, "logoUrl": s.logo_url,
+            })
+        })
+        .collect();
+    Json(specs).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn instances(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let user = if q.all && who.is_admin {
+        None
+    } else {
+        Some(who.user.as_str())
+    };
+    Json(st.manager.list(user)).into_response()
+}
+
+/// The instance, if `who` may see it: its owner or an admin. Unknown ids are 404, someone
+/// else's are 403.
+fn visible(st: &AppState, who: &Identity, id: &str) -> Result<InstanceView, ApiError> {
+    let view = st
+        .manager
+        .get(id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no instance '{id}'")))?;
+    if view.user != who.user && !who.is_admin {
+        tracing::warn!(event = "access_denied", user = %who.user, instance = %id, "api access to another user's instance");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this instance belongs to another user",
+        ));
+    }
+    Ok(view)
+}
+
+pub async fn instance(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(visible(&st, &who, &id)?).into_response())
+}
+
+/// `POST /api/proxy/<specId>` starts an instance.
+pub async fn launch(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Path(spec_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = st.manager.launch(&who, &spec_id).map_err(|e| {
+        let status = match e {
+            LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
+            LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
+            LaunchError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
+            LaunchError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
+    })?;
+    tracing::info!(event = "launch", user = %who.user, app = %spec_id, instance = %view.id, "launching app");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+pub async fn stop(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    visible(&st, &who, &id)?;
+    st.manager
+        .stop(&id, &format!("stopped through the API by {}", who.user))
+        .await;
+    Ok(Json(serde_json::json!({ "status": "stopped", "id": id })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    #[serde(default)]
+    watch: bool,
+    /// Seconds to wait for a change when watching.
+    timeout: Option<u64>,
+}
+
+/// With `watch=true`, waits (long-poll) until the instance changes or the timeout passes.
+pub async fn status(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, ApiError> {
+    let view = visible(&st, &who, &id)?;
+    if !q.watch || view.status != InstanceStatus::Starting {
+        return Ok(Json(view).into_response());
+    }
+    let Some(mut rx) = st.manager.watch(&id) else {
+        return Ok(Json(view).into_response());
+    };
+    rx.mark_unchanged();
+    let wait = q
+        .timeout
+        .map(Duration::from_secs)
+        .unwrap_or(MAX_WATCH)
+        .min(MAX_WATCH);
+    let _ = tokio::time::timeout(wait, rx.changed()).await;
+    let latest = st.manager.get(&id).unwrap_or_else(|| rx.borrow().clone());
+    Ok(Json(latest).into_response())
+}
+
+/// ShinyProxy's heartbeat endpoint; proxied traffic counts as a heartbeat anyway.
+pub async fn heartbeat(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    visible(&st, &who, &id)?;
+    if let Some(route) = st.manager.routes().get(&id) {
+        route.touch();
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,195 @@
+//! `/app_proxy/<instance-id>/…` (the app itself) and `/app_direct/<spec-id>/…` (the app without
+//! the portal around it, started on demand). Every request and every WebSocket upgrade is
+//! authorised here: the owner or an admin gets through, anyone else gets 403.
+
+use axum::Extension;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppState;
+use super::context::{RequestCtx, login_redirect};
+use super::pages::{error_page, failure_page};
+use crate::auth::Session;
+use crate::lifecycle::{InstanceStatus, Route};
+use crate::proxy::{Forward, ProxyError, add_trailing_slash};
+
+/// Splits `<id>/<rest>` after a route prefix; `None` when the slash after the id is missing.
+fn split_id(path: &str, prefix: &str) -> Option<(String, String)> {
+    let after = path.strip_prefix(prefix)?;
+    let slash = after.find('/')?;
+    Some((after[..slash].to_string(), after[slash..].to_string()))
+}
+
+fn not_logged_in(req: &Request) -> Response {
+    // Browsers navigating get the login page; scripts, XHRs and WebSockets get a plain 401.
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html && req.method() == http::Method::GET {
+        login_redirect(req.uri().path_and_query().map(|p| p.as_str()))
+    } else {
+        (StatusCode::UNAUTHORIZED, "log in first\n").into_response()
+    }
+}
+
+pub async fn app_proxy(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    req: Request,
+) -> Response {
+    let Some((id, rest)) = split_id(req.uri().path(), "/app_proxy/") else {
+        return add_trailing_slash(req.uri());
+    };
+    let Some(session) = ctx.session.as_ref() else {
+        return not_logged_in(&req);
+    };
+    let Some(route) = st.manager.routes().get(&id) else {
+        return match st.manager.get(&id) {
+            Some(v) if v.user != session.identity.user && !session.identity.is_admin => {
+                forbidden(session, &id)
+            }
+            Some(v) if v.status == InstanceStatus::Starting => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the app is still starting\n",
+            )
+                .into_response(),
+            Some(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "the app is not running\n").into_response()
+            }
+            None => (StatusCode::NOT_FOUND, "no such app instance\n").into_response(),
+        };
+    };
+    if route.owner != session.identity.user && !session.identity.is_admin {
+        return forbidden(session, &id);
+    }
+    forward(&st, &ctx, session, route, &rest, req).await
+}
+
+fn forbidden(session: &Session, id: &str) -> Response {
+    tracing::warn!(event = "access_denied", user = %session.identity.user, instance = %id, "proxy access to another user's instance");
+    (
+        StatusCode::FORBIDDEN,
+        "this app instance belongs to another user\n",
+    )
+        .into_response()
+}
+
+async fn forward(
+    st: &AppState,
+    ctx: &RequestCtx,
+    session: &Session,
+    route: Arc<Route>,
+    rest: &str,
+    req: Request,
+) -> Response {
+    let f = Forward {
+        route,
+        identity: &session.identity,
+        client_ip: ctx.client_ip,
+        scheme: ctx.scheme(),
+        rest,
+    };
+    match st.proxy.forward(f, req).await {
+        Ok(resp) => resp,
+        Err(ProxyError::Upstream(e)) => {
+            tracing::warn!(error = %e, "upstream error");
+            (
+                StatusCode::BAD_GATEWAY,
+                format!("the app is not answering: {e}\n"),
+            )
+                .into_response()
+        }
+        Err(ProxyError::Internal(e)) => {
+            tracing::error!(error = %e, "proxy error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal proxy error\n").into_response()
+        }
+    }
+}
+
+/// Serves the user's instance of an app without the portal's frame, starting it if needed and
+/// waiting until it answers.
+pub async fn app_direct(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    req: Request,
+) -> Response {
+    let Some((spec_id, rest)) = split_id(req.uri().path(), "/app_direct/") else {
+        return add_trailing_slash(req.uri());
+    };
+    let Some(session) = ctx.session.as_ref() else {
+        return not_logged_in(&req);
+    };
+    let who = &session.identity;
+    let view = match st.manager.current_for(&who.user, &spec_id) {
+        Some(v) if v.status != InstanceStatus::Failed => v,
+        _ => match st.manager.launch(who, &spec_id) {
+            Ok(v) => v,
+            Err(e) => {
+                let status = match e {
+                    crate::lifecycle::LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
+                    crate::lifecycle::LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
+                    crate::lifecycle::LaunchError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
+                    crate::lifecycle::LaunchError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                return error_page(
+                    &st,
+                    Some(session),
+                    status,
+                    "Cannot open the app",
+                    &e.to_string(),
+                );
+            }
+        },
+    };
+    let wait = st.config.proxy.container_wait_time + Duration::from_secs(5);
+    if view.status == InstanceStatus::Starting
+        && let Some(mut rx) = st.manager.watch(&view.id)
+    {
+        let _ =
+            tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting)).await;
+    }
+    match st.manager.routes().get(&view.id) {
+        Some(route) => forward(&st, &ctx, session, route, &rest, req).await,
+        None => {
+            let latest = st.manager.get(&view.id);
+            let (reason, lines) = match latest {
+                Some(v) => (
+                    v.reason.unwrap_or_else(|| "the app is not running".into()),
+                    v.log_lines,
+                ),
+                None => ("the app was stopped".into(), Vec::new()),
+            };
+            failure_page(
+                &st,
+                Some(session),
+                StatusCode::BAD_GATEWAY,
+                "The app could not start",
+                &reason,
+                &lines,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_id;
+
+    #[test]
+    fn splits_the_id_from_the_rest() {
+        assert_eq!(
+            split_id("/app_proxy/abc/x/y", "/app_proxy/"),
+            Some(("abc".into(), "/x/y".into()))
+        );
+        assert_eq!(
+            split_id("/app_proxy/abc/", "/app_proxy/"),
+            Some(("abc".into(), "/".into()))
+        );
+        assert_eq!(split_id("/app_proxy/abc", "/app_proxy/"), None);
+    }
+}

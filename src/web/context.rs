@@ -1,0 +1,149 @@
+//! Per-request facts every handler needs (who is asking, over what, from where), resolved once
+//! by a middleware, and the extractors built on them.
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode, header};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use super::{AppState, cookies, errors::ApiError};
+use crate::auth::session::COOKIE_NAME;
+use crate::auth::{Identity, Session, csrf};
+use crate::config::AuthMethod;
+
+#[derive(Clone)]
+pub struct RequestCtx {
+    pub session: Option<Session>,
+    pub secure: bool,
+    pub client_ip: IpAddr,
+}
+
+impl RequestCtx {
+    pub fn scheme(&self) -> &'static str {
+        if self.secure { "https" } else { "http" }
+    }
+}
+
+pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let client_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let secure = st.config.server.secure_cookies || cookies::forwarded_https(req.headers());
+    let mut session = match cookies::read(req.headers(), COOKIE_NAME) {
+        Some(id) => st.sessions.load(&id).await,
+        None => None,
+    };
+    let mut new_cookie = None;
+    if session.is_none() && st.config.proxy.authentication == AuthMethod::None {
+        // Without login every browser is its own anonymous user, so instances stay private.
+        let s = Session::new(Identity {
+            user: format!("anonymous-{}", &crate::auth::session::random_token()[..10]),
+            groups: Vec::new(),
+            is_admin: false,
+        });
+        st.sessions.save(&s).await;
+        new_cookie = cookies::set(COOKIE_NAME, &s.id, secure, st.config.proxy.same_site_cookie);
+        session = Some(s);
+    }
+    req.extensions_mut().insert(RequestCtx {
+        session,
+        secure,
+        client_ip,
+    });
+    let mut resp = next.run(req).await;
+    if let Some(c) = new_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn ctx(parts: &Parts) -> Option<&RequestCtx> {
+    parts.extensions.get::<RequestCtx>()
+}
+
+/// A logged-in user on a page; anyone else is sent to the login page.
+pub struct PageUser(pub Session);
+
+impl FromRequestParts<Arc<AppState>> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, Response> {
+        match ctx(parts).and_then(|c| c.session.clone()) {
+            Some(s) => Ok(PageUser(s)),
+            None => Err(login_redirect(
+                parts.uri.path_and_query().map(|p| p.as_str()),
+            )),
+        }
+    }
+}
+
+pub fn login_redirect(next: Option<&str>) -> Response {
+    let next = next.unwrap_or("/");
+    Redirect::to(&format!("/login?next={}", urlencoding::encode(next))).into_response()
+}
+
+/// A caller of the JSON API: a session cookie (state-changing calls must carry the CSRF token
+/// in `X-CSRF-Token`) or HTTP Basic credentials for scripts.
+pub struct ApiUser(pub Identity);
+
+impl FromRequestParts<Arc<AppState>> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
+        if let Some(session) = ctx(parts).and_then(|c| c.session.clone()) {
+            let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+            let token = parts
+                .headers
+                .get(csrf::HEADER)
+                .and_then(|v| v.to_str().ok());
+            if !safe && !csrf::matches(&session.csrf, token) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong X-CSRF-Token header",
+                ));
+            }
+            return Ok(ApiUser(session.identity));
+        }
+        if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
+        {
+            let ip = ctx(parts)
+                .map(|c| c.client_ip)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            if let Err(wait) = st.throttle.attempt(&user, ip) {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many login attempts; try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
+            return match st.authenticator.authenticate(&user, &password).await {
+                Ok(identity) => Ok(ApiUser(identity)),
+                Err(e) => {
+                    tracing::warn!(event = "login_failed", %user, %ip, via = "basic", "login failed");
+                    Err(ApiError::unauthorized(e.to_string()))
+                }
+            };
+        }
+        Err(ApiError::unauthorized(
+            "log in first (session cookie or HTTP Basic)",
+        ))
+    }
+}
+
+fn basic_credentials(value: Option<&HeaderValue>) -> Option<(String, String)> {
+    let encoded = value?.to_str().ok()?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}

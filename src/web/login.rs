@@ -1,0 +1,228 @@
+//! Login and logout.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use super::context::RequestCtx;
+use super::{AppState, cookies};
+use crate::auth::session::{COOKIE_NAME, random_token};
+use crate::auth::{Session, csrf};
+use crate::config::AuthMethod;
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+    next: Option<String>,
+}
+
+/// Only same-site paths, so the login page cannot be used to bounce users to another site.
+fn safe_next(next: Option<&str>, fallback: &str) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
+        _ => fallback.to_string(),
+    }
+}
+
+fn render_form(
+    st: &AppState,
+    ctx: &RequestCtx,
+    status: StatusCode,
+    next: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let token = random_token();
+    let page = minijinja::context! {
+        login_csrf => super::v(&token), next => next, username => username, error => error,
+        ..st.page_ctx(None, "", "")
+    };
+    let mut resp = st.templates.render(status, "login.html", page);
+    if let Some(c) = cookies::set(
+        csrf::LOGIN_COOKIE,
+        &token,
+        ctx.secure,
+        st.config.proxy.same_site_cookie,
+    ) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+pub async fn form(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let landing = &st.config.proxy.landing_page;
+    if ctx.session.is_some() || st.config.proxy.authentication == AuthMethod::None {
+        return Redirect::to(&safe_next(q.next.as_deref(), landing)).into_response();
+    }
+    render_form(
+        &st,
+        &ctx,
+        StatusCode::OK,
+        &safe_next(q.next.as_deref(), landing),
+        "",
+        None,
+    )
+}
+
+pub async fn submit(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(f.next.as_deref(), &st.config.proxy.landing_page);
+    let expected = cookies::read(&headers, csrf::LOGIN_COOKIE).unwrap_or_default();
+    if !csrf::matches(&expected, f.csrf.as_deref()) {
+        return render_form(
+            &st,
+            &ctx,
+            StatusCode::FORBIDDEN,
+            &next,
+            &f.username,
+            Some("The login form expired. Please try again."),
+        );
+    }
+    let user = f.username.trim();
+    if let Err(wait) = st.throttle.attempt(user, ctx.client_ip) {
+        tracing::warn!(event = "login_throttled", user, ip = %ctx.client_ip, "too many login attempts");
+        let msg = format!(
+            "Too many login attempts. Try again in {} seconds.",
+            wait.as_secs().max(1)
+        );
+        return render_form(
+            &st,
+            &ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            user,
+            Some(&msg),
+        );
+    }
+    match st.authenticator.authenticate(user, &f.password).await {
+        Ok(identity) => {
+            tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
+            // A new id at login, so a session id planted before login is worthless.
+            if let Some(old) = &ctx.session {
+                st.sessions.delete(&old.id).await;
+            }
+            let session = Session::new(identity);
+            st.sessions.save(&session).await;
+            let mut resp = Redirect::to(&next).into_response();
+            let same_site = st.config.proxy.same_site_cookie;
+            if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            if let Some(c) = cookies::clear(csrf::LOGIN_COOKIE, ctx.secure, same_site) {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            resp
+        }
+        Err(e) => {
+            tracing::warn!(event = "login_failed", user, ip = %ctx.client_ip, reason = %e, "login failed");
+            let status = match e {
+                crate::auth::AuthError::BadCredentials => StatusCode::UNAUTHORIZED,
+                crate::auth::AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            render_form(
+                &st,
+                &ctx,
+                status,
+                &next,
+                user,
+                Some(&format!("{}{}", capitalise(&e.to_string()), ".")),
+            )
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// A plain link to /logout must not log anyone out (that would be a CSRF hole); it shows a
+/// button that posts the form instead.
+pub async fn confirm_logout(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> Response {
+    match &ctx.session {
+        None => Redirect::to("/login").into_response(),
+        Some(s) => super::pages::error_page(
+            &st,
+            Some(s),
+            StatusCode::OK,
+            "Log out?",
+            "Use the “Log out” button at the top right to end your session.",
+        ),
+    }
+}
+
+pub async fn logout(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    let Some(session) = &ctx.session else {
+        return Redirect::to("/login").into_response();
+    };
+    if !csrf::matches(&session.csrf, f.csrf.as_deref()) {
+        return super::pages::error_page(
+            &st,
+            Some(session),
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "Reload the page and try again.",
+        );
+    }
+    st.manager.stop_on_logout(&session.identity.user).await;
+    st.sessions.delete(&session.id).await;
+    tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
+    let mut resp = Redirect::to("/login").into_response();
+    if let Some(c) = cookies::clear(COOKIE_NAME, ctx.secure, st.config.proxy.same_site_cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next(Some("/app/x"), "/"), "/app/x");
+        assert_eq!(safe_next(Some("//evil.example"), "/"), "/");
+        assert_eq!(safe_next(Some("/\\evil.example"), "/"), "/");
+        assert_eq!(safe_next(Some("https://evil.example"), "/"), "/");
+        assert_eq!(safe_next(None, "/home"), "/home");
+    }
+}

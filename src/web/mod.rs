@@ -1,0 +1,84 @@
+//! The HTTP surface: login, portal pages, the JSON API, and the routes into the proxy.
+
+mod api;
+mod app_routes;
+pub mod context;
+pub mod cookies;
+mod errors;
+mod login;
+mod pages;
+mod templates;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{any, get, post};
+use std::sync::Arc;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::{Authenticator, Identity, SessionStore};
+use crate::config::{AuthMethod, Config};
+use crate::lifecycle::Manager;
+use crate::proxy::Proxy;
+
+pub use templates::Templates;
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub manager: Arc<Manager>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub authenticator: Arc<dyn Authenticator>,
+    pub throttle: LoginThrottle,
+    pub proxy: Proxy,
+    pub templates: Templates,
+}
+
+impl AppState {
+    /// The values every page's layout needs.
+    fn page_ctx(&self, user: Option<&Identity>, csrf: &str, nav: &str) -> minijinja::Value {
+        let p = &self.config.proxy;
+        minijinja::context! {
+            title => v(&p.title),
+            logo_url => v(&p.logo_url),
+            favicon => v(&p.favicon_path),
+            user => v(&user),
+            csrf => csrf,
+            nav => nav,
+            can_logout => p.authentication != AuthMethod::None,
+        }
+    }
+}
+
+/// Any serializable value as a template value.
+fn v<T: serde::Serialize + ?Sized>(x: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(x))
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(pages::portal))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", get(login::confirm_logout).post(login::logout))
+        .route("/app/{spec}", get(pages::app_page))
+        .route("/app_direct/{*path}", any(app_routes::app_direct))
+        .route("/app_proxy/{*path}", any(app_routes::app_proxy))
+        .route("/my-apps", get(pages::my_apps))
+        .route("/my-apps/{id}/stop", post(pages::stop_mine))
+        .route("/admin", get(pages::admin))
+        .route("/admin/instances/{id}/stop", post(pages::admin_stop))
+        .route("/api/proxyspec", get(api::specs))
+        .route("/api/proxy", get(api::instances))
+        .route(
+            "/api/proxy/{id}",
+            get(api::instance).post(api::launch).delete(api::stop),
+        )
+        .route("/api/proxy/{id}/status", get(api::status))
+        .route("/heartbeat/{id}", post(api::heartbeat))
+        .route("/actuator/health", get(api::health))
+        .route("/static/style.css", get(pages::stylesheet))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::resolve,
+        ))
+        .with_state(state)
+}

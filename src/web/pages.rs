@@ -1,0 +1,213 @@
+//! The portal's pages: apps, one app, my apps, admin.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use http::{StatusCode, header};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use super::context::{PageUser, RequestCtx};
+use super::{AppState, v};
+use crate::auth::csrf;
+use crate::lifecycle::InstanceStatus;
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+pub async fn portal(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
+    let running: Vec<String> = st
+        .manager
+        .list(Some(&s.identity.user))
+        .into_iter()
+        .filter(|v| v.status == InstanceStatus::Running)
+        .map(|v| v.spec_id)
+        .collect();
+    let apps: Vec<minijinja::Value> = st
+        .config
+        .proxy
+        .specs
+        .iter()
+        .filter(|a| a.allows(&s.identity.user, &s.identity.groups))
+        .map(|a| {
+            minijinja::context! {
+                id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
+                logo_url => v(&a.logo_url), running => running.contains(&a.id),
+            }
+        })
+        .collect();
+    let ctx =
+        minijinja::context! { apps => apps, ..st.page_ctx(Some(&s.identity), &s.csrf, "apps") };
+    st.templates.render(StatusCode::OK, "portal.html", ctx)
+}
+
+pub async fn app_page(
+    State(st): State<Arc<AppState>>,
+    PageUser(s): PageUser,
+    Path(spec_id): Path<String>,
+) -> Response {
+    let Some(spec) = st.config.proxy.spec(&spec_id) else {
+        return error_page(
+            &st,
+            Some(&s),
+            StatusCode::NOT_FOUND,
+            "No such app",
+            "There is no app with this name.",
+        );
+    };
+    if !spec.allows(&s.identity.user, &s.identity.groups) {
+        return error_page(
+            &st,
+            Some(&s),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "You may not open this app.",
+        );
+    }
+    // Re-attach to the user's instance if there is one; the page starts one otherwise.
+    let instance = st.manager.current_for(&s.identity.user, &spec_id);
+    let ctx = minijinja::context! {
+        app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
+        instance => v(&instance),
+        ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")
+    };
+    st.templates.render(StatusCode::OK, "app.html", ctx)
+}
+
+pub async fn my_apps(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
+    let instances = st.manager.list(Some(&s.identity.user));
+    let ctx = minijinja::context! { instances => v(&instances), ..st.page_ctx(Some(&s.identity), &s.csrf, "my-apps") };
+    st.templates.render(StatusCode::OK, "my_apps.html", ctx)
+}
+
+pub async fn stop_mine(
+    State(st): State<Arc<AppState>>,
+    PageUser(s): PageUser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf::matches(&s.csrf, form.csrf.as_deref()) {
+        return csrf_failure(&st, &s);
+    }
+    match st.manager.get(&id) {
+        Some(v) if v.user == s.identity.user => {
+            st.manager.stop(&id, "stopped by its user").await;
+            Redirect::to("/my-apps").into_response()
+        }
+        Some(_) => error_page(
+            &st,
+            Some(&s),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "This is not your app.",
+        ),
+        None => Redirect::to("/my-apps").into_response(),
+    }
+}
+
+pub async fn admin(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
+    if !s.identity.is_admin {
+        return error_page(
+            &st,
+            Some(&s),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only administrators may see this page.",
+        );
+    }
+    let ctx = minijinja::context! {
+        instances => v(&st.manager.list(None)),
+        max_total => st.config.proxy.max_total_instances,
+        ..st.page_ctx(Some(&s.identity), &s.csrf, "admin")
+    };
+    st.templates.render(StatusCode::OK, "admin.html", ctx)
+}
+
+pub async fn admin_stop(
+    State(st): State<Arc<AppState>>,
+    PageUser(s): PageUser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !s.identity.is_admin {
+        return error_page(
+            &st,
+            Some(&s),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only administrators may stop other users' apps.",
+        );
+    }
+    if !csrf::matches(&s.csrf, form.csrf.as_deref()) {
+        return csrf_failure(&st, &s);
+    }
+    st.manager.stop(&id, "stopped by an administrator").await;
+    tracing::info!(event = "admin_stop", admin = %s.identity.user, instance = %id, "admin stopped an app");
+    Redirect::to("/admin").into_response()
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("static/style.css"),
+    )
+        .into_response()
+}
+
+pub async fn not_found(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> Response {
+    error_page(
+        &st,
+        ctx.session.as_ref(),
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing at this address.",
+    )
+}
+
+fn csrf_failure(st: &AppState, s: &crate::auth::Session) -> Response {
+    error_page(
+        st,
+        Some(s),
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "The form was not accepted (missing or stale CSRF token). Reload the page and try again.",
+    )
+}
+
+pub fn error_page(
+    st: &AppState,
+    session: Option<&crate::auth::Session>,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> Response {
+    failure_page(st, session, status, heading, message, &[])
+}
+
+pub fn failure_page(
+    st: &AppState,
+    session: Option<&crate::auth::Session>,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+    log_lines: &[String],
+) -> Response {
+    let (user, csrf) = match session {
+        Some(s) => (Some(&s.identity), s.csrf.as_str()),
+        None => (None, ""),
+    };
+    let ctx = minijinja::context! {
+        heading => heading, message => message, log_lines => v(&log_lines),
+        ..st.page_ctx(user, csrf, "")
+    };
+    st.templates.render(status, "error.html", ctx)
+}

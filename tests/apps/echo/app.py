@@ -1,0 +1,83 @@
+"""A tiny HTTP app for proxy tests: echoes what it received, counts uploads, streams events.
+
+Stdlib only, so the proxy tests need nothing installed. Listens on 127.0.0.1:$PORT.
+"""
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("echo-app: " + (fmt % args) + "\n")
+
+    def send_json(self, obj, status=200):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.startswith("/sse"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            for i in range(3):
+                self.wfile.write(f"data: tick {i}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.close_connection = True
+            return
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        headers = {}
+        for k, v in self.headers.items():
+            headers.setdefault(k.lower(), []).append(v)
+        self.send_json({
+            "path": self.path,
+            "headers": headers,
+            "env": {k: v for k, v in os.environ.items() if k.startswith(("SHINYPROXY_", "VESTIBULE_", "APP_"))},
+            "cwd": os.getcwd(),
+        })
+
+    def do_POST(self):
+        length = self.headers.get("Content-Length")
+        total = 0
+        if length is not None:
+            remaining = int(length)
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                total += len(chunk)
+                remaining -= len(chunk)
+        elif self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                left = size
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    total += len(chunk)
+                    left -= len(chunk)
+                self.rfile.readline()
+        self.send_json({"received": total})
+
+
+if __name__ == "__main__":
+    port = int(os.environ["PORT"])
+    print(f"echo app listening on {port}", flush=True)
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()

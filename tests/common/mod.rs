@@ -1,0 +1,255 @@
+//! A vestibule server run in-process on 127.0.0.1:0, with an HTTP client that logs in like a
+//! browser.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vestibule::config::{AppSpec, AuthMethod, Config, PasswordSpec, UserEntry, embedded_default};
+
+pub const PASSWORD: &str = "correct horse";
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn vestibule_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vestibule"))
+}
+
+/// A spec that runs `cmd` as a local process, with a short wait so failures are quick.
+pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
+    AppSpec {
+        id: id.into(),
+        display_name: format!("App {id}"),
+        description: None,
+        logo_url: None,
+        container_cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        container_image: None,
+        container_env: BTreeMap::new(),
+        container_volumes: Vec::new(),
+        port: 0,
+        target_path: String::new(),
+        access_groups: Vec::new(),
+        access_users: Vec::new(),
+        heartbeat_timeout: None,
+        max_lifetime: None,
+        stop_on_logout: true,
+        max_instances: Some(2),
+        process_workdir: None,
+    }
+}
+
+/// The stdlib-only echo app (tests/apps/echo/app.py).
+pub fn echo_spec(id: &str) -> AppSpec {
+    let script = repo_path("tests/apps/echo/app.py");
+    let mut spec = process_spec(id, &["python3", script.to_str().unwrap_or_default()]);
+    spec.container_env
+        .insert("APP_GREETING".into(), "hello".into());
+    spec
+}
+
+/// Users alice (group `analysts`), bob (group `analysts`) and root (group `admins`, admin).
+pub fn config(specs: Vec<AppSpec>) -> Config {
+    let mut cfg = embedded_default(&vestibule_exe(), String::new());
+    cfg.proxy.authentication = AuthMethod::Simple;
+    cfg.proxy.container_wait_time = Duration::from_secs(15);
+    cfg.proxy.users = ["alice", "bob", "root"]
+        .iter()
+        .map(|name| UserEntry {
+            name: name.to_string(),
+            password: PasswordSpec::Plain(PASSWORD.into()),
+            groups: vec![
+                if *name == "root" {
+                    "admins"
+                } else {
+                    "analysts"
+                }
+                .to_string(),
+            ],
+        })
+        .collect();
+    cfg.proxy.admin_groups = vec!["admins".into()];
+    cfg.proxy.specs = specs;
+    cfg
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub work_dir: PathBuf,
+}
+
+impl TestServer {
+    pub async fn start(cfg: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let work_dir = std::env::temp_dir().join(format!(
+            "vestibule-test-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
+        let opts = vestibule::RunOptions {
+            supervisor_exe: vestibule_exe(),
+            work_dir: work_dir.clone(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(vestibule::run(cfg, opts, listener, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+            work_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Shuts the server down the way SIGTERM would, and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let r = tokio::time::timeout(Duration::from_secs(30), task).await;
+            assert!(matches!(r, Ok(Ok(Ok(())))), "clean shutdown: {r:?}");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: String,
+}
+
+/// The value of a hidden form field in a page.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+impl Browser {
+    pub fn new(server: &TestServer) -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            http,
+            base: server.url(""),
+            csrf: String::new(),
+        }
+    }
+
+    pub async fn login(server: &TestServer, user: &str) -> Self {
+        let mut b = Self::new(server);
+        let resp = b.try_login(user, PASSWORD).await;
+        assert_eq!(resp.status(), 303, "login as {user}");
+        let page = b.get("/").await.text().await.expect("portal");
+        b.csrf = hidden_field(&page, "_csrf").expect("csrf token on the portal");
+        b
+    }
+
+    pub async fn try_login(&self, user: &str, password: &str) -> reqwest::Response {
+        let page = self.get("/login").await.text().await.expect("login page");
+        let token = hidden_field(&page, "_csrf").expect("login csrf");
+        self.http
+            .post(format!("{}/login", self.base))
+            .form(&[
+                ("username", user),
+                ("password", password),
+                ("_csrf", &token),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .expect("post login")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("get")
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header("X-CSRF-Token", &self.csrf)
+            .send()
+            .await
+            .expect("api call")
+    }
+
+    /// Starts an instance of `spec` and waits until it runs or fails; returns its final view.
+    pub async fn launch(&self, spec: &str) -> serde_json::Value {
+        let resp = self
+            .api(reqwest::Method::POST, &format!("/api/proxy/{spec}"))
+            .await;
+        assert_eq!(resp.status(), 201, "launch {spec}");
+        let mut view: serde_json::Value = resp.json().await.expect("view");
+        for _ in 0..60 {
+            if view["status"] != "starting" {
+                return view;
+            }
+            let id = view["id"].as_str().expect("id").to_string();
+            view = self
+                .get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
+                .await
+                .json()
+                .await
+                .expect("status");
+        }
+        panic!("{spec} never left 'starting': {view}");
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // A zombie has exited; only its parent has not reaped it yet.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

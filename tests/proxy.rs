@@ -1,0 +1,212 @@
+//! The data path through a real server and real app processes: forwarding, header hygiene,
+//! isolation between users, streaming.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::Value;
+
+#[tokio::test]
+async fn a_user_reaches_their_app_with_identity_headers_and_the_prefix_stripped() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("echo").await;
+    assert_eq!(view["status"], "running", "{view}");
+    let id = view["id"].as_str().expect("id");
+
+    let resp = alice
+        .http
+        .get(server.url(&format!("/app_proxy/{id}/some/path?q=1")))
+        .header("X-SP-UserId", "root")
+        .send()
+        .await
+        .expect("proxied");
+    assert_eq!(resp.status(), 200);
+    let echo: Value = resp.json().await.expect("json");
+    assert_eq!(echo["path"], "/some/path?q=1");
+    let h = &echo["headers"];
+    assert_eq!(
+        h["x-sp-userid"],
+        serde_json::json!(["alice"]),
+        "spoofed header replaced"
+    );
+    assert_eq!(h["x-sp-usergroups"], serde_json::json!(["analysts"]));
+    assert_eq!(
+        h["host"],
+        serde_json::json!([server.addr.to_string()]),
+        "Host kept with its port"
+    );
+    assert_eq!(h["x-forwarded-proto"], serde_json::json!(["http"]));
+    assert_eq!(h["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
+    let cookies = h["cookie"].to_string();
+    assert!(
+        !cookies.contains("vestibule_session"),
+        "session cookie leaked: {cookies}"
+    );
+    let env = &echo["env"];
+    assert_eq!(env["SHINYPROXY_USERNAME"], "alice");
+    assert_eq!(env["VESTIBULE_USERNAME"], "alice");
+    assert_eq!(env["SHINYPROXY_PUBLIC_PATH"], format!("/app_proxy/{id}/"));
+    assert_eq!(env["SHINYPROXY_PROXY_ID"], id);
+    assert_eq!(
+        env["APP_GREETING"], "hello",
+        "container-env reaches the app"
+    );
+
+    let bare = alice.get(&format!("/app_proxy/{id}")).await;
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], format!("/app_proxy/{id}/"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_user_gets_403_an_admin_gets_through_and_unknown_ids_404() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let bob = Browser::login(&server, "bob").await;
+    let root = Browser::login(&server, "root").await;
+    let view = alice.launch("echo").await;
+    let id = view["id"].as_str().expect("id");
+    let path = format!("/app_proxy/{id}/");
+
+    assert_eq!(bob.get(&path).await.status(), 403);
+    let post = bob
+        .http
+        .post(server.url(&path))
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(post.status(), 403);
+    assert_eq!(
+        bob.get(&format!("/api/proxy/{id}/status")).await.status(),
+        403
+    );
+    assert_eq!(
+        bob.api(Method::DELETE, &format!("/api/proxy/{id}"))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(root.get(&path).await.status(), 200);
+    assert_eq!(
+        alice.get("/app_proxy/0123456789abcdef/").await.status(),
+        404
+    );
+    let anonymous = Browser::new(&server);
+    assert_eq!(anonymous.get(&path).await.status(), 401);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn state_changing_api_calls_need_the_csrf_token() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let no_token = alice
+        .http
+        .post(server.url("/api/proxy/echo"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_token.status(), 403);
+    assert!(
+        alice
+            .get("/api/proxy")
+            .await
+            .json::<Vec<Value>>()
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn scripts_use_http_basic_without_csrf() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let http = reqwest::Client::new();
+    let specs: Vec<Value> = http
+        .get(server.url("/api/proxyspec"))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .await
+        .expect("specs")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(specs[0]["id"], "echo");
+    let wrong = http
+        .get(server.url("/api/proxyspec"))
+        .basic_auth("alice", Some("nope"))
+        .send()
+        .await
+        .expect("specs");
+    assert_eq!(wrong.status(), 401);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_sent_events_flow_as_they_come() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut resp = alice.get(&format!("/app_proxy/{id}/sse")).await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let started = std::time::Instant::now();
+    let first = resp.chunk().await.expect("chunk").expect("some data");
+    assert!(String::from_utf8_lossy(&first).contains("tick 0"));
+    // The app sleeps 0.5 s between events; a buffering proxy would deliver all after 1 s.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(900),
+        "first event was held back"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_large_upload_streams_through_with_bounded_memory() {
+    use futures_util::stream;
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 1024; // 1 GiB
+    let before = peak_rss_kib();
+    let body = stream::iter((0..CHUNKS).map(|_| Ok::<_, std::io::Error>(vec![7u8; CHUNK])));
+    let resp = alice
+        .http
+        .post(server.url(&format!("/app_proxy/{id}/upload")))
+        .header("Content-Length", (CHUNK * CHUNKS).to_string())
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), 200);
+    let got: Value = resp.json().await.expect("json");
+    assert_eq!(got["received"], (CHUNK * CHUNKS) as u64);
+    let grew_mib = (peak_rss_kib() - before) / 1024;
+    assert!(
+        grew_mib < 200,
+        "peak memory grew by {grew_mib} MiB for a 1 GiB upload"
+    );
+    server.shutdown().await;
+}
+
+fn peak_rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
