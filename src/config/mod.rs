@@ -5,6 +5,8 @@
 mod defaults;
 mod diagnostics;
 mod model;
+mod node;
+mod report;
 
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};
