@@ -4,6 +4,11 @@
 
 mod defaults;
 mod diagnostics;
+pub mod env_overrides;
+pub mod expressions;
+mod interpolate;
+mod key_check;
+mod keys;
 mod model;
 mod node;
 mod report;
