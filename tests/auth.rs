@@ -178,6 +178,30 @@ async fn pages_send_anonymous_visitors_to_login_and_back() {
 }
 
 #[tokio::test]
+async fn health_is_also_served_on_the_management_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut cfg = config(vec![echo_spec("echo")]);
+    cfg.server.management_port = Some(port);
+    let server = TestServer::start(cfg).await;
+    let url = format!("http://127.0.0.1:{port}/actuator/health");
+    let up = eventually(std::time::Duration::from_secs(5), || async {
+        match reqwest::get(&url).await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|h| h["status"] == "UP"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(up, "no health on the management port");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn without_authentication_each_browser_is_its_own_user() {
     let mut cfg = config(vec![echo_spec("echo")]);
     cfg.proxy.authentication = vestibule::config::AuthMethod::None;

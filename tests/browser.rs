@@ -255,6 +255,63 @@ async fn demo_app_through_login_portal_and_iframe_with_screenshots() {
 }
 
 #[tokio::test]
+async fn a_failed_launch_shows_the_reason_the_log_and_a_retry_button() {
+    let broken = process_spec(
+        "broken",
+        &[
+            "sh",
+            "-c",
+            "echo 'Error in library(shiny): there is no package called shiny' >&2; exit 1",
+        ],
+    );
+    let server = TestServer::start(config(vec![broken])).await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    c.goto(&server.url("/login")).await.expect("login");
+    c.find(Locator::Id("username"))
+        .await
+        .expect("u")
+        .send_keys("alice")
+        .await
+        .expect("t");
+    c.find(Locator::Id("password"))
+        .await
+        .expect("p")
+        .send_keys(PASSWORD)
+        .await
+        .expect("t");
+    c.find(Locator::Id("login-button"))
+        .await
+        .expect("b")
+        .click()
+        .await
+        .expect("c");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("tile-broken"))
+        .await
+        .expect("tile")
+        .click()
+        .await
+        .expect("open");
+    let reason = wait_text(c, "#reason", |t| !t.is_empty()).await;
+    assert!(reason.contains("exited with code 1"), "{reason}");
+    let log = wait_text(c, "#faillog", |t| !t.is_empty()).await;
+    assert!(log.contains("there is no package called shiny"), "{log}");
+    screenshot(c, "app-failed").await;
+    // Retrying starts a new instance, which fails the same way: the page says so again.
+    c.find(Locator::Id("retry"))
+        .await
+        .expect("retry")
+        .click()
+        .await
+        .expect("click");
+    wait_text(c, "#faillog", |t| t.contains("no package called shiny")).await;
+    chrome.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn shiny_for_python_slider_updates_the_output() {
     let shiny = venv().join("bin/shiny");
     let spec = real_app(

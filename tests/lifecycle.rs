@@ -278,3 +278,23 @@ async fn access_groups_decide_who_may_open_an_app() {
     assert_eq!(root.launch("secret").await["status"], "running");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_instance_is_stopped_at_its_max_lifetime_even_while_in_use() {
+    let mut spec = echo_spec("echo");
+    spec.max_lifetime = Some(Duration::from_secs(2));
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.heartbeat_rate = Duration::from_millis(200);
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let stopped = eventually(Duration::from_secs(8), || async {
+        alice.get(&format!("/app_proxy/{id}/")).await.status() == 404
+    })
+    .await;
+    assert!(stopped, "still running past its max lifetime");
+    server.shutdown().await;
+}
