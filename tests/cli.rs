@@ -76,9 +76,15 @@ fn hash_password_makes_an_argon2_hash() {
     ));
 }
 
-#[tokio::test]
-async fn no_app_process_survives_vestibule_being_killed_with_sigkill() {
-    let dir = std::env::temp_dir().join(format!("vestibule-kill-{}", std::process::id()));
+/// A `vestibule serve` process with one running echo app whose background child's pid is known.
+struct Served {
+    server: std::process::Child,
+    child_pid: i32,
+    app_pids: Vec<i32>,
+}
+
+async fn serve_with_running_app(tag: &str) -> Served {
+    let dir = std::env::temp_dir().join(format!("vestibule-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let pid_file = dir.join("app.pid");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -96,7 +102,7 @@ async fn no_app_process_survives_vestibule_being_killed_with_sigkill() {
         ),
     )
     .expect("config");
-    let mut server = Command::new(vestibule_exe())
+    let server = Command::new(vestibule_exe())
         .args(["serve", "--config", config.to_str().unwrap_or_default()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -136,7 +142,7 @@ async fn no_app_process_survives_vestibule_being_killed_with_sigkill() {
     })
     .await;
     assert!(running);
-    let child: i32 = std::fs::read_to_string(&pid_file)
+    let child_pid: i32 = std::fs::read_to_string(&pid_file)
         .expect("pid")
         .trim()
         .parse()
@@ -150,16 +156,37 @@ async fn no_app_process_survives_vestibule_being_killed_with_sigkill() {
                 .unwrap_or(false)
         })
         .collect();
-    assert!(!app_pids.is_empty() && pid_alive(child));
+    assert!(!app_pids.is_empty() && pid_alive(child_pid));
+    Served {
+        server,
+        child_pid,
+        app_pids,
+    }
+}
 
-    server.kill().expect("SIGKILL");
-    let _ = server.wait();
-    let all_gone = eventually(Duration::from_secs(10), || async {
-        !pid_alive(child) && app_pids.iter().all(|p| !pid_alive(*p))
-    })
-    .await;
-    assert!(
-        all_gone,
-        "orphans survived: child {child}, app {app_pids:?}"
-    );
+impl Served {
+    async fn all_gone(&self) -> bool {
+        eventually(Duration::from_secs(10), || async {
+            !pid_alive(self.child_pid) && self.app_pids.iter().all(|p| !pid_alive(*p))
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn no_app_process_survives_vestibule_being_killed_with_sigkill() {
+    let mut served = serve_with_running_app("kill").await;
+    served.server.kill().expect("SIGKILL");
+    let _ = served.server.wait();
+    assert!(served.all_gone().await, "orphans survived SIGKILL");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_stops_the_apps() {
+    let mut served = serve_with_running_app("term").await;
+    let pid = nix::unistd::Pid::from_raw(served.server.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = served.server.wait().expect("wait");
+    assert!(status.success(), "vestibule exited with {status}");
+    assert!(served.all_gone().await, "apps survived shutdown");
 }

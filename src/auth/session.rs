@@ -89,7 +89,10 @@ impl SessionStore for MemorySessionStore {
     async fn save(&self, session: &Session) {
         self.sessions.insert(
             session.id.clone(),
-            (Arc::new(session.clone()), Instant::now() + self.idle_timeout),
+            (
+                Arc::new(session.clone()),
+                Instant::now() + self.idle_timeout,
+            ),
         );
     }
 
