@@ -10,8 +10,10 @@
 # Settings (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2),
 # BENCH_CONNECTIONS (32), BENCH_THREADS (wrk threads, 1), BENCH_WS_MESSAGES (20000),
 # BENCH_PROXY_CPU / BENCH_LOAD_CPU (CPU numbers for the proxy and for wrk + upstream; default 1
-# and 0 on a machine with two or more CPUs, no pinning on one CPU), BENCH_PORT_BASE (18080:
-# vestibule on it, the upstream on +1, nginx on +2), BENCH_NO_BUILD=1 to skip cargo build.
+# and 0 on a machine with two or more CPUs, no pinning on one CPU), BENCH_PORT_BASE (38080:
+# vestibule on it, the upstream on +1, nginx on +2), BENCH_NO_BUILD=1 to skip cargo build,
+# BENCH_NGINX_EXTRA (directives added to nginx's proxy location, e.g. "proxy_buffering off;"),
+# BENCH_PROFILE=1 and BENCH_HOLD=1 (see below).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +25,7 @@ WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-1}
 WS_MESSAGES=${BENCH_WS_MESSAGES:-20000}
-PORT_BASE=${BENCH_PORT_BASE:-18080}
+PORT_BASE=${BENCH_PORT_BASE:-38080}
 V_PORT=$PORT_BASE
 UP_PORT=$((PORT_BASE + 1))
 NGX_PORT=$((PORT_BASE + 2))
@@ -178,8 +180,14 @@ http {
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto \$scheme;
             proxy_read_timeout 1h;
-            # Default buffers, but never spill a response to disk.
+            # 128 KiB of buffers so a 100 KiB response fits in memory. With the default 8 x 4 KiB
+            # nginx reads and writes a 100 KiB body in page-sized pieces and spends about twice
+            # the CPU per response (measured: ~150 vs ~78 us), which would flatter vestibule.
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+            proxy_busy_buffers_size 32k;
             proxy_max_temp_file_size 0;
+            ${BENCH_NGINX_EXTRA:-}
         }
     }
 }
@@ -266,6 +274,19 @@ NGX_RSS_IDLE=$(rss_kib "${NGX_PIDS[@]}")
 V_RSS_IDLE=$(rss_kib "$V_PID")
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# BENCH_HOLD=1: set everything up, say how to reach it, and wait (for profiling by hand).
+if [[ ${BENCH_HOLD:-} == 1 ]]; then
+    log "holding; Ctrl-C to stop"
+    log "direct http://127.0.0.1:$UP_PORT/ (pid $UP_PID)"
+    log "nginx http://127.0.0.1:$NGX_PORT/ (pids ${NGX_PIDS[*]})"
+    log "vestibule $BASE/app_proxy/$ID/ (pid $V_PID, app pid $V_APP_PID)"
+    log "cookie: $COOKIE"
+    while :; do
+        sleep 3600 &
+        wait $! # a signal interrupts wait (not a foreground sleep), so cleanup runs at once
+    done
+fi
+
 # --- measurements ----------------------------------------------------------------------------
 # wrk prints latencies as 512.00us, 1.23ms or 1.02s; this gives microseconds.
 to_us() {
@@ -339,6 +360,30 @@ run_ws vestibule "ws://127.0.0.1:$V_PORT/app_proxy/$ID/ws" "$V_PID"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 NGX_RSS_AFTER=$(rss_kib "${NGX_PIDS[@]}")
 V_RSS_AFTER=$(rss_kib "$V_PID")
+
+# --- optional profile (after the measurements, so it cannot skew them) ------------------------
+# BENCH_PROFILE=1 samples the vestibule server (and, for comparison, the nginx worker) under the
+# small-response load with perf (software clock: VMs often lack hardware counters) and writes
+# the samples (perf.*.data, with DWARF call graphs) and a flat report next to the results.
+if [[ ${BENCH_PROFILE:-} == 1 ]]; then
+    command -v perf >/dev/null || die "BENCH_PROFILE=1 needs perf (apt-get install linux-perf)"
+    PROF_DIR=$(dirname "$RESULTS")
+    profile() { # name url pid
+        log "profiling $1 for ${DURATION}s"
+        "${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$((DURATION + 2))s" -H "Cookie: $COOKIE" "$2" >/dev/null &
+        local wrk_pid=$!
+        sleep 1
+        perf record -q -e cpu-clock -F 999 --call-graph dwarf,8192 -p "$3" \
+            -o "$PROF_DIR/perf.$1.data" -- sleep "$DURATION" >/dev/null 2>&1
+        wait "$wrk_pid"
+        perf report -i "$PROF_DIR/perf.$1.data" --no-children --no-inline -g none \
+            --sort dso,symbol --stdio --percent-limit 0.3 2>/dev/null |
+            grep -v '^$' >"$PROF_DIR/profile-$1-flat.txt" || true
+        log "flat profile in $PROF_DIR/profile-$1-flat.txt; call graphs: perf report -i $PROF_DIR/perf.$1.data"
+    }
+    profile vestibule-small "$VURL/small" "$V_PID"
+    profile nginx-small "http://127.0.0.1:$NGX_PORT/small" "${NGX_PIDS[1]}"
+fi
 
 # --- report ----------------------------------------------------------------------------------
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
