@@ -90,6 +90,26 @@ pub async fn run(
     });
     spawn_housekeeping(state.clone(), sessions, stopping.clone());
 
+    let management = match config.server.management_port {
+        Some(port) => Some(
+            TcpListener::bind((config.proxy.bind_address, port))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on management port {port}: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(listener) = management {
+        let stop = stopping.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, web::management_router())
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "management server failed");
+            }
+        });
+    }
+
     let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let drained = stopping.clone();
     let server = tokio::spawn(async move {

@@ -210,3 +210,21 @@ fn peak_rss_kib() -> i64 {
         })
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn app_direct_starts_the_app_on_demand_and_serves_it_without_the_portal() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let bare = alice.get("/app_direct/echo").await;
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/app_direct/echo/");
+    let resp = alice.get("/app_direct/echo/deep/path").await;
+    assert_eq!(resp.status(), 200);
+    let echo: Value = resp.json().await.expect("json");
+    assert_eq!(echo["path"], "/deep/path");
+    // The same instance serves the next request.
+    alice.get("/app_direct/echo/").await;
+    let mine: Vec<Value> = alice.get("/api/proxy").await.json().await.expect("list");
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    server.shutdown().await;
+}

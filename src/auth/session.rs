@@ -9,6 +9,7 @@ use base64::Engine;
 use dashmap::DashMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -43,8 +44,9 @@ pub fn random_token() -> String {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// The live session with this id; using it extends its life.
-    async fn load(&self, id: &str) -> Option<Session>;
+    /// The live session with this id; using it extends its life. Shared, because the proxy
+    /// looks it up on every request.
+    async fn load(&self, id: &str) -> Option<Arc<Session>>;
     async fn save(&self, session: &Session);
     async fn delete(&self, id: &str);
 }
@@ -52,7 +54,7 @@ pub trait SessionStore: Send + Sync + 'static {
 /// Sessions in this process's memory; they expire after `idle_timeout` without use.
 pub struct MemorySessionStore {
     idle_timeout: Duration,
-    sessions: DashMap<String, (Session, Instant)>,
+    sessions: DashMap<String, (Arc<Session>, Instant)>,
 }
 
 impl MemorySessionStore {
@@ -72,7 +74,7 @@ impl MemorySessionStore {
 
 #[async_trait]
 impl SessionStore for MemorySessionStore {
-    async fn load(&self, id: &str) -> Option<Session> {
+    async fn load(&self, id: &str) -> Option<Arc<Session>> {
         let now = Instant::now();
         let mut entry = self.sessions.get_mut(id)?;
         if entry.1 <= now {
@@ -87,7 +89,10 @@ impl SessionStore for MemorySessionStore {
     async fn save(&self, session: &Session) {
         self.sessions.insert(
             session.id.clone(),
-            (session.clone(), Instant::now() + self.idle_timeout),
+            (
+                Arc::new(session.clone()),
+                Instant::now() + self.idle_timeout,
+            ),
         );
     }
 

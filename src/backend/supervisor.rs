@@ -52,13 +52,21 @@ pub fn run(cmd: &[OsString]) -> i32 {
         return 1;
     }
 
-    // std resets the signal mask in the child, so the app sees signals normally.
-    let mut child = match Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .env_remove(PARENT_PID_ENV)
-        .process_group(0)
-        .spawn()
-    {
+        .process_group(0);
+    // The blocked signals would be inherited, leaving the app deaf to SIGTERM.
+    // SAFETY: pthread_sigmask is async-signal-safe, as a pre_exec hook requires.
+    unsafe {
+        command.pre_exec(|| {
+            SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             eprintln!(

@@ -1,10 +1,50 @@
 //! Configuration: the file shape of ShinyProxy's `application.yml` (plus vestibule's own keys),
 //! checked into a runtime [`Config`]. Problems are reported as [`Diagnostic`]s that carry
 //! file:line:column.
+//!
+//! Loading goes through these steps, each in its own module:
+//!
+//! 1. `node`: the YAML text becomes a tree of values that remember their line and column;
+//! 2. `interpolate`: `${VAR}` and `${VAR:default}` inside text values are replaced from the
+//!    environment, so `port: ${PORT}` is checked as a number afterwards;
+//! 3. [`env_overrides`]: `VESTIBULE_PROXY__PORT=9000` and the like are laid on top of the file;
+//! 4. `key_check`: every key is looked up in the catalogue (`keys`): a typo is warned about with
+//!    the closest known key, a ShinyProxy key vestibule does not implement yet is warned about
+//!    and ignored;
+//! 5. `check`: values are read with ShinyProxy's units and defaults into [`Config`]; a wrong
+//!    value is an error.
+//!
+//! Every problem of every step is collected, so one run shows them all. App settings are also
+//! scanned for `#{...}` expressions vestibule does not evaluate ([`expressions`]).
+//!
+//! Conventions worth knowing:
+//! - `container-backend` defaults to `docker`, as in ShinyProxy; vestibule's embedded backend
+//!   is `process`.
+//! - Durations are milliseconds (`container-wait-time`, `heartbeat-rate`, `heartbeat-timeout`;
+//!   0 or less switches a timeout off); `max-lifetime` and `default-proxy-max-lifetime` are
+//!   minutes, -1 for none; instance limits take -1 for no limit.
+//! - Group and user lists (`admin-groups`, `access-groups`, a user's `groups`, ...) take one
+//!   name, a list, or a comma-separated string.
+//! - `container-cmd` is a list; a single string is split at whitespace, and one holding quotes
+//!   must be written as a list.
+//! - Keys are matched as Spring Boot matches them, ignoring case, dashes and underscores.
+//! - `authentication` methods other than `none` and `simple`, and `access-expression` rules,
+//!   are errors rather than warnings: ignoring them would let in people the file keeps out.
 
+mod check;
+mod check_specs;
+mod check_users;
+mod convert;
 mod defaults;
 mod diagnostics;
+pub mod env_overrides;
+pub mod expressions;
+mod interpolate;
+mod key_check;
+mod keys;
 mod model;
+mod node;
+mod report;
 
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};
@@ -63,12 +103,31 @@ pub fn load_file(path: &Path, env: &dyn EnvSource) -> Result<Loaded, ConfigError
 }
 
 /// As [`load_file`], from text already read; `path` is only used in messages.
-pub fn load_str(path: &Path, _text: &str, _env: &dyn EnvSource) -> Result<Loaded, ConfigError> {
-    Err(ConfigError::single(Diagnostic::error(
-        path,
-        0,
-        0,
-        "",
-        "config files are not read yet",
-    )))
+pub fn load_str(path: &Path, text: &str, env: &dyn EnvSource) -> Result<Loaded, ConfigError> {
+    let mut root = node::parse(text).map_err(|e| {
+        ConfigError::single(Diagnostic::error(
+            path,
+            e.line,
+            e.column,
+            "",
+            format!("this is not valid YAML: {}", e.message),
+        ))
+    })?;
+    let mut report = report::Report::new(path);
+    interpolate::interpolate(&mut root, "", env, &mut report);
+    env_overrides::apply(&mut root, env, &mut report);
+    key_check::check_keys(&root, &mut report);
+    let config = check::check(&root, path, &mut report);
+
+    let failed = report.has_errors();
+    let mut diagnostics = report.diagnostics;
+    // File order reads best; problems without a line (environment overrides) come last.
+    diagnostics.sort_by_key(|d| (d.line == 0, d.line, d.column));
+    if failed {
+        return Err(ConfigError { diagnostics });
+    }
+    Ok(Loaded {
+        config,
+        warnings: diagnostics,
+    })
 }

@@ -67,30 +67,37 @@ fn is_leader() -> bool {
     true
 }
 
+struct Candidate {
+    id: String,
+    status: InstanceStatus,
+    idle_limit: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    age: Duration,
+}
+
 async fn judge(manager: &Manager) -> Vec<(String, Verdict)> {
-    let candidates: Vec<(
-        String,
-        InstanceStatus,
-        Option<Duration>,
-        Option<Duration>,
-        Duration,
-    )> = {
+    let candidates: Vec<Candidate> = {
         let entries = manager.lock();
         entries
             .iter()
-            .map(|(id, e)| {
-                (
-                    id.clone(),
-                    e.view.borrow().status,
-                    e.spec.heartbeat_timeout,
-                    e.spec.max_lifetime,
-                    e.created.elapsed(),
-                )
+            .map(|(id, e)| Candidate {
+                id: id.clone(),
+                status: e.view.borrow().status,
+                idle_limit: e.spec.heartbeat_timeout,
+                max_lifetime: e.spec.max_lifetime,
+                age: e.created.elapsed(),
             })
             .collect()
     };
     let mut verdicts = Vec::new();
-    for (id, status, idle_limit, max_lifetime, age) in candidates {
+    for Candidate {
+        id,
+        status,
+        idle_limit,
+        max_lifetime,
+        age,
+    } in candidates
+    {
         match status {
             InstanceStatus::Running => {
                 if let Health::Exited(how) = manager.backend.health(&id).await {

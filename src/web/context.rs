@@ -17,7 +17,7 @@ use crate::config::AuthMethod;
 
 #[derive(Clone)]
 pub struct RequestCtx {
-    pub session: Option<Session>,
+    pub session: Option<Arc<Session>>,
     pub secure: bool,
     pub client_ip: IpAddr,
 }
@@ -49,7 +49,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         });
         st.sessions.save(&s).await;
         new_cookie = cookies::set(COOKIE_NAME, &s.id, secure, st.config.proxy.same_site_cookie);
-        session = Some(s);
+        session = Some(Arc::new(s));
     }
     req.extensions_mut().insert(RequestCtx {
         session,
@@ -68,7 +68,7 @@ fn ctx(parts: &Parts) -> Option<&RequestCtx> {
 }
 
 /// A logged-in user on a page; anyone else is sent to the login page.
-pub struct PageUser(pub Session);
+pub struct PageUser(pub Arc<Session>);
 
 impl FromRequestParts<Arc<AppState>> for PageUser {
     type Rejection = Response;
@@ -108,7 +108,7 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                     "missing or wrong X-CSRF-Token header",
                 ));
             }
-            return Ok(ApiUser(session.identity));
+            return Ok(ApiUser(session.identity.clone()));
         }
         if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
         {

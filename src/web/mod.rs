@@ -53,6 +53,11 @@ fn v<T: serde::Serialize + ?Sized>(x: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(x))
 }
 
+/// The management port (`management.server.port`): health for probes, apart from user traffic.
+pub fn management_router() -> Router {
+    Router::new().route("/actuator/health", get(api::health))
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(pages::portal))

@@ -166,7 +166,7 @@ pub async fn not_found(
 ) -> Response {
     error_page(
         &st,
-        ctx.session.as_ref(),
+        ctx.session.as_deref(),
         StatusCode::NOT_FOUND,
         "Not found",
         "There is nothing at this address.",

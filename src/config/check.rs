@@ -1,0 +1,265 @@
+//! From the tree to the checked runtime [`Config`], with ShinyProxy's defaults and units.
+//!
+//! Every reader reports its own problem and falls back to the default, so one pass finds all
+//! problems; the caller discards the config when any of them is an error.
+
+use super::check_specs::{SpecDefaults, check_specs};
+use super::check_users::check_users;
+use super::convert::{self, Fields};
+use super::model::*;
+use super::node::{Node, Value};
+use super::report::Report;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
+    let empty = Node::empty_map();
+    let root = if matches!(root.value, Value::Map(_) | Value::Null) {
+        root
+    } else {
+        report.error(
+            &root.at,
+            "",
+            format!(
+                "the file should be a mapping with a 'proxy:' section, found {}",
+                root.describe()
+            ),
+        );
+        &empty
+    };
+    let top = Fields::of(Some(root), "", report);
+    let proxy = Fields::of(top.get("proxy").map(|(n, _)| n), "proxy", report);
+    let server = Fields::of(top.get("server").map(|(n, _)| n), "server", report);
+    let management = Fields::of(top.get("management").map(|(n, _)| n), "management", report);
+    let management_server = Fields::of(
+        management.get("server").map(|(n, _)| n),
+        "management.server",
+        report,
+    );
+
+    Config {
+        source: Some(source.to_path_buf()),
+        proxy: check_proxy(&proxy, report),
+        server: ServerConfig {
+            secure_cookies: server.boolean("secure-cookies", report).unwrap_or(false),
+            management_port: management_server
+                .get("port")
+                .and_then(|(n, p)| convert::port(n, &p, true, report)),
+        },
+    }
+}
+
+fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
+    let container_backend = backend(proxy, report);
+    let authentication = authentication(proxy, report);
+    let users = check_users(proxy, authentication, report);
+
+    let heartbeat_timeout = proxy
+        .int("heartbeat-timeout", "milliseconds", report)
+        .map_or(Some(Duration::from_millis(60_000)), optional_millis);
+    let default_max_lifetime = minutes(proxy, "default-proxy-max-lifetime", report).unwrap_or(None);
+    let default_max_instances = limit(proxy, "default-max-instances", report).unwrap_or(Some(1));
+    let default_stop_proxy_on_logout = proxy
+        .boolean("default-stop-proxy-on-logout", report)
+        .unwrap_or(true);
+
+    let defaults = SpecDefaults {
+        backend: container_backend,
+        heartbeat_timeout,
+        max_lifetime: default_max_lifetime,
+        stop_on_logout: default_stop_proxy_on_logout,
+        max_instances: default_max_instances,
+    };
+    let specs = check_specs(proxy, &defaults, report);
+
+    ProxyConfig {
+        title: proxy
+            .text("title", report)
+            .unwrap_or_else(|| "ShinyProxy".into()),
+        logo_url: proxy.text("logo-url", report),
+        favicon_path: proxy.text("favicon-path", report),
+        landing_page: proxy
+            .text("landing-page", report)
+            .unwrap_or_else(|| "/".into()),
+        port: proxy
+            .get("port")
+            .and_then(|(n, p)| convert::port(n, &p, true, report))
+            .unwrap_or(8080),
+        bind_address: bind_address(proxy, report),
+        authentication,
+        admin_groups: proxy.text_list("admin-groups", report).unwrap_or_default(),
+        admin_users: proxy.text_list("admin-users", report).unwrap_or_default(),
+        users,
+        container_backend,
+        container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
+        heartbeat_rate: positive_millis(proxy, "heartbeat-rate", 10_000, report),
+        heartbeat_timeout,
+        default_max_instances,
+        max_total_instances: limit(proxy, "max-total-instances", report).unwrap_or(None),
+        default_max_lifetime,
+        default_stop_proxy_on_logout,
+        stop_proxies_on_shutdown: proxy
+            .boolean("stop-proxies-on-shutdown", report)
+            .unwrap_or(true),
+        same_site_cookie: same_site(proxy, report),
+        specs,
+    }
+}
+
+fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
+    const KNOWN: &[&str] = &[
+        "none",
+        "simple",
+        "ldap",
+        "openid",
+        "saml",
+        "webservice",
+        "customHeader",
+        "header",
+        "kerberos",
+    ];
+    let Some((node, path)) = proxy.get("authentication") else {
+        return AuthMethod::None;
+    };
+    match convert::choice(node, &path, KNOWN, report) {
+        Some("none") | None => AuthMethod::None,
+        Some("simple") => AuthMethod::Simple,
+        Some(other) => {
+            report.error(
+                &node.at,
+                &path,
+                format!(
+                    "authentication '{other}' is a ShinyProxy method that vestibule does not \
+                     implement yet; serving the apps without it would leave them unprotected \
+                     (implemented: none, simple)"
+                ),
+            );
+            AuthMethod::None
+        }
+    }
+}
+
+fn backend(proxy: &Fields, report: &mut Report) -> BackendKind {
+    const KNOWN: &[&str] = &["process", "docker", "docker-swarm", "kubernetes", "ecs"];
+    // ShinyProxy's default, kept so that its configs mean the same here.
+    let Some((node, path)) = proxy.get("container-backend") else {
+        return BackendKind::Docker;
+    };
+    match convert::choice(node, &path, KNOWN, report) {
+        Some("process") => BackendKind::Process,
+        Some("docker-swarm") => BackendKind::DockerSwarm,
+        Some("kubernetes") => BackendKind::Kubernetes,
+        Some("ecs") => {
+            report.error(
+                &node.at,
+                &path,
+                "the ecs backend is not supported by vestibule (supported: process, docker, \
+                 docker-swarm, kubernetes)",
+            );
+            BackendKind::Docker
+        }
+        Some(_) | None => BackendKind::Docker,
+    }
+}
+
+fn same_site(proxy: &Fields, report: &mut Report) -> SameSite {
+    let Some((node, path)) = proxy.get("same-site-cookie") else {
+        return SameSite::Lax;
+    };
+    match convert::choice(node, &path, &["Lax", "Strict", "None"], report) {
+        Some("Strict") => SameSite::Strict,
+        Some("None") => SameSite::None,
+        _ => SameSite::Lax,
+    }
+}
+
+fn bind_address(proxy: &Fields, report: &mut Report) -> IpAddr {
+    let default = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let Some((node, path)) = proxy.get("bind-address") else {
+        return default;
+    };
+    let Some(text) = convert::text(node, &path, report) else {
+        return default;
+    };
+    if text.trim().eq_ignore_ascii_case("localhost") {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    }
+    text.trim().parse().unwrap_or_else(|_| {
+        report.error(
+            &node.at,
+            &path,
+            format!(
+                "expected an IP address such as 0.0.0.0 or 127.0.0.1, found {}",
+                node.describe()
+            ),
+        );
+        default
+    })
+}
+
+/// A duration in milliseconds that must be positive.
+fn positive_millis(fields: &Fields, name: &str, default_ms: u64, report: &mut Report) -> Duration {
+    let Some((node, path)) = fields.get(name) else {
+        return Duration::from_millis(default_ms);
+    };
+    match convert::int(node, &path, "milliseconds", report) {
+        Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
+        Some(_) => {
+            report.error(
+                &node.at,
+                &path,
+                format!(
+                    "must be more than 0 milliseconds, found {}",
+                    node.describe()
+                ),
+            );
+            Duration::from_millis(default_ms)
+        }
+        None => Duration::from_millis(default_ms),
+    }
+}
+
+/// ShinyProxy's convention for timeouts: 0 or less switches them off.
+pub fn optional_millis(ms: i64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms.unsigned_abs()))
+}
+
+/// A lifetime in minutes: `Some(None)` when switched off (-1, or any value of 0 or less).
+pub fn minutes(fields: &Fields, name: &str, report: &mut Report) -> Option<Option<Duration>> {
+    let (node, path) = fields.get(name)?;
+    let m = convert::int(node, &path, "minutes", report)?;
+    if m <= 0 {
+        return Some(None);
+    }
+    match m.checked_mul(60) {
+        Some(s) => Some(Some(Duration::from_secs(s.unsigned_abs()))),
+        None => {
+            report.error(&node.at, &path, "this many minutes is too long");
+            None
+        }
+    }
+}
+
+/// A count where -1 means no limit: `Some(None)` for -1.
+pub fn limit(fields: &Fields, name: &str, report: &mut Report) -> Option<Option<u32>> {
+    let (node, path) = fields.get(name)?;
+    let n = convert::int(node, &path, "a count", report)?;
+    if n == -1 {
+        return Some(None);
+    }
+    match u32::try_from(n) {
+        Ok(n) => Some(Some(n)),
+        Err(_) => {
+            report.error(
+                &node.at,
+                &path,
+                format!(
+                    "expected a count of 0 or more, or -1 for no limit, found {}",
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
+}

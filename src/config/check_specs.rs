@@ -1,0 +1,277 @@
+//! `proxy.specs[]`: the apps. Per-app limits are resolved here against the proxy's defaults, so
+//! the runtime reads one value per app.
+
+use super::check::{limit, minutes, optional_millis};
+use super::convert::{self, Fields};
+use super::keys::canonical;
+use super::model::{AppSpec, BackendKind};
+use super::node::{At, Node, Value};
+use super::report::{Report, child, index};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The proxy-wide values a spec falls back to.
+pub struct SpecDefaults {
+    pub backend: BackendKind,
+    pub heartbeat_timeout: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+    pub stop_on_logout: bool,
+    pub max_instances: Option<u32>,
+}
+
+pub fn check_specs(proxy: &Fields, defaults: &SpecDefaults, report: &mut Report) -> Vec<AppSpec> {
+    let Some((node, path)) = proxy.get("specs") else {
+        report.warn(
+            &At::file(0, 0),
+            "proxy.specs",
+            "no apps are configured, so users will find nothing to open",
+        );
+        return Vec::new();
+    };
+    let Value::Seq(items) = &node.value else {
+        report.error(
+            &node.at,
+            &path,
+            format!(
+                "expected a list of apps ('- id: ...'), found {}",
+                node.describe()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut specs = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = index(&path, i);
+        let Some((spec, id_at, id_path)) = check_spec(item, &item_path, defaults, report) else {
+            continue;
+        };
+        if let Some(first) = seen.insert(spec.id.clone(), item_path.clone()) {
+            report.error(
+                &id_at,
+                &id_path,
+                format!(
+                    "app id '{}' is used twice (also by {first}); ids must be unique",
+                    spec.id
+                ),
+            );
+        }
+        specs.push(spec);
+    }
+    specs
+}
+
+fn check_spec(
+    item: &Node,
+    path: &str,
+    defaults: &SpecDefaults,
+    report: &mut Report,
+) -> Option<(AppSpec, At, String)> {
+    let f = Fields::of(Some(item), path, report);
+    if !matches!(item.value, Value::Map(_)) {
+        // Fields::of has said what is wrong; "no id" and the like would only repeat it.
+        return None;
+    }
+    let id = check_id(&f, item, path, report);
+    let process = defaults.backend == BackendKind::Process;
+
+    if let Value::Map(entries) = &item.value {
+        for e in entries {
+            // Access expressions are refused as a whole below; one message is enough.
+            let rule = canonical(&e.key).starts_with("access");
+            if !rule {
+                super::expressions::check(&e.value, &child(path, &e.key), report);
+            }
+        }
+    }
+
+    for rule in ["access-expression", "access-strict-expression"] {
+        if let Some((n, p)) = f.get(rule) {
+            report.error(
+                &n.at,
+                &p,
+                "access expressions are not implemented in vestibule yet; ignoring this rule \
+                 would open the app to more people than intended (use access-groups or \
+                 access-users)",
+            );
+        }
+    }
+
+    let container_cmd = command(&f, report);
+    let mut container_image = f.text("container-image", report);
+    let mut container_volumes = f
+        .get("container-volumes")
+        .and_then(|(n, p)| convert::plain_list(n, &p, report))
+        .unwrap_or_default();
+    let process_workdir = f.text("process-workdir", report).map(PathBuf::from);
+
+    if process {
+        match (f.get("container-cmd"), &container_cmd) {
+            (None, _) => report.error(
+                &item.at,
+                path,
+                format!(
+                    "app '{}' has no container-cmd; with container-backend: process the \
+                     command is what runs the app",
+                    id.as_deref().unwrap_or("?")
+                ),
+            ),
+            (Some((n, p)), Some(cmd)) if cmd.is_empty() => report.error(
+                &n.at,
+                &p,
+                "container-cmd is empty; with container-backend: process the command is what \
+                 runs the app",
+            ),
+            _ => {}
+        }
+        if let Some((n, p)) = f.get("container-image") {
+            report.warn(
+                &n.at,
+                &p,
+                "container-image is ignored with container-backend: process (the app runs as a \
+                 local process)",
+            );
+            container_image = None;
+        }
+        if let Some((n, p)) = f.get("container-volumes") {
+            report.warn(
+                &n.at,
+                &p,
+                "container-volumes do not apply to local processes (container-backend: process) \
+                 and are ignored",
+            );
+            container_volumes.clear();
+        }
+    } else {
+        if container_image.is_none() && f.get("external-url").is_none() {
+            report.error(
+                &item.at,
+                path,
+                format!(
+                    "app '{}' has no container-image, so there is nothing to run",
+                    id.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        if let Some((n, p)) = f.get("process-workdir") {
+            report.warn(
+                &n.at,
+                &p,
+                "process-workdir is only used with container-backend: process; ignored",
+            );
+        }
+    }
+
+    let spec = AppSpec {
+        display_name: f
+            .text("display-name", report)
+            .or_else(|| id.clone())
+            .unwrap_or_default(),
+        description: f.text("description", report),
+        logo_url: f.text("logo-url", report),
+        container_cmd: container_cmd.unwrap_or_default(),
+        container_image,
+        container_env: environment(&f, report),
+        container_volumes,
+        port: f
+            .get("port")
+            .and_then(|(n, p)| convert::port(n, &p, false, report))
+            .unwrap_or(3838),
+        target_path: f.text("target-path", report).unwrap_or_default(),
+        access_groups: f.text_list("access-groups", report).unwrap_or_default(),
+        access_users: f.text_list("access-users", report).unwrap_or_default(),
+        heartbeat_timeout: match f.int("heartbeat-timeout", "milliseconds", report) {
+            Some(ms) => optional_millis(ms),
+            None => defaults.heartbeat_timeout,
+        },
+        max_lifetime: minutes(&f, "max-lifetime", report).unwrap_or(defaults.max_lifetime),
+        stop_on_logout: f
+            .boolean("stop-on-logout", report)
+            .unwrap_or(defaults.stop_on_logout),
+        max_instances: limit(&f, "max-instances", report).unwrap_or(defaults.max_instances),
+        process_workdir: if process { process_workdir } else { None },
+        id: id?,
+    };
+    let (id_at, id_path) = f
+        .get("id")
+        .map(|(n, p)| (n.at.clone(), p))
+        .unwrap_or_else(|| (item.at.clone(), path.to_string()));
+    Some((spec, id_at, id_path))
+}
+
+fn check_id(f: &Fields, item: &Node, path: &str, report: &mut Report) -> Option<String> {
+    let Some((node, id_path)) = f.get("id") else {
+        report.error(
+            &item.at,
+            path,
+            "this app has no id; every app needs an 'id'",
+        );
+        return None;
+    };
+    let id = convert::text(node, &id_path, report)?;
+    let valid = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !valid {
+        report.error(
+            &node.at,
+            &id_path,
+            format!(
+                "an app id may only hold letters, digits, '_', '.' and '-' (it becomes part of \
+                 the app's URL); found {}",
+                node.describe()
+            ),
+        );
+        return None;
+    }
+    Some(id)
+}
+
+/// `container-cmd` as a list of arguments. A single string is split at whitespace, as a person
+/// typing a command line expects; quotes would need a shell's rules, so a string holding quotes
+/// must be written as a list instead.
+fn command(f: &Fields, report: &mut Report) -> Option<Vec<String>> {
+    let (node, path) = f.get("container-cmd")?;
+    match &node.value {
+        Value::Seq(_) => convert::plain_list(node, &path, report),
+        Value::Str(s) if s.contains(['"', '\'', '\\']) => {
+            report.error(
+                &node.at,
+                &path,
+                "write a container-cmd with quotes as a list, one argument per item, e.g. \
+                 [\"R\", \"-e\", \"shiny::runApp()\"]",
+            );
+            None
+        }
+        _ => convert::text(node, &path, report)
+            .map(|t| t.split_whitespace().map(String::from).collect()),
+    }
+}
+
+/// `container-env`: names to text; numbers and booleans are written out as text, and an empty
+/// value is an empty string.
+fn environment(f: &Fields, report: &mut Report) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let Some((node, path)) = f.get("container-env") else {
+        return env;
+    };
+    let Value::Map(entries) = &node.value else {
+        report.error(
+            &node.at,
+            &path,
+            format!("expected 'NAME: value' lines, found {}", node.describe()),
+        );
+        return env;
+    };
+    for e in entries {
+        let p = child(&path, &e.key);
+        if e.value.is_null() {
+            env.insert(e.key.clone(), String::new());
+        } else if let Some(v) = convert::text(&e.value, &p, report) {
+            env.insert(e.key.clone(), v);
+        }
+    }
+    env
+}

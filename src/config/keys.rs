@@ -1,0 +1,466 @@
+//! The catalogue of keys an `application.yml` may hold, and what vestibule does with each.
+//!
+//! Keys are matched the way Spring Boot (and so ShinyProxy) matches them: ignoring case, dashes
+//! and underscores, so `containerBackend`, `container_backend` and `container-backend` are the
+//! same key. Messages always use the kebab-case spelling.
+
+/// What vestibule does with a known key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Read into the runtime config.
+    Used,
+    /// A ShinyProxy setting vestibule does not implement yet: warned about and ignored.
+    NotImplemented,
+    /// Has no effect in vestibule and needs none: accepted without a word.
+    Accepted,
+    /// Has no effect in vestibule, and the user should know why.
+    Ignored(&'static str),
+}
+
+/// What lies below a key.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// A value (or a list of values) whose keys are not checked.
+    Leaf,
+    /// A mapping with known keys.
+    Map(&'static Level),
+    /// A list of mappings with known keys.
+    List(&'static Level),
+    /// One mapping or a list of them (e.g. several LDAP servers).
+    MapOrList(&'static Level),
+    /// A mapping whose keys are the user's own (environment variables, labels).
+    Free,
+}
+
+/// How to treat keys a level does not list.
+#[derive(Debug, Clone, Copy)]
+pub enum Others {
+    /// Probably a typo: warn and suggest the closest known key.
+    Unknown,
+    /// A section of Spring Boot settings: anything else is ignored, for this reason.
+    Ignored(&'static str),
+}
+
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub status: Status,
+    pub shape: Shape,
+}
+
+#[derive(Debug)]
+pub struct Level {
+    pub keys: &'static [Key],
+    pub others: Others,
+}
+
+impl Level {
+    pub fn find(&self, written: &str) -> Option<&'static Key> {
+        let c = canonical(written);
+        self.keys.iter().find(|k| canonical(k.name) == c)
+    }
+}
+
+/// Spring Boot's relaxed form of a key: lower case, without dashes and underscores.
+pub fn canonical(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+const fn used(name: &'static str) -> Key {
+    Key {
+        name,
+        status: Status::Used,
+        shape: Shape::Leaf,
+    }
+}
+
+const fn todo(name: &'static str) -> Key {
+    Key {
+        name,
+        status: Status::NotImplemented,
+        shape: Shape::Leaf,
+    }
+}
+
+const fn accepted(name: &'static str) -> Key {
+    Key {
+        name,
+        status: Status::Accepted,
+        shape: Shape::Leaf,
+    }
+}
+
+const fn ignored(name: &'static str, why: &'static str) -> Key {
+    Key {
+        name,
+        status: Status::Ignored(why),
+        shape: Shape::Leaf,
+    }
+}
+
+const fn section(name: &'static str, status: Status, shape: Shape) -> Key {
+    Key {
+        name,
+        status,
+        shape,
+    }
+}
+
+pub static ROOT: Level = Level {
+    keys: &[
+        section("proxy", Status::Used, Shape::Map(&PROXY)),
+        section("server", Status::Used, Shape::Map(&SERVER)),
+        section("management", Status::Used, Shape::Map(&MANAGEMENT)),
+        section("spring", Status::Accepted, Shape::Map(&SPRING)),
+        section("logging", Status::Accepted, Shape::Map(&LOGGING)),
+    ],
+    others: Others::Unknown,
+};
+
+pub static PROXY: Level = Level {
+    keys: &[
+        used("port"),
+        used("bind-address"),
+        used("title"),
+        used("logo-url"),
+        used("favicon-path"),
+        used("landing-page"),
+        used("authentication"),
+        used("admin-groups"),
+        used("admin-users"),
+        section("users", Status::Used, Shape::List(&USER)),
+        used("container-backend"),
+        used("container-wait-time"),
+        used("heartbeat-rate"),
+        used("heartbeat-timeout"),
+        used("default-max-instances"),
+        used("max-total-instances"),
+        used("default-proxy-max-lifetime"),
+        used("default-stop-proxy-on-logout"),
+        used("stop-proxies-on-shutdown"),
+        used("same-site-cookie"),
+        section("specs", Status::Used, Shape::List(&SPEC)),
+        todo("hide-navbar"),
+        todo("template-path"),
+        todo("template-groups"),
+        todo("recover-running-proxies"),
+        todo("store-mode"),
+        todo("seat-wait-time"),
+        todo("usage-stats-url"),
+        todo("usage-stats-username"),
+        todo("usage-stats-password"),
+        todo("usage-stats-attributes"),
+        todo("my-apps-mode"),
+        todo("logo-width"),
+        todo("logo-height"),
+        todo("container-log-path"),
+        todo("default-webSocket-reconnection-mode"),
+        todo("support"),
+        todo("api-security"),
+        todo("monitoring"),
+        section("docker", Status::NotImplemented, Shape::Map(&DOCKER)),
+        section(
+            "kubernetes",
+            Status::NotImplemented,
+            Shape::Map(&KUBERNETES),
+        ),
+        todo("ecs"),
+        section("ldap", Status::NotImplemented, Shape::MapOrList(&LDAP)),
+        section("openid", Status::NotImplemented, Shape::Map(&OPENID)),
+        section("saml", Status::NotImplemented, Shape::Map(&SAML)),
+        section(
+            "custom-header",
+            Status::NotImplemented,
+            Shape::Map(&CUSTOM_HEADER),
+        ),
+        section(
+            "webservice",
+            Status::NotImplemented,
+            Shape::Map(&WEBSERVICE),
+        ),
+    ],
+    others: Others::Unknown,
+};
+
+pub static USER: Level = Level {
+    keys: &[used("name"), used("password"), used("groups")],
+    others: Others::Unknown,
+};
+
+pub static SPEC: Level = Level {
+    keys: &[
+        used("id"),
+        used("display-name"),
+        used("description"),
+        used("logo-url"),
+        used("container-image"),
+        used("container-cmd"),
+        section("container-env", Status::Used, Shape::Free),
+        used("container-volumes"),
+        used("port"),
+        used("target-path"),
+        used("access-groups"),
+        used("access-users"),
+        used("heartbeat-timeout"),
+        used("max-lifetime"),
+        used("stop-on-logout"),
+        used("max-instances"),
+        used("process-workdir"),
+        // Ignoring an access rule would open the app to more people than intended, so the
+        // checker turns these into errors; the catalogue only has to know them.
+        used("access-expression"),
+        used("access-strict-expression"),
+        todo("container-env-file"),
+        todo("container-network"),
+        todo("container-network-connections"),
+        todo("container-memory-request"),
+        todo("container-memory-limit"),
+        todo("container-cpu-request"),
+        todo("container-cpu-limit"),
+        todo("container-privileged"),
+        todo("container-dns"),
+        todo("port-mapping"),
+        todo("minimum-seats-available"),
+        todo("seats-per-container"),
+        todo("allow-container-re-use"),
+        todo("kubernetes-pod-patches"),
+        todo("kubernetes-additional-manifests"),
+        todo("kubernetes-additional-persistent-manifests"),
+        todo("http-headers"),
+        todo("add-default-http-headers"),
+        todo("websocket-reconnection-mode"),
+        todo("parameters"),
+        todo("docker-device-requests"),
+        todo("docker-runtime"),
+        todo("docker-user"),
+        todo("docker-registry-domain"),
+        todo("docker-registry-username"),
+        todo("docker-registry-password"),
+        todo("labels"),
+        todo("external-url"),
+        todo("template-group"),
+        todo("template-properties"),
+        todo("logo-width"),
+        todo("logo-height"),
+        todo("logo-style"),
+        todo("logo-classes"),
+        todo("always-switch-instance"),
+        todo("track-app-url"),
+        todo("shm-size"),
+        todo("cache-headers-mode"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static DOCKER: Level = Level {
+    keys: &[
+        todo("url"),
+        todo("cert-path"),
+        todo("internal-networking"),
+        todo("port-range-start"),
+        todo("port-range-max"),
+        todo("image-pull-policy"),
+        todo("default-container-network"),
+        todo("privileged"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static KUBERNETES: Level = Level {
+    keys: &[
+        todo("url"),
+        todo("cert-path"),
+        todo("namespace"),
+        todo("internal-networking"),
+        todo("image-pull-policy"),
+        todo("image-pull-secret"),
+        todo("image-pull-secrets"),
+        todo("node-selector"),
+        todo("pod-wait-time"),
+        todo("cluster-domain"),
+        todo("service-type"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static LDAP: Level = Level {
+    keys: &[
+        todo("url"),
+        todo("starttls"),
+        todo("user-dn-pattern"),
+        todo("user-search-base"),
+        todo("user-search-filter"),
+        todo("group-search-base"),
+        todo("group-search-filter"),
+        todo("manager-dn"),
+        todo("manager-password"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static OPENID: Level = Level {
+    keys: &[
+        todo("auth-url"),
+        todo("token-url"),
+        todo("jwks-url"),
+        todo("userinfo-url"),
+        todo("client-id"),
+        todo("client-secret"),
+        todo("scopes"),
+        todo("username-attribute"),
+        todo("roles-claim"),
+        todo("logout-url"),
+        todo("with-pkce"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static SAML: Level = Level {
+    keys: &[
+        todo("idp-metadata-url"),
+        todo("app-entity-id"),
+        todo("app-base-url"),
+        todo("name-attribute"),
+        todo("roles-attribute"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static CUSTOM_HEADER: Level = Level {
+    keys: &[todo("username-header-name"), todo("groups-header-name")],
+    others: Others::Unknown,
+};
+
+pub static WEBSERVICE: Level = Level {
+    keys: &[
+        todo("authentication-url"),
+        todo("authentication-request-body"),
+    ],
+    others: Others::Unknown,
+};
+
+const SPRING_IGNORED: &str = "a Spring Boot setting that vestibule does not use; ignored";
+
+pub static SERVER: Level = Level {
+    keys: &[
+        used("secure-cookies"),
+        todo("frame-options"),
+        section("servlet", Status::Accepted, Shape::Map(&SERVER_SERVLET)),
+        todo("forward-headers-strategy"),
+        ignored(
+            "port",
+            "vestibule listens on proxy.port; server.port is ignored",
+        ),
+    ],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SERVER_SERVLET: Level = Level {
+    keys: &[todo("context-path")],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static MANAGEMENT: Level = Level {
+    keys: &[section(
+        "server",
+        Status::Used,
+        Shape::Map(&MANAGEMENT_SERVER),
+    )],
+    others: Others::Ignored(
+        "management settings other than management.server.port are ignored; \
+         /actuator/health and /actuator/prometheus are always served",
+    ),
+};
+
+pub static MANAGEMENT_SERVER: Level = Level {
+    keys: &[used("port")],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SPRING: Level = Level {
+    keys: &[
+        section("servlet", Status::Accepted, Shape::Map(&SPRING_SERVLET)),
+        todo("session"),
+        todo("redis"),
+        section("data", Status::Accepted, Shape::Map(&SPRING_DATA)),
+        accepted("application"),
+    ],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SPRING_DATA: Level = Level {
+    keys: &[todo("redis")],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SPRING_SERVLET: Level = Level {
+    keys: &[section(
+        "multipart",
+        Status::Accepted,
+        Shape::Map(&MULTIPART),
+    )],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+const STREAMED: &str = "uploads are streamed to the app, so Spring's upload limits do not apply";
+
+pub static MULTIPART: Level = Level {
+    // Accepted silently: the seed sets them, and streaming makes them moot.
+    keys: &[
+        accepted("max-file-size"),
+        accepted("max-request-size"),
+        accepted("enabled"),
+        accepted("file-size-threshold"),
+        accepted("location"),
+    ],
+    others: Others::Ignored(STREAMED),
+};
+
+const LOGS: &str = "vestibule logs to standard error; choose what is logged with RUST_LOG";
+
+pub static LOGGING: Level = Level {
+    keys: &[
+        ignored("file", LOGS),
+        ignored("level", LOGS),
+        ignored("pattern", LOGS),
+        ignored("config", LOGS),
+    ],
+    others: Others::Ignored(LOGS),
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relaxed_names_match() {
+        assert_eq!(
+            PROXY.find("containerBackend").map(|k| k.name),
+            Some("container-backend")
+        );
+        assert_eq!(
+            PROXY.find("container_backend").map(|k| k.name),
+            Some("container-backend")
+        );
+        assert!(PROXY.find("heartbeat-timout").is_none());
+    }
+
+    #[test]
+    fn no_level_lists_a_key_twice() {
+        fn check(level: &Level) {
+            for (i, k) in level.keys.iter().enumerate() {
+                for other in &level.keys[i + 1..] {
+                    assert_ne!(canonical(k.name), canonical(other.name), "{}", k.name);
+                }
+                match k.shape {
+                    Shape::Map(l) | Shape::List(l) | Shape::MapOrList(l) => check(l),
+                    Shape::Leaf | Shape::Free => {}
+                }
+            }
+        }
+        check(&ROOT);
+    }
+}

@@ -1,0 +1,300 @@
+//! Instance lifecycle with real processes: launch failures, crashes, idle culling, limits,
+//! stopping, logout and shutdown, and that no process outlives its instance.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::Value;
+use std::time::Duration;
+
+/// An app that records its pid and that of a background child, so tests can check both die.
+fn pid_recording_spec(id: &str) -> vestibule::config::AppSpec {
+    let script = repo_path("tests/apps/echo/app.py");
+    let cmd = format!(
+        "sleep 1000 & echo $! > \"$VESTIBULE_INSTANCE_DIR/child.pid\"; echo $$ > \"$VESTIBULE_INSTANCE_DIR/app.pid\"; exec python3 {}",
+        script.display()
+    );
+    process_spec(id, &["sh", "-c", &cmd])
+}
+
+async fn app_pids(server: &TestServer, id: &str) -> Vec<i32> {
+    let dir = server.work_dir.join("instances").join(id);
+    let mut pids = Vec::new();
+    for name in ["app.pid", "child.pid"] {
+        let text = tokio::fs::read_to_string(dir.join(name))
+            .await
+            .expect("pid file");
+        pids.push(text.trim().parse().expect("pid"));
+    }
+    pids
+}
+
+#[tokio::test]
+async fn an_app_that_exits_at_once_gives_a_readable_error_with_its_log() {
+    let spec = process_spec(
+        "broken",
+        &[
+            "sh",
+            "-c",
+            "echo 'Error: package shiny is missing' >&2; exit 3",
+        ],
+    );
+    let server = TestServer::start(config(vec![spec])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("broken").await;
+    assert_eq!(view["status"], "failed", "{view}");
+    let reason = view["reason"].as_str().expect("reason");
+    assert!(reason.contains("exited with code 3"), "{reason}");
+    assert!(reason.contains("before it answered"), "{reason}");
+    let lines: Vec<String> = serde_json::from_value(view["log_lines"].clone()).expect("lines");
+    assert!(
+        lines.iter().any(|l| l.contains("package shiny is missing")),
+        "{lines:?}"
+    );
+
+    let missing = process_spec("missing", &["/nonexistent/app-binary"]);
+    let server2 = TestServer::start(config(vec![missing])).await;
+    let bob = Browser::login(&server2, "bob").await;
+    let view = bob.launch("missing").await;
+    assert_eq!(view["status"], "failed");
+    let lines = view["log_lines"].to_string();
+    assert!(
+        lines.contains("cannot start '/nonexistent/app-binary'"),
+        "{lines}"
+    );
+    server.shutdown().await;
+    server2.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_app_that_never_answers_fails_at_the_wait_time() {
+    let mut cfg = config(vec![process_spec("mute", &["sleep", "1000"])]);
+    cfg.proxy.container_wait_time = Duration::from_secs(2);
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("mute").await;
+    assert_eq!(view["status"], "failed");
+    assert!(
+        view["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("did not answer"),
+        "{view}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn stopping_kills_the_app_and_its_children() {
+    let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("pids").await;
+    assert_eq!(view["status"], "running", "{view}");
+    let id = view["id"].as_str().expect("id");
+    let pids = app_pids(&server, id).await;
+    assert!(pids.iter().all(|p| pid_alive(*p)));
+
+    let resp = alice.api(Method::DELETE, &format!("/api/proxy/{id}")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            pids.iter().all(|p| !pid_alive(*p))
+        })
+        .await,
+        "left behind: {pids:?}"
+    );
+    assert_eq!(alice.get(&format!("/app_proxy/{id}/")).await.status(), 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_every_instance() {
+    let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let bob = Browser::login(&server, "bob").await;
+    let a = alice.launch("pids").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let b = bob.launch("pids").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut pids = app_pids(&server, &a).await;
+    pids.extend(app_pids(&server, &b).await);
+    server.shutdown().await;
+    assert!(
+        pids.iter().all(|p| !pid_alive(*p)),
+        "left behind after shutdown: {pids:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_instance_is_culled_after_the_heartbeat_timeout() {
+    let mut spec = echo_spec("echo");
+    spec.heartbeat_timeout = Some(Duration::from_secs(2));
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.heartbeat_rate = Duration::from_millis(200);
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // Traffic keeps it alive…
+    for _ in 0..6 {
+        assert_eq!(alice.get(&format!("/app_proxy/{id}/")).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // …and silence ends it.
+    let gone = eventually(Duration::from_secs(6), || async {
+        alice.get(&format!("/api/proxy/{id}")).await.status() == 404
+    })
+    .await;
+    assert!(gone, "the idle instance is still there");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crashed_app_is_marked_failed_and_can_be_started_again() {
+    let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("pids").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let app_pid = app_pids(&server, &id).await[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(app_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let failed = eventually(Duration::from_secs(5), || async {
+        let v: Value = alice
+            .get(&format!("/api/proxy/{id}"))
+            .await
+            .json()
+            .await
+            .expect("view");
+        v["status"] == "failed"
+    })
+    .await;
+    assert!(failed);
+    let v: Value = alice
+        .get(&format!("/api/proxy/{id}"))
+        .await
+        .json()
+        .await
+        .expect("view");
+    assert!(
+        v["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("stopped unexpectedly"),
+        "{v}"
+    );
+    let again = alice.launch("pids").await;
+    assert_eq!(
+        again["status"], "running",
+        "a failed instance does not block a new one"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn limits_per_user_and_in_total_are_enforced() {
+    let mut spec = echo_spec("echo");
+    spec.max_instances = Some(1);
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.max_total_instances = Some(2);
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let bob = Browser::login(&server, "bob").await;
+    let root = Browser::login(&server, "root").await;
+    alice.launch("echo").await;
+    let second = alice.api(Method::POST, "/api/proxy/echo").await;
+    assert_eq!(second.status(), 429);
+    let msg: Value = second.json().await.expect("json");
+    assert!(
+        msg["message"]
+            .as_str()
+            .expect("message")
+            .contains("stop one first"),
+        "{msg}"
+    );
+    bob.launch("echo").await;
+    let third = root.api(Method::POST, "/api/proxy/echo").await;
+    assert_eq!(third.status(), 429, "global limit");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn logout_stops_the_users_apps() {
+    let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("pids").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let pids = app_pids(&server, &id).await;
+    let resp = alice
+        .http
+        .post(server.url("/logout"))
+        .form(&[("_csrf", alice.csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(resp.status(), 303);
+    assert!(
+        pids.iter().all(|p| !pid_alive(*p)),
+        "apps survive logout: {pids:?}"
+    );
+    assert_eq!(alice.get("/").await.status(), 303, "session is gone");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn access_groups_decide_who_may_open_an_app() {
+    let mut secret = echo_spec("secret");
+    secret.access_groups = vec!["admins".into()];
+    let server = TestServer::start(config(vec![echo_spec("open"), secret])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let specs: Vec<Value> = alice
+        .get("/api/proxyspec")
+        .await
+        .json()
+        .await
+        .expect("specs");
+    let ids: Vec<&str> = specs.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, ["open"]);
+    assert_eq!(
+        alice.api(Method::POST, "/api/proxy/secret").await.status(),
+        403
+    );
+    let portal = alice.get("/").await.text().await.expect("portal");
+    assert!(portal.contains("tile-open") && !portal.contains("tile-secret"));
+    let root = Browser::login(&server, "root").await;
+    assert_eq!(root.launch("secret").await["status"], "running");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_instance_is_stopped_at_its_max_lifetime_even_while_in_use() {
+    let mut spec = echo_spec("echo");
+    spec.max_lifetime = Some(Duration::from_secs(2));
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.heartbeat_rate = Duration::from_millis(200);
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let stopped = eventually(Duration::from_secs(8), || async {
+        alice.get(&format!("/app_proxy/{id}/")).await.status() == 404
+    })
+    .await;
+    assert!(stopped, "still running past its max lifetime");
+    server.shutdown().await;
+}
