@@ -218,18 +218,9 @@ proxy:
 EOF
 # One tokio worker thread: the same one-core budget as nginx's single worker.
 export TOKIO_WORKER_THREADS=1
-if "$BIN/vestibule" check --config "$TMP/vestibule.yml" >"$TMP/check.log" 2>&1; then
-    V_HOW="vestibule serve --config <generated application.yml>"
-    "${pin_proxy[@]}" "$BIN/vestibule" serve --config "$TMP/vestibule.yml" \
-        >"$TMP/vestibule.log" 2>&1 &
-else
-    # The config loader is not merged yet: the same config, built in code (examples/bench_vestibule.rs).
-    [[ -x $BIN/examples/bench_vestibule ]] || die "vestibule cannot read its config: $(cat "$TMP/check.log")"
-    V_HOW="examples/bench_vestibule (config built in code; the loader is not merged yet)"
-    "${pin_proxy[@]}" "$BIN/examples/bench_vestibule" --port "$V_PORT" \
-        --supervisor "$BIN/vestibule" --app "$BIN/examples/bench_upstream" \
-        >"$TMP/vestibule.log" 2>&1 &
-fi
+"$BIN/vestibule" check --config "$TMP/vestibule.yml" >"$TMP/check.log" 2>&1 ||
+    die "vestibule rejects the generated config: $(cat "$TMP/check.log")"
+"${pin_proxy[@]}" "$BIN/vestibule" serve --config "$TMP/vestibule.yml" >"$TMP/vestibule.log" 2>&1 &
 V_PID=$!
 STARTED+=("$V_PID")
 wait_http "http://127.0.0.1:$V_PORT/actuator/health" "vestibule"
@@ -363,7 +354,7 @@ V_RSS_AFTER=$(rss_kib "$V_PID")
 
 # --- optional profile (after the measurements, so it cannot skew them) ------------------------
 # BENCH_PROFILE=1 samples the vestibule server (and, for comparison, the nginx worker) under the
-# small-response load with perf (software clock: VMs often lack hardware counters) and writes
+# small- and 100 KiB-response loads with perf (software clock: VMs often lack hardware counters) and writes
 # the samples (perf.*.data, with DWARF call graphs) and a flat report next to the results.
 if [[ ${BENCH_PROFILE:-} == 1 ]]; then
     command -v perf >/dev/null || die "BENCH_PROFILE=1 needs perf (apt-get install linux-perf)"
@@ -383,6 +374,8 @@ if [[ ${BENCH_PROFILE:-} == 1 ]]; then
     }
     profile vestibule-small "$VURL/small" "$V_PID"
     profile nginx-small "http://127.0.0.1:$NGX_PORT/small" "${NGX_PIDS[1]}"
+    profile vestibule-100k "$VURL/100k" "$V_PID"
+    profile nginx-100k "http://127.0.0.1:$NGX_PORT/100k" "${NGX_PIDS[1]}"
 fi
 
 # --- report ----------------------------------------------------------------------------------
@@ -398,7 +391,7 @@ report() {
     echo "- machine: $NCPU CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), Linux $(uname -r); load average at start $LOAD_START, at end $LOAD_END"
     echo "- wrk: $THREADS thread(s), $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s per case; the same Cookie header on every path"
     echo "- CPU: $PINNING; nginx $(nginx -v 2>&1 | sed 's|.*/||') with 1 worker; vestibule with TOKIO_WORKER_THREADS=1"
-    echo "- vestibule: $V_HOW"
+    echo "- vestibule: \`vestibule serve --config\` on a generated application.yml (process backend)"
     echo "- proxy CPU = utime+stime of the proxy processes (nginx master+worker; the vestibule server only) over the measured run / requests; CLK_TCK=$CLK_TCK"
     echo
     echo "## HTTP"
