@@ -36,7 +36,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut req = args.url.as_str().into_client_request()?;
     if let Some(c) = &args.cookie {
-        req.headers_mut().insert("cookie", HeaderValue::from_str(c)?);
+        req.headers_mut()
+            .insert("cookie", HeaderValue::from_str(c)?);
     }
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     let payload = bytes::Bytes::from(vec![b'w'; args.size]);
