@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use vestibule::config::{self, ProcessEnv, Severity};
 
+mod allocator;
+
+#[global_allocator]
+static ALLOCATOR: allocator::SplitAllocator = allocator::SplitAllocator;
+
 #[derive(Parser)]
 #[command(
     name = "vestibule",
@@ -57,6 +62,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::return_big_blocks_to_the_os();
     let cli = Cli::parse();
     match cli.command {
         Command::Supervise { cmd } => {

@@ -17,6 +17,8 @@ pub struct Route {
     pub owner: String,
     pub spec_id: String,
     pub target: SocketAddr,
+    /// `target` as a URI authority, parsed once rather than per request.
+    pub authority: http::uri::Authority,
     /// `target-path` without a trailing slash ("" for the app's root).
     pub target_path: String,
     epoch: Instant,
@@ -36,6 +38,8 @@ impl Route {
             instance_id,
             owner,
             spec_id,
+            authority: http::uri::Authority::try_from(target.to_string().as_str())
+                .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1")),
             target,
             target_path: target_path.trim_end_matches('/').to_string(),
             epoch: Instant::now(),

@@ -34,6 +34,15 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// For an upgrade, `Connection: upgrade` and `Upgrade` are put back: they are what asks the next
 /// hop to switch protocols.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if !headers.contains_key(header::CONNECTION) && !headers.contains_key(header::UPGRADE) {
+        // The common case: only the fixed list can be present, and usually none of it is.
+        for name in HOP_BY_HOP.iter() {
+            if headers.contains_key(name) {
+                headers.remove(name);
+            }
+        }
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -55,13 +64,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Identity headers for the app. Copies the client sent are removed first, so a user cannot
 /// claim to be someone else.
 pub fn set_identity(headers: &mut HeaderMap, who: &Identity) {
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-sp-"))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
+    let is_ours = |k: &HeaderName| k.as_str().starts_with("x-sp-");
+    if headers.keys().any(is_ours) {
+        let spoofed: Vec<HeaderName> = headers.keys().filter(|k| is_ours(k)).cloned().collect();
+        for name in spoofed {
+            headers.remove(name);
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&who.user) {
         headers.insert(HeaderName::from_static("x-sp-userid"), v);
@@ -93,10 +101,15 @@ pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, schem
 /// vestibule's own cookies are none of the app's business: an app that could read the session
 /// cookie could act as its user elsewhere on the portal.
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
-    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
-    if values.is_empty() {
+    let ours = |v: &HeaderValue| {
+        v.as_bytes()
+            .windows(b"vestibule_".len())
+            .any(|w| w == b"vestibule_")
+    };
+    if !headers.get_all(header::COOKIE).iter().any(ours) {
         return;
     }
+    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
     let mut kept = Vec::new();
     for v in &values {
         let Ok(s) = v.to_str() else { continue };

@@ -5,6 +5,7 @@ pub mod headers;
 mod sse_guard;
 
 use axum::body::Body;
+use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -32,8 +33,9 @@ pub struct Forward<'a> {
     pub identity: &'a Identity,
     pub client_ip: IpAddr,
     pub scheme: &'a str,
-    /// The request path with the public prefix removed, starting with `/`.
-    pub rest: &'a str,
+    /// Where, in the request's path and query, the part after the public prefix starts (it
+    /// starts with `/`). An offset rather than a slice, so the request can be moved.
+    pub rest_at: usize,
 }
 
 #[derive(Clone)]
@@ -62,17 +64,7 @@ impl Proxy {
         let upgrade = headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let query = req
-            .uri()
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        let uri: Uri = format!(
-            "http://{}{}{}{}",
-            f.route.target, f.route.target_path, f.rest, query
-        )
-        .parse()
-        .map_err(|e| ProxyError::Internal(format!("bad upstream address: {e}")))?;
+        let uri = upstream_uri(&f.route, req.uri(), f.rest_at)?;
         let (mut parts, body) = req.into_parts();
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
@@ -82,9 +74,7 @@ impl Proxy {
         headers::set_identity(h, f.identity);
         headers::set_forwarded(h, f.client_ip, f.scheme);
 
-        let mut resp = self
-            .client
-            .request(Request::from_parts(parts, body))
+        let mut resp = Box::pin(self.client.request(Request::from_parts(parts, body)))
             .await
             .map_err(|e| ProxyError::Upstream(error_chain(&e)))?;
 
@@ -134,6 +124,28 @@ impl Proxy {
         };
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The app's URI for a request: the route's address, its target path, and the request's path
+/// and query after the public prefix.
+fn upstream_uri(route: &Route, uri: &Uri, rest_at: usize) -> Result<Uri, ProxyError> {
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let tail = pq
+        .get(rest_at..)
+        .filter(|t| t.starts_with('/'))
+        .unwrap_or("/");
+    let pq = if route.target_path.is_empty() {
+        PathAndQuery::try_from(tail)
+    } else {
+        PathAndQuery::try_from(format!("{}{tail}", route.target_path))
+    }
+    .map_err(|e| ProxyError::Internal(format!("bad upstream path: {e}")))?;
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(route.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| ProxyError::Internal(format!("bad upstream address: {e}")))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

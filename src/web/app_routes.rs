@@ -16,11 +16,12 @@ use crate::auth::Session;
 use crate::lifecycle::{InstanceStatus, Route};
 use crate::proxy::{Forward, ProxyError, add_trailing_slash};
 
-/// Splits `<id>/<rest>` after a route prefix; `None` when the slash after the id is missing.
-fn split_id(path: &str, prefix: &str) -> Option<(String, String)> {
+/// Splits `<prefix><id>/<rest>` into the id and the offset where `/<rest>` starts; `None` when
+/// the slash after the id is missing.
+fn split_id<'a>(path: &'a str, prefix: &str) -> Option<(&'a str, usize)> {
     let after = path.strip_prefix(prefix)?;
     let slash = after.find('/')?;
-    Some((after[..slash].to_string(), after[slash..].to_string()))
+    Some((&after[..slash], prefix.len() + slash))
 }
 
 fn not_logged_in(req: &Request) -> Response {
@@ -42,9 +43,10 @@ pub async fn app_proxy(
     Extension(ctx): Extension<RequestCtx>,
     req: Request,
 ) -> Response {
-    let Some((id, rest)) = split_id(req.uri().path(), "/app_proxy/") else {
+    let Some((id, rest_at)) = split_id(req.uri().path(), "/app_proxy/") else {
         return add_trailing_slash(req.uri());
     };
+    let id = id.to_string();
     let Some(session) = ctx.session.as_ref() else {
         return not_logged_in(&req);
     };
@@ -67,7 +69,7 @@ pub async fn app_proxy(
     if route.owner != session.identity.user && !session.identity.is_admin {
         return forbidden(session, &id);
     }
-    forward(&st, &ctx, session, route, &rest, req).await
+    forward(&st, &ctx, session, route, rest_at, req).await
 }
 
 fn forbidden(session: &Session, id: &str) -> Response {
@@ -84,7 +86,7 @@ async fn forward(
     ctx: &RequestCtx,
     session: &Session,
     route: Arc<Route>,
-    rest: &str,
+    rest_at: usize,
     req: Request,
 ) -> Response {
     let f = Forward {
@@ -92,7 +94,7 @@ async fn forward(
         identity: &session.identity,
         client_ip: ctx.client_ip,
         scheme: ctx.scheme(),
-        rest,
+        rest_at,
     };
     match st.proxy.forward(f, req).await {
         Ok(resp) => resp,
@@ -118,9 +120,10 @@ pub async fn app_direct(
     Extension(ctx): Extension<RequestCtx>,
     req: Request,
 ) -> Response {
-    let Some((spec_id, rest)) = split_id(req.uri().path(), "/app_direct/") else {
+    let Some((spec_id, rest_at)) = split_id(req.uri().path(), "/app_direct/") else {
         return add_trailing_slash(req.uri());
     };
+    let spec_id = spec_id.to_string();
     let Some(session) = ctx.session.as_ref() else {
         return not_logged_in(&req);
     };
@@ -154,7 +157,7 @@ pub async fn app_direct(
             tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting)).await;
     }
     match st.manager.routes().get(&view.id) {
-        Some(route) => forward(&st, &ctx, session, route, &rest, req).await,
+        Some(route) => forward(&st, &ctx, session, route, rest_at, req).await,
         None => {
             let latest = st.manager.get(&view.id);
             let (reason, lines) = match latest {
@@ -182,14 +185,11 @@ mod tests {
 
     #[test]
     fn splits_the_id_from_the_rest() {
-        assert_eq!(
-            split_id("/app_proxy/abc/x/y", "/app_proxy/"),
-            Some(("abc".into(), "/x/y".into()))
-        );
-        assert_eq!(
-            split_id("/app_proxy/abc/", "/app_proxy/"),
-            Some(("abc".into(), "/".into()))
-        );
+        let path = "/app_proxy/abc/x/y";
+        let (id, at) = split_id(path, "/app_proxy/").expect("split");
+        assert_eq!((id, &path[at..]), ("abc", "/x/y"));
+        let (id, at) = split_id("/app_proxy/abc/", "/app_proxy/").expect("split");
+        assert_eq!((id, at), ("abc", 14));
         assert_eq!(split_id("/app_proxy/abc", "/app_proxy/"), None);
     }
 }
