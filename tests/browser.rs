@@ -101,31 +101,32 @@ async fn screenshot(c: &Client, name: &str) {
     }
 }
 
-/// Logs in through the form and opens the app from its portal tile; returns inside the app's
-/// iframe.
-async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str, shot: Option<&str>) {
+/// Fills in and submits the login form, as a person would.
+async fn log_in(c: &Client, server: &TestServer, user: &str, shot: Option<&str>) {
     c.goto(&server.url("/login")).await.expect("login page");
     if let Some(prefix) = shot {
         screenshot(c, &format!("{prefix}-login")).await;
     }
-    c.find(Locator::Id("username"))
-        .await
-        .expect("username")
-        .send_keys(user)
-        .await
-        .expect("type");
-    c.find(Locator::Id("password"))
-        .await
-        .expect("password")
-        .send_keys(PASSWORD)
-        .await
-        .expect("type");
+    for (field, text) in [("username", user), ("password", PASSWORD)] {
+        c.find(Locator::Id(field))
+            .await
+            .expect(field)
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
     c.find(Locator::Id("login-button"))
         .await
-        .expect("button")
+        .expect("login button")
         .click()
         .await
         .expect("click");
+}
+
+/// Logs in through the form and opens the app from its portal tile; returns inside the app's
+/// iframe.
+async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str, shot: Option<&str>) {
+    log_in(c, server, user, shot).await;
     let tile = c
         .wait()
         .at_most(Duration::from_secs(10))
@@ -222,25 +223,7 @@ async fn demo_app_through_login_portal_and_iframe_with_screenshots() {
     // An admin sees alice's instance on the admin page.
     let admin = Chrome::start().await;
     let c = &admin.client;
-    c.goto(&server.url("/login")).await.expect("login");
-    c.find(Locator::Id("username"))
-        .await
-        .expect("u")
-        .send_keys("root")
-        .await
-        .expect("t");
-    c.find(Locator::Id("password"))
-        .await
-        .expect("p")
-        .send_keys(PASSWORD)
-        .await
-        .expect("t");
-    c.find(Locator::Id("login-button"))
-        .await
-        .expect("b")
-        .click()
-        .await
-        .expect("c");
+    log_in(c, &server, "root", None).await;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(".tiles"))
@@ -267,25 +250,7 @@ async fn a_failed_launch_shows_the_reason_the_log_and_a_retry_button() {
     let server = TestServer::start(config(vec![broken])).await;
     let chrome = Chrome::start().await;
     let c = &chrome.client;
-    c.goto(&server.url("/login")).await.expect("login");
-    c.find(Locator::Id("username"))
-        .await
-        .expect("u")
-        .send_keys("alice")
-        .await
-        .expect("t");
-    c.find(Locator::Id("password"))
-        .await
-        .expect("p")
-        .send_keys(PASSWORD)
-        .await
-        .expect("t");
-    c.find(Locator::Id("login-button"))
-        .await
-        .expect("b")
-        .click()
-        .await
-        .expect("c");
+    log_in(c, &server, "alice", None).await;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Id("tile-broken"))

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use super::AppState;
 use super::context::ApiUser;
-use super::errors::ApiError;
+use super::errors::{ApiError, launch_status};
 use crate::auth::Identity;
-use crate::lifecycle::{InstanceStatus, InstanceView, LaunchError};
+use crate::lifecycle::{InstanceStatus, InstanceView};
 
 const MAX_WATCH: Duration = Duration::from_secs(60);
 
@@ -87,15 +87,10 @@ pub async fn launch(
     ApiUser(who): ApiUser,
     Path(spec_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = st.manager.launch(&who, &spec_id).map_err(|e| {
-        let status = match e {
-            LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
-            LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
-            LaunchError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
-            LaunchError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        ApiError::new(status, e.to_string())
-    })?;
+    let view = st
+        .manager
+        .launch(&who, &spec_id)
+        .map_err(|e| ApiError::new(launch_status(&e), e.to_string()))?;
     tracing::info!(event = "launch", user = %who.user, app = %spec_id, instance = %view.id, "launching app");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }

@@ -133,16 +133,10 @@ pub async fn app_direct(
         _ => match st.manager.launch(who, &spec_id) {
             Ok(v) => v,
             Err(e) => {
-                let status = match e {
-                    crate::lifecycle::LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
-                    crate::lifecycle::LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
-                    crate::lifecycle::LaunchError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
-                    crate::lifecycle::LaunchError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-                };
                 return error_page(
                     &st,
                     Some(session),
-                    status,
+                    super::errors::launch_status(&e),
                     "Cannot open the app",
                     &e.to_string(),
                 );

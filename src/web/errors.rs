@@ -4,6 +4,18 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use crate::lifecycle::LaunchError;
+
+/// The HTTP status that tells a client why a launch was refused.
+pub fn launch_status(e: &LaunchError) -> StatusCode {
+    match e {
+        LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
+        LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
+        LaunchError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
+        LaunchError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,

@@ -59,13 +59,7 @@ pub async fn app_page(
         );
     };
     if !spec.allows(&s.identity.user, &s.identity.groups) {
-        return error_page(
-            &st,
-            Some(&s),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "You may not open this app.",
-        );
+        return not_allowed(&st, &s, "You may not open this app.");
     }
     // Re-attach to the user's instance if there is one; the page starts one otherwise.
     let instance = st.manager.current_for(&s.identity.user, &spec_id);
@@ -97,26 +91,14 @@ pub async fn stop_mine(
             st.manager.stop(&id, "stopped by its user").await;
             Redirect::to("/my-apps").into_response()
         }
-        Some(_) => error_page(
-            &st,
-            Some(&s),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "This is not your app.",
-        ),
+        Some(_) => not_allowed(&st, &s, "This is not your app."),
         None => Redirect::to("/my-apps").into_response(),
     }
 }
 
 pub async fn admin(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
     if !s.identity.is_admin {
-        return error_page(
-            &st,
-            Some(&s),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "Only administrators may see this page.",
-        );
+        return not_allowed(&st, &s, "Only administrators may see this page.");
     }
     let ctx = minijinja::context! {
         instances => v(&st.manager.list(None)),
@@ -133,13 +115,7 @@ pub async fn admin_stop(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if !s.identity.is_admin {
-        return error_page(
-            &st,
-            Some(&s),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "Only administrators may stop other users' apps.",
-        );
+        return not_allowed(&st, &s, "Only administrators may stop other users' apps.");
     }
     if !csrf::matches(&s.csrf, form.csrf.as_deref()) {
         return csrf_failure(&st, &s);
@@ -171,6 +147,10 @@ pub async fn not_found(
         "Not found",
         "There is nothing at this address.",
     )
+}
+
+fn not_allowed(st: &AppState, s: &crate::auth::Session, why: &str) -> Response {
+    error_page(st, Some(s), StatusCode::FORBIDDEN, "Not allowed", why)
 }
 
 fn csrf_failure(st: &AppState, s: &crate::auth::Session) -> Response {
