@@ -93,12 +93,15 @@ async fn serve_with_running_app(tag: &str) -> Served {
         .port();
     let config = dir.join("application.yml");
     let echo = repo_path("tests/apps/echo/app.py");
+    // Tests run side by side: an argument unique to this one tells its app processes apart.
+    let marker = format!("marker-{tag}-{}", std::process::id());
     std::fs::write(
         &config,
         format!(
-            "proxy:\n  port: {port}\n  bind-address: 127.0.0.1\n  authentication: simple\n  container-backend: process\n  users:\n  - name: alice\n    password: \"{PASSWORD}\"\n  specs:\n  - id: echo\n    container-cmd: [\"sh\", \"-c\", \"sleep 1000 & echo $! > {pids}; exec python3 {echo}\"]\n",
+            "proxy:\n  port: {port}\n  bind-address: 127.0.0.1\n  authentication: simple\n  container-backend: process\n  users:\n  - name: alice\n    password: \"{PASSWORD}\"\n  specs:\n  - id: echo\n    container-cmd: [\"sh\", \"-c\", \"sleep 1000 & echo $! > {pids}; exec python3 {echo} {marker}\"]\n",
             pids = pid_file.display(),
-            echo = echo.display()
+            echo = echo.display(),
+            marker = marker,
         ),
     )
     .expect("config");
@@ -152,7 +155,7 @@ async fn serve_with_running_app(tag: &str) -> Served {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&*echo.to_string_lossy()))
+                .map(|c| String::from_utf8_lossy(&c).contains(&marker))
                 .unwrap_or(false)
         })
         .collect();
@@ -171,6 +174,18 @@ impl Served {
         })
         .await
     }
+
+    /// The processes still alive, with their command lines, for a failure message.
+    fn survivors(&self) -> Vec<String> {
+        std::iter::once(self.child_pid)
+            .chain(self.app_pids.iter().copied())
+            .filter(|p| pid_alive(*p))
+            .map(|p| {
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+            })
+            .collect()
+    }
 }
 
 #[tokio::test]
@@ -178,7 +193,11 @@ async fn no_app_process_survives_vestibule_being_killed_with_sigkill() {
     let mut served = serve_with_running_app("kill").await;
     served.server.kill().expect("SIGKILL");
     let _ = served.server.wait();
-    assert!(served.all_gone().await, "orphans survived SIGKILL");
+    assert!(
+        served.all_gone().await,
+        "orphans survived SIGKILL: {:?}",
+        served.survivors()
+    );
 }
 
 #[tokio::test]
@@ -188,5 +207,9 @@ async fn sigterm_shuts_down_gracefully_and_stops_the_apps() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     let status = served.server.wait().expect("wait");
     assert!(status.success(), "vestibule exited with {status}");
-    assert!(served.all_gone().await, "apps survived shutdown");
+    assert!(
+        served.all_gone().await,
+        "apps survived shutdown: {:?}",
+        served.survivors()
+    );
 }
