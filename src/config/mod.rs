@@ -32,8 +32,10 @@
 //!   are errors rather than warnings: ignoring them would let in people the file keeps out.
 
 mod check;
+mod check_container;
 mod check_specs;
 mod check_users;
+mod container;
 mod convert;
 mod defaults;
 mod diagnostics;
