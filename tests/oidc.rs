@@ -315,6 +315,6 @@ fn check_reports_a_missing_client_id_and_endpoint_with_their_keys() {
     let text = err.to_string();
     assert!(text.contains("proxy.openid.client-id"), "{text}");
     assert!(text.contains("proxy.openid.token-url"), "{text}");
-    assert!(text.contains("application.yml:3:"), "points at the section: {text}");
+    assert!(text.contains("application.yml:4:"), "points into the section: {text}");
     assert!(!text.contains("client-secret: x"), "{text}");
 }
