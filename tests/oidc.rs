@@ -318,3 +318,63 @@ fn check_reports_a_missing_client_id_and_endpoint_with_their_keys() {
     assert!(text.contains("application.yml:4:"), "points into the section: {text}");
     assert!(!text.contains("client-secret: x"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_an_oidc_login_ends_on_the_portal_with_only_the_permitted_apps() {
+    use common::chrome::Chrome;
+    use fantoccini::Locator;
+
+    let provider = OidcProvider::start(3600).await;
+    let server = TestServer::start(oidc_config(&provider)).await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    c.goto(&server.url("/")).await.expect("open vestibule");
+
+    // vestibule sends the browser to the provider's own login page.
+    let wait = Duration::from_secs(20);
+    chrome.wait_for("#provider-login", wait).await;
+    let at = c.current_url().await.expect("url").to_string();
+    assert!(at.starts_with(&provider.url("/accounts/login/")), "{at}");
+    c.find(Locator::Css("#id_username"))
+        .await
+        .expect("user field")
+        .send_keys("bob")
+        .await
+        .expect("type user");
+    c.find(Locator::Css("#id_password"))
+        .await
+        .expect("password field")
+        .send_keys(oidc_provider::PASSWORD)
+        .await
+        .expect("type password");
+    c.find(Locator::Css("#provider-login"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("sign in");
+
+    chrome.wait_for("#tile-sales-app", wait).await;
+    chrome.screenshot("oidc-portal").await;
+    assert_eq!(
+        c.current_url().await.expect("url").as_str(),
+        server.url("/"),
+        "back on vestibule's portal"
+    );
+    let tiles = c.find_all(Locator::Css(".tile h2")).await.expect("tiles");
+    let mut names = Vec::new();
+    for t in tiles {
+        names.push(t.text().await.expect("tile text"));
+    }
+    assert_eq!(names, ["App sales-app"], "bob (sales) sees only the sales app");
+    let who = c
+        .find(Locator::Css(".who .user"))
+        .await
+        .expect("user name")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(who, "bob");
+    chrome.stop().await;
+    server.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //! browser.
 #![allow(dead_code)]
 
+pub mod chrome;
 pub mod oidc_provider;
 
 use std::collections::BTreeMap;
