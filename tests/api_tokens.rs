@@ -40,7 +40,10 @@ async fn a_token_is_created_used_on_the_api_and_apps_then_revoked_and_refused() 
 
     // The list shows the token but never its value.
     let list = alice.get("/api/tokens").await.text().await.expect("list");
-    assert!(list.contains("nightly report") && !list.contains(&token), "{list}");
+    assert!(
+        list.contains("nightly report") && !list.contains(&token),
+        "{list}"
+    );
 
     // Scripts use it without cookies or CSRF headers.
     let specs = bearer(&server, Method::GET, "/api/proxyspec", &token)
@@ -52,23 +55,38 @@ async fn a_token_is_created_used_on_the_api_and_apps_then_revoked_and_refused() 
         .send()
         .await
         .expect("launch");
-    assert_eq!(launched.status(), 201, "a bearer launch needs no CSRF token");
+    assert_eq!(
+        launched.status(),
+        201,
+        "a bearer launch needs no CSRF token"
+    );
     let view: serde_json::Value = launched.json().await.expect("view");
     assert_eq!(view["user"], "alice", "the token acts as its owner");
     let instance = view["id"].as_str().expect("id").to_string();
     let ok = eventually(std::time::Duration::from_secs(20), || {
-        let r = bearer(&server, Method::GET, &format!("/app_proxy/{instance}/x"), &token).send();
+        let r = bearer(
+            &server,
+            Method::GET,
+            &format!("/app_proxy/{instance}/x"),
+            &token,
+        )
+        .send();
         async move { r.await.is_ok_and(|r| r.status() == 200) }
     })
     .await;
     assert!(ok, "the app answers a bearer request");
-    let echo: serde_json::Value = bearer(&server, Method::GET, &format!("/app_proxy/{instance}/x"), &token)
-        .send()
-        .await
-        .expect("app")
-        .json()
-        .await
-        .expect("echo");
+    let echo: serde_json::Value = bearer(
+        &server,
+        Method::GET,
+        &format!("/app_proxy/{instance}/x"),
+        &token,
+    )
+    .send()
+    .await
+    .expect("app")
+    .json()
+    .await
+    .expect("echo");
     assert_eq!(echo["headers"]["x-sp-userid"][0], "alice");
     assert!(
         echo["headers"].get("authorization").is_none(),
@@ -108,8 +126,15 @@ async fn a_token_is_created_used_on_the_api_and_apps_then_revoked_and_refused() 
         (Method::POST, "/api/proxy/echo".to_string()),
         (Method::GET, format!("/app_proxy/{instance}/x")),
     ] {
-        let resp = bearer(&server, method, &path, &token).send().await.expect("call");
-        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path} after revocation");
+        let resp = bearer(&server, method, &path, &token)
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} after revocation"
+        );
     }
     server.shutdown().await;
 }
@@ -119,7 +144,10 @@ async fn the_tokens_page_shows_a_new_token_once_and_admins_see_everyones() {
     let server = TestServer::start(config(vec![echo_spec("echo")])).await;
     let alice = Browser::login(&server, "alice").await;
     let portal = alice.get("/").await.text().await.expect("portal");
-    assert!(portal.contains("href=\"/tokens\""), "the navbar links the page");
+    assert!(
+        portal.contains("href=\"/tokens\""),
+        "the navbar links the page"
+    );
 
     let created = alice
         .http
@@ -130,7 +158,10 @@ async fn the_tokens_page_shows_a_new_token_once_and_admins_see_everyones() {
         .expect("create on the page");
     assert_eq!(created.status(), 200);
     assert_eq!(
-        created.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+        created
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
         Some("no-store")
     );
     let page = created.text().await.expect("page");
@@ -172,8 +203,17 @@ async fn the_tokens_page_shows_a_new_token_once_and_admins_see_everyones() {
         .filter_map(|t| t["owner"].as_str())
         .collect();
     assert_eq!(owners, ["alice"], "admins see everyone's tokens");
-    let mine: serde_json::Value = alice.get("/api/tokens?all=true").await.json().await.expect("mine");
-    assert_eq!(mine.as_array().map(Vec::len), Some(1), "users only their own");
+    let mine: serde_json::Value = alice
+        .get("/api/tokens?all=true")
+        .await
+        .json()
+        .await
+        .expect("mine");
+    assert_eq!(
+        mine.as_array().map(Vec::len),
+        Some(1),
+        "users only their own"
+    );
 
     let for_bob = root
         .http

@@ -469,7 +469,6 @@ fn unknown_authentication_is_an_error_with_a_suggestion() {
 fn authentication_methods_not_implemented_are_errors() {
     for method in [
         "ldap",
-        "openid",
         "saml",
         "webservice",
         "customHeader",

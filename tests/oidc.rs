@@ -46,7 +46,11 @@ fn client() -> reqwest::Client {
 /// vestibule's /login answers with a redirect to the provider's authorization endpoint.
 async fn authorize_url(http: &reqwest::Client, server: &TestServer) -> String {
     let resp = http.get(server.url("/login")).send().await.expect("login");
-    assert_eq!(resp.status(), 303, "/login sends the browser to the provider");
+    assert_eq!(
+        resp.status(),
+        303,
+        "/login sends the browser to the provider"
+    );
     location(&resp).to_string()
 }
 
@@ -115,7 +119,10 @@ async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_
 
     let portal = b.get("/").await.text().await.expect("portal");
     assert!(portal.contains("alice"), "the portal names the user");
-    assert!(portal.contains("App analysts-app"), "analysts see their app");
+    assert!(
+        portal.contains("App analysts-app"),
+        "analysts see their app"
+    );
     assert!(!portal.contains("App sales-app"), "but not the sales app");
     b.csrf = hidden_field(&portal, "_csrf").expect("csrf");
 
@@ -128,13 +135,15 @@ async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_
         .as_str()
         .expect("the app receives the access token");
     let info = userinfo(&provider, token).await;
-    assert_eq!(info.status(), 200, "the app's token is the provider's real token");
+    assert_eq!(
+        info.status(),
+        200,
+        "the app's token is the provider's real token"
+    );
     let info: serde_json::Value = info.json().await.expect("userinfo json");
     assert_eq!(info["preferred_username"], "alice");
 
-    let resp = b
-        .api(reqwest::Method::POST, "/api/proxy/sales-app")
-        .await;
+    let resp = b.api(reqwest::Method::POST, "/api/proxy/sales-app").await;
     assert_eq!(resp.status(), 403, "alice is not in sales");
 
     let resp = b
@@ -190,7 +199,11 @@ async fn a_forged_state_and_a_replayed_callback_are_refused() {
     assert_eq!(first.status(), 303, "the real callback logs in");
     let again = http.get(&callback).send().await.expect("replay");
     assert_eq!(again.status(), 400, "a callback is good once");
-    let thief = client().get(&callback).send().await.expect("replay elsewhere");
+    let thief = client()
+        .get(&callback)
+        .send()
+        .await
+        .expect("replay elsewhere");
     assert_eq!(thief.status(), 400, "a stolen callback URL is worthless");
     server.shutdown().await;
 }
@@ -205,7 +218,9 @@ async fn capture_callback(http: &reqwest::Client, authorize: &str) -> String {
     }
     let page = resp.text().await.expect("login page");
     let token = hidden_field(&page, "csrfmiddlewaretoken").expect("csrf");
-    let next = hidden_field(&page, "next").unwrap_or_default().replace("&amp;", "&");
+    let next = hidden_field(&page, "next")
+        .unwrap_or_default()
+        .replace("&amp;", "&");
     let action = absolute(&url, "/accounts/login/");
     let mut resp = http
         .post(&action)
@@ -260,9 +275,17 @@ async fn an_expired_access_token_is_refreshed_and_new_apps_get_the_new_one() {
         .to_string();
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(userinfo(&provider, &old).await.status(), 401, "the old token expired");
+    assert_eq!(
+        userinfo(&provider, &old).await.status(),
+        401,
+        "the old token expired"
+    );
     let portal = b.get("/").await;
-    assert_eq!(portal.status(), 200, "the session lives on through a refresh");
+    assert_eq!(
+        portal.status(),
+        200,
+        "the session lives on through a refresh"
+    );
 
     let second = b.launch("analysts-app").await;
     let new = app_env(&b, &second).await["SHINYPROXY_OIDC_ACCESS_TOKEN"]
@@ -270,7 +293,11 @@ async fn an_expired_access_token_is_refreshed_and_new_apps_get_the_new_one() {
         .expect("token")
         .to_string();
     assert_ne!(new, old);
-    assert_eq!(userinfo(&provider, &new).await.status(), 200, "the new token works");
+    assert_eq!(
+        userinfo(&provider, &new).await.status(),
+        200,
+        "the new token works"
+    );
     server.shutdown().await;
 }
 
@@ -305,17 +332,21 @@ async fn explicit_endpoints_and_a_comma_separated_roles_claim_work_without_disco
 #[test]
 fn check_reports_a_missing_client_id_and_endpoint_with_their_keys() {
     let yaml = "proxy:\n  authentication: openid\n  openid:\n    auth-url: https://idp.example/auth\n    client-secret: x\n";
-    let err = vestibule::config::load_str(
+    let loaded = vestibule::config::load_str(
         std::path::Path::new("application.yml"),
         yaml,
         &std::collections::HashMap::<String, String>::new(),
-    )
-    .err()
-    .expect("an incomplete openid section is an error");
+    );
+    let Err(err) = loaded else {
+        panic!("an incomplete openid section is an error");
+    };
     let text = err.to_string();
     assert!(text.contains("proxy.openid.client-id"), "{text}");
     assert!(text.contains("proxy.openid.token-url"), "{text}");
-    assert!(text.contains("application.yml:4:"), "points into the section: {text}");
+    assert!(
+        text.contains("application.yml:4:"),
+        "points into the section: {text}"
+    );
     assert!(!text.contains("client-secret: x"), "{text}");
 }
 
@@ -366,7 +397,11 @@ async fn in_chromium_an_oidc_login_ends_on_the_portal_with_only_the_permitted_ap
     for t in tiles {
         names.push(t.text().await.expect("tile text"));
     }
-    assert_eq!(names, ["App sales-app"], "bob (sales) sees only the sales app");
+    assert_eq!(
+        names,
+        ["App sales-app"],
+        "bob (sales) sees only the sales app"
+    );
     let who = c
         .find(Locator::Css(".who .user"))
         .await

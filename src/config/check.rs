@@ -3,8 +3,8 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
-use super::check_specs::{SpecDefaults, check_specs};
 use super::check_openid::check_openid;
+use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
 use super::convert::{self, Fields};
 use super::model::*;

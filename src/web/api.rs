@@ -1,8 +1,8 @@
 //! The JSON API (ShinyProxy's paths): specs, instances, launch, stop, status with long-poll.
 
-use axum::{Extension, Json};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -90,7 +90,11 @@ pub async fn launch(
 ) -> Result<Response, ApiError> {
     let view = st
         .manager
-        .launch_with_env(&who, &spec_id, super::oidc::login_env(ctx.session.as_deref()))
+        .launch_with_env(
+            &who,
+            &spec_id,
+            super::oidc::login_env(ctx.session.as_deref()),
+        )
         .map_err(|e| ApiError::new(launch_status(&e), e.to_string()))?;
     tracing::info!(event = "launch", user = %who.user, app = %spec_id, instance = %view.id, "launching app");
     Ok((StatusCode::CREATED, Json(view)).into_response())

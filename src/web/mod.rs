@@ -79,8 +79,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/my-apps/{id}/stop", post(pages::stop_mine))
         .route("/tokens", get(tokens::page).post(tokens::page_create))
         .route("/tokens/{id}/revoke", post(tokens::page_revoke))
-        .route("/api/tokens", get(tokens::api_list).post(tokens::api_create))
-        .route("/api/tokens/{id}", axum::routing::delete(tokens::api_revoke))
+        .route(
+            "/api/tokens",
+            get(tokens::api_list).post(tokens::api_create),
+        )
+        .route(
+            "/api/tokens/{id}",
+            axum::routing::delete(tokens::api_revoke),
+        )
         .route("/admin", get(pages::admin))
         .route("/admin/instances/{id}/stop", post(pages::admin_stop))
         .route("/api/proxyspec", get(api::specs))

@@ -32,7 +32,8 @@ pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: S
             let mut resp = Redirect::to(&started.redirect_to).into_response();
             // Lax whatever the session cookie's setting: the provider sends the browser back
             // with a cross-site navigation, on which Strict cookies are withheld.
-            if let Some(c) = cookies::set(PENDING_COOKIE, &started.cookie, ctx.secure, SameSite::Lax)
+            if let Some(c) =
+                cookies::set(PENDING_COOKIE, &started.cookie, ctx.secure, SameSite::Lax)
             {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
@@ -132,7 +133,11 @@ fn failed(st: &AppState, ctx: &RequestCtx, e: &OidcError) -> Response {
         None,
         status,
         "Login failed",
-        &format!("{}{} Log in again from the start page.", capitalised(&e.to_string()), "."),
+        &format!(
+            "{}{} Log in again from the start page.",
+            capitalised(&e.to_string()),
+            "."
+        ),
     )
 }
 
@@ -154,7 +159,11 @@ pub async fn keep_fresh(st: &AppState, session: Arc<Session>) -> Option<Arc<Sess
         st.sessions.delete(&session.id).await;
         return None;
     };
-    let lock = st.oidc_refreshing.entry(session.id.clone()).or_default().clone();
+    let lock = st
+        .oidc_refreshing
+        .entry(session.id.clone())
+        .or_default()
+        .clone();
     let _guard = lock.lock().await;
     // Another request may have refreshed it while this one waited.
     let current = st.sessions.load(&session.id).await?;

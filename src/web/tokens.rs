@@ -44,7 +44,10 @@ pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Op
 /// The identity a new token will act as: the caller's own, or (admins only) another user's,
 /// with the groups `proxy.users` gives them.
 fn owner_for(st: &AppState, who: &Identity, other: Option<&str>) -> Result<Identity, TokenError> {
-    match other.map(str::trim).filter(|u| !u.is_empty() && *u != who.user) {
+    match other
+        .map(str::trim)
+        .filter(|u| !u.is_empty() && *u != who.user)
+    {
         None => Ok(who.clone()),
         Some(_) if !who.is_admin => Err(TokenError::Forbidden),
         Some(user) => {
@@ -221,10 +224,13 @@ pub async fn page_create(
     }
     match create(&st, &s.identity, &f.name, f.user.as_deref()).await {
         Ok((secret, info)) => {
-            let mut resp = render(&st, &ctx, &s, StatusCode::OK, Some((&secret, &info)), None).await;
+            let mut resp =
+                render(&st, &ctx, &s, StatusCode::OK, Some((&secret, &info)), None).await;
             // The page holds a secret: keep it out of caches and the back button.
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
             resp
         }
         Err(e) => render(&st, &ctx, &s, status(&e), None, Some(&e.to_string())).await,

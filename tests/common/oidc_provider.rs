@@ -53,7 +53,10 @@ impl OidcProvider {
             .arg(&data)
             .arg(CLIENT_ID)
             .arg(CLIENT_SECRET)
-            .env("OIDC_ACCESS_TOKEN_SECONDS", access_token_seconds.to_string())
+            .env(
+                "OIDC_ACCESS_TOKEN_SECONDS",
+                access_token_seconds.to_string(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -285,7 +285,10 @@ impl OidcLogin {
         })?;
         let Ok(info) = serde_json::from_slice::<Map<String, Value>>(&body) else {
             // A signed (JWT) userinfo answer: the ID token's claims are used alone.
-            tracing::debug!(url, "userinfo is not plain JSON; using the ID token's claims");
+            tracing::debug!(
+                url,
+                "userinfo is not plain JSON; using the ID token's claims"
+            );
             return Ok(());
         };
         // OpenID Connect Core 5.3.2: a userinfo answer for another subject must be ignored.

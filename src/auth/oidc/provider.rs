@@ -17,8 +17,14 @@ use crate::config::OpenIdConfig;
 
 const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 
-pub type Client =
-    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet, EndpointNotSet>;
+pub type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointNotSet,
+>;
 
 pub struct Endpoints {
     /// `None` when no issuer is configured: ID tokens are then not checked for their issuer.
@@ -38,13 +44,15 @@ impl Endpoints {
             .issuer
             .clone()
             .unwrap_or_else(|| IssuerUrl::from_url(self.auth.url().clone()));
-        Ok(
-            CoreClient::new(ClientId::new(cfg.client_id.clone()), issuer, self.jwks.clone())
-                .set_client_secret(ClientSecret::new(cfg.client_secret.0.clone()))
-                .set_auth_uri(self.auth.clone())
-                .set_token_uri(self.token.clone())
-                .set_redirect_uri(redirect),
+        Ok(CoreClient::new(
+            ClientId::new(cfg.client_id.clone()),
+            issuer,
+            self.jwks.clone(),
         )
+        .set_client_secret(ClientSecret::new(cfg.client_secret.0.clone()))
+        .set_auth_uri(self.auth.clone())
+        .set_token_uri(self.token.clone())
+        .set_redirect_uri(redirect))
     }
 }
 
@@ -101,9 +109,14 @@ impl Provider {
         let auth = match (&cfg.auth_url, &metadata) {
             (Some(u), _) => AuthUrl::new(u.clone()).map_err(|e| url_err("auth-url", e))?,
             (None, Some(m)) => m.authorization_endpoint().clone(),
-            (None, None) => return Err(OidcError::Config("proxy.openid.auth-url is missing".into())),
+            (None, None) => {
+                return Err(OidcError::Config("proxy.openid.auth-url is missing".into()));
+            }
         };
-        let token = match (&cfg.token_url, metadata.as_ref().and_then(|m| m.token_endpoint())) {
+        let token = match (
+            &cfg.token_url,
+            metadata.as_ref().and_then(|m| m.token_endpoint()),
+        ) {
             (Some(u), _) => TokenUrl::new(u.clone()).map_err(|e| url_err("token-url", e))?,
             (None, Some(t)) => t.clone(),
             (None, None) => {
@@ -131,7 +144,9 @@ impl Provider {
                     })?
             }
             (None, Some(m)) => m.jwks().clone(),
-            (None, None) => return Err(OidcError::Config("proxy.openid.jwks-url is missing".into())),
+            (None, None) => {
+                return Err(OidcError::Config("proxy.openid.jwks-url is missing".into()));
+            }
         };
         Ok(Endpoints {
             issuer: metadata.map(|m| m.issuer().clone()),
