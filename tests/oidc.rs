@@ -302,6 +302,57 @@ async fn an_expired_access_token_is_refreshed_and_new_apps_get_the_new_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_ends_when_the_token_expires_and_cannot_be_refreshed() {
+    let mut provider = OidcProvider::start(2).await;
+    let server = TestServer::start(oidc_config(&provider)).await;
+    let b = oidc_login(&server, "alice").await;
+    assert_eq!(b.get("/").await.status(), 200);
+    provider.stop().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let portal = b.get("/").await;
+    assert_eq!(portal.status(), 303, "the expired login is over");
+    assert!(location(&portal).starts_with("/login"));
+    let api = b.get("/api/proxy").await;
+    assert_eq!(api.status(), 401);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_cannot_be_reached_is_reported_as_unavailable() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut cfg = config(vec![echo_spec("echo")]);
+    cfg.proxy.authentication = AuthMethod::OpenId;
+    cfg.proxy.openid = Some(OpenIdConfig {
+        issuer: Some(format!("http://127.0.0.1:{port}/o")),
+        auth_url: None,
+        token_url: None,
+        jwks_url: None,
+        userinfo_url: None,
+        client_id: "x".into(),
+        client_secret: Secret("y".into()),
+        scopes: vec![],
+        username_attribute: "email".into(),
+        roles_claim: None,
+        logout_url: None,
+    });
+    let server = TestServer::start(cfg).await;
+    let resp = client()
+        .get(server.url("/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(resp.status(), 503);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("identity provider is unavailable"), "{body}");
+    assert!(!body.contains("wrong"), "never a wrong password: {body}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_endpoints_and_a_comma_separated_roles_claim_work_without_discovery() {
     let provider = OidcProvider::start(3600).await;
     let mut cfg = oidc_config(&provider);

@@ -84,6 +84,11 @@ impl OidcProvider {
         Self { port, child, data }
     }
 
+    /// Stops the provider, as an outage would.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}/o", self.port)
     }
