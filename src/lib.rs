@@ -97,6 +97,10 @@ pub async fn run(
         api_tokens: auth::api_tokens::ApiTokens::new(Arc::new(
             auth::api_tokens::MemoryTokenStore::default(),
         )),
+        jwt_bearer: match config.proxy.oauth2.clone() {
+            Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),
+            None => None,
+        },
     });
     spawn_housekeeping(state.clone(), sessions, stopping.clone());
 

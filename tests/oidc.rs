@@ -380,6 +380,111 @@ async fn explicit_endpoints_and_a_comma_separated_roles_claim_work_without_disco
     server.shutdown().await;
 }
 
+/// A JWT signed with `key` under the provider's key id.
+fn sign(kid: &str, key: &jsonwebtoken::EncodingKey, claims: serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_bearer_jwts_signed_by_the_provider_are_accepted_and_bad_ones_refused() {
+    let provider = OidcProvider::start(3600).await;
+    let mut cfg = oidc_config(&provider);
+    // Password logins for people; JWTs from the authorization server for scripts.
+    cfg.proxy.authentication = AuthMethod::Simple;
+    cfg.proxy.openid = None;
+    cfg.proxy.oauth2 = Some(vestibule::config::OAuth2Config {
+        jwks_url: provider.url("/o/.well-known/jwks.json"),
+        issuer: Some(provider.issuer()),
+        audience: Some("vestibule-api".into()),
+        username_attribute: "preferred_username".into(),
+        roles_claim: Some("groups".into()),
+    });
+    let server = TestServer::start(cfg).await;
+
+    let jwks: serde_json::Value = reqwest::get(provider.url("/o/.well-known/jwks.json"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
+    let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_string();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&provider.signing_key_pem()).expect("key");
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |aud: &str, exp: u64| {
+        serde_json::json!({
+            "iss": provider.issuer(), "aud": aud, "exp": exp, "iat": now,
+            "sub": "42", "preferred_username": "carol", "groups": ["sales"],
+        })
+    };
+    let call = |token: String| {
+        let url = server.url("/api/proxyspec");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("call")
+        }
+    };
+
+    let good = call(sign(&kid, &key, claims("vestibule-api", now + 60))).await;
+    assert_eq!(
+        good.status(),
+        200,
+        "a token signed by the provider is accepted"
+    );
+    let specs: serde_json::Value = good.json().await.expect("specs");
+    assert_eq!(specs[0]["id"], "sales-app", "with its groups: {specs}");
+    assert_eq!(specs.as_array().map(Vec::len), Some(1), "{specs}");
+
+    let expired = call(sign(&kid, &key, claims("vestibule-api", now - 120))).await;
+    assert_eq!(expired.status(), 401, "an expired token is refused");
+    let elsewhere = call(sign(&kid, &key, claims("another-api", now + 60))).await;
+    assert_eq!(
+        elsewhere.status(),
+        401,
+        "a token for another audience is refused"
+    );
+    let good_token = sign(&kid, &key, claims("vestibule-api", now + 60));
+    let mut parts: Vec<String> = good_token.split('.').map(String::from).collect();
+    let mut forged_claims = claims("vestibule-api", now + 60);
+    forged_claims["groups"] = serde_json::json!(["admins"]);
+    parts[1] = base64_url(&forged_claims.to_string());
+    let tampered = call(parts.join(".")).await;
+    assert_eq!(
+        tampered.status(),
+        401,
+        "a token whose claims were changed is refused"
+    );
+    // The public key as an HMAC secret: the classic algorithm-confusion forgery.
+    let public_jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(jwks["keys"][0].clone()).expect("jwk");
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some(kid.clone());
+    let confused = jsonwebtoken::encode(
+        &hs,
+        &claims("vestibule-api", now + 60),
+        &jsonwebtoken::EncodingKey::from_secret(
+            serde_json::to_string(&public_jwk).expect("jwk").as_bytes(),
+        ),
+    )
+    .expect("hs256");
+    assert_eq!(
+        call(confused).await.status(),
+        401,
+        "HMAC tokens are refused"
+    );
+    server.shutdown().await;
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
 #[test]
 fn check_reports_a_missing_client_id_and_endpoint_with_their_keys() {
     let yaml = "proxy:\n  authentication: openid\n  openid:\n    auth-url: https://idp.example/auth\n    client-secret: x\n";

@@ -3,7 +3,7 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
-use super::check_openid::check_openid;
+use super::check_openid::{check_oauth2, check_openid};
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
 use super::convert::{self, Fields};
@@ -107,6 +107,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         same_site_cookie: same_site(proxy, report),
         specs,
         openid,
+        oauth2: check_oauth2(proxy, report),
     }
 }
 

@@ -1,9 +1,10 @@
-//! `proxy.openid.*`: the identity provider of `authentication: openid`.
+//! `proxy.openid.*`: the identity provider of `authentication: openid`; and `proxy.oauth2.*`,
+//! an authorization server whose bearer JWTs scripts may use.
 //!
 //! No message here ever contains the client secret.
 
 use super::convert::Fields;
-use super::model::{AuthMethod, OpenIdConfig, Secret};
+use super::model::{AuthMethod, OAuth2Config, OpenIdConfig, Secret};
 use super::node::At;
 use super::report::Report;
 
@@ -98,5 +99,42 @@ pub fn check_openid(proxy: &Fields, auth: AuthMethod, report: &mut Report) -> Op
             .unwrap_or_else(|| "email".into()),
         roles_claim: fields.text("roles-claim", report),
         logout_url,
+    })
+}
+
+pub fn check_oauth2(proxy: &Fields, report: &mut Report) -> Option<OAuth2Config> {
+    let (node, path) = proxy.get("oauth2")?;
+    let at = node.at.clone();
+    let fields = Fields::of(Some(node), &path, report);
+    let url = |name: &str, report: &mut Report| -> Option<String> {
+        let (node, path) = fields.get(name)?;
+        let text = super::convert::text(node, &path, report)?;
+        if text.starts_with("https://") || text.starts_with("http://") {
+            Some(text.trim_end().to_string())
+        } else {
+            report.error(
+                &node.at,
+                &path,
+                format!("expected an http:// or https:// URL, found '{text}'"),
+            );
+            None
+        }
+    };
+    let Some(jwks_url) = url("jwks-url", report) else {
+        report.error(
+            &at,
+            "proxy.oauth2.jwks-url",
+            "proxy.oauth2 needs jwks-url, the authorization server's signing keys",
+        );
+        return None;
+    };
+    Some(OAuth2Config {
+        jwks_url,
+        issuer: fields.text("issuer", report),
+        audience: fields.text("resource-id", report),
+        username_attribute: fields
+            .text("username-attribute", report)
+            .unwrap_or_else(|| "sub".into()),
+        roles_claim: fields.text("roles-claim", report),
     })
 }

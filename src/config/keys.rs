@@ -170,6 +170,7 @@ pub static PROXY: Level = Level {
         todo("ecs"),
         section("ldap", Status::NotImplemented, Shape::MapOrList(&LDAP)),
         section("openid", Status::Used, Shape::Map(&OPENID)),
+        section("oauth2", Status::Used, Shape::Map(&OAUTH2)),
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
         section(
             "custom-header",
@@ -316,6 +317,17 @@ pub static OPENID: Level = Level {
         used("logout-url"),
         // vestibule always uses PKCE (S256); providers that do not require it accept it.
         accepted("with-pkce"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static OAUTH2: Level = Level {
+    keys: &[
+        used("jwks-url"),
+        used("issuer"),
+        used("resource-id"),
+        used("username-attribute"),
+        used("roles-claim"),
     ],
     others: Others::Unknown,
 };

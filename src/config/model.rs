@@ -91,6 +91,18 @@ pub struct OpenIdConfig {
     pub logout_url: Option<String>,
 }
 
+/// `proxy.oauth2.*`: accept `Authorization: Bearer <JWT>` signed by a key in `jwks_url`.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub jwks_url: String,
+    /// When set, tokens must name this issuer (`iss`).
+    pub issuer: Option<String>,
+    /// `resource-id`: when set, tokens must be meant for it (`aud`).
+    pub audience: Option<String>,
+    pub username_attribute: String,
+    pub roles_claim: Option<String>,
+}
+
 /// A secret from the config (client secrets): never printed, not even in debug logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -137,6 +149,8 @@ pub struct ProxyConfig {
     pub specs: Vec<AppSpec>,
     /// `proxy.openid`, present exactly when `authentication: openid`.
     pub openid: Option<OpenIdConfig>,
+    /// `proxy.oauth2`: bearer JWTs from an OAuth 2 authorization server, for scripts.
+    pub oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Debug, Clone)]

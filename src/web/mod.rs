@@ -37,6 +37,8 @@ pub struct AppState {
     /// Sessions whose tokens are being refreshed, so concurrent requests refresh once.
     pub oidc_refreshing: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
+    /// `proxy.oauth2`: bearer JWTs from an authorization server.
+    pub jwt_bearer: Option<crate::auth::bearer_jwt::JwtBearer>,
 }
 
 impl AppState {

@@ -14,11 +14,12 @@ use super::errors::ApiError;
 use super::pages::{csrf_failure, error_page, not_allowed};
 use super::{AppState, v};
 use crate::auth::api_tokens::{TOKEN_PREFIX, TokenError, TokenInfo};
+use crate::auth::bearer_jwt::JwtBearer;
 use crate::auth::{Identity, Session, csrf};
 
-/// The owner of a vestibule API token sent as `Authorization: Bearer`. The header is taken off
-/// the request then, so the token never reaches an app; other bearer tokens (an app's own)
-/// pass through untouched.
+/// Who a bearer token vestibule accepts acts as: a vestibule API token, or (with
+/// `proxy.oauth2`) a JWT from the authorization server. Such a header is taken off the request,
+/// so the credential never reaches an app; other bearer tokens (an app's own) pass through.
 pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Option<Identity> {
     let presented = req
         .headers()
@@ -26,8 +27,10 @@ pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Op
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .filter(|t| t.starts_with(TOKEN_PREFIX))?
-        .to_string();
+        .map(String::from)?;
+    if !presented.starts_with(TOKEN_PREFIX) {
+        return jwt_identity(st, req, &presented, ip).await;
+    }
     req.headers_mut().remove(header::AUTHORIZATION);
     match st.api_tokens.authenticate(&presented).await {
         Some((identity, info)) => {
@@ -36,6 +39,33 @@ pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Op
         }
         None => {
             tracing::warn!(event = "login_failed", via = "api_token", %ip, "unknown or revoked API token");
+            None
+        }
+    }
+}
+
+async fn jwt_identity(
+    st: &AppState,
+    req: &mut Request,
+    token: &str,
+    ip: IpAddr,
+) -> Option<Identity> {
+    let jwt = st.jwt_bearer.as_ref()?;
+    if !JwtBearer::looks_like_jwt(token) {
+        return None;
+    }
+    req.headers_mut().remove(header::AUTHORIZATION);
+    match jwt.authenticate(token).await {
+        Ok((user, groups)) => {
+            let is_admin = st.config.proxy.is_admin(&user, &groups);
+            Some(Identity {
+                user,
+                groups,
+                is_admin,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(event = "login_failed", via = "oauth2_jwt", %ip, reason = %e, "bearer JWT refused");
             None
         }
     }

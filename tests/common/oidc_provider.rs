@@ -89,6 +89,11 @@ impl OidcProvider {
         let _ = self.child.kill().await;
     }
 
+    /// The provider's RS256 signing key (PEM), for tests that sign tokens as the provider.
+    pub fn signing_key_pem(&self) -> Vec<u8> {
+        std::fs::read(self.data.join("rsa.pem")).expect("the provider's signing key")
+    }
+
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}/o", self.port)
     }

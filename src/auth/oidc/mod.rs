@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use crate::config::OpenIdConfig;
 use pending::{Pending, PendingLogins};
-use provider::{Provider, error_chain};
+use provider::Provider;
+pub use provider::error_chain;
 
 /// ShinyProxy's (Spring Security's) callback path, so existing client registrations work.
 pub const CALLBACK_PATH: &str = "/login/oauth2/code/shinyproxy";
