@@ -165,12 +165,10 @@ pub async fn keep_fresh(st: &AppState, session: Arc<Session>) -> Option<Arc<Sess
         .or_default()
         .clone();
     let _guard = lock.lock().await;
-    // Another request may have refreshed it while this one waited.
-    let current = st.sessions.load(&session.id).await?;
-    let result = if current.expired() {
-        refresh(st, oidc, &current, tokens).await
-    } else {
-        Some(current)
+    // Another request may have refreshed (or ended) it while this one waited.
+    let result = match st.sessions.load(&session.id).await {
+        Some(current) if current.expired() => refresh(st, oidc, &current, tokens).await,
+        other => other,
     };
     st.oidc_refreshing.remove(&session.id);
     result
