@@ -569,3 +569,18 @@ async fn in_chromium_an_oidc_login_ends_on_the_portal_with_only_the_permitted_ap
     chrome.stop().await;
     server.shutdown().await;
 }
+
+#[test]
+fn check_requires_a_jwks_url_for_oauth2_bearer_tokens() {
+    let yaml = "proxy:\n  oauth2:\n    resource-id: api\n";
+    let loaded = vestibule::config::load_str(
+        std::path::Path::new("application.yml"),
+        yaml,
+        &std::collections::HashMap::<String, String>::new(),
+    );
+    let Err(err) = loaded else {
+        panic!("proxy.oauth2 without jwks-url is an error");
+    };
+    let text = err.to_string();
+    assert!(text.contains("proxy.oauth2.jwks-url"), "{text}");
+}

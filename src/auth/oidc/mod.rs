@@ -329,3 +329,64 @@ fn jwt_payload(jwt: &str) -> Result<Map<String, Value>, OidcError> {
         .map_err(|e| OidcError::Invalid(format!("ID token payload: {e}")))?;
     serde_json::from_slice(&bytes).map_err(|e| OidcError::Invalid(format!("ID token payload: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn login(logout_url: Option<&str>) -> OidcLogin {
+        OidcLogin::new(OpenIdConfig {
+            issuer: Some("https://idp.example".into()),
+            auth_url: None,
+            token_url: None,
+            jwks_url: None,
+            userinfo_url: None,
+            client_id: "c".into(),
+            client_secret: Secret("s".into()),
+            scopes: vec![],
+            username_attribute: "email".into(),
+            roles_claim: None,
+            logout_url: logout_url.map(String::from),
+        })
+        .expect("client")
+    }
+
+    fn tokens() -> OidcTokens {
+        OidcTokens {
+            access_token: "at".into(),
+            id_token: Some("a.b+c".into()),
+            refresh_token: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn logout_adds_the_id_token_hint_unless_the_url_has_one() {
+        let t = tokens();
+        assert_eq!(
+            login(Some("https://idp/logout"))
+                .logout_url(Some(&t))
+                .as_deref(),
+            Some("https://idp/logout?id_token_hint=a.b%2Bc")
+        );
+        assert_eq!(
+            login(Some("https://idp/logout?client_id=x"))
+                .logout_url(Some(&t))
+                .as_deref(),
+            Some("https://idp/logout?client_id=x&id_token_hint=a.b%2Bc")
+        );
+        let fixed = "https://idp/logout?id_token_hint=given";
+        assert_eq!(
+            login(Some(fixed)).logout_url(Some(&t)).as_deref(),
+            Some(fixed)
+        );
+        assert_eq!(login(None).logout_url(Some(&t)), None);
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let text = format!("{:?}", tokens());
+        assert!(!text.contains("at\"") && !text.contains("a.b+c"), "{text}");
+    }
+}
