@@ -208,6 +208,27 @@ async fn a_forged_state_and_a_replayed_callback_are_refused() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_started_in_two_tabs_of_one_browser_both_complete() {
+    let provider = OidcProvider::start(3600).await;
+    let server = TestServer::start(oidc_config(&provider)).await;
+    let http = client();
+    let first_tab = authorize_url(&http, &server).await;
+    let second_tab = authorize_url(&http, &server).await;
+    let resp = login_at_provider(&http, &second_tab, "alice", oidc_provider::PASSWORD).await;
+    assert_eq!(resp.status(), 303, "the second tab logs in");
+    // The first tab goes on; the provider knows alice now and sends it straight back.
+    let mut resp = http.get(&first_tab).send().await.expect("authorize");
+    let mut url = first_tab.clone();
+    while resp.status().is_redirection() && !url.contains("/login/oauth2/code/") {
+        url = absolute(&url, location(&resp));
+        resp = http.get(&url).send().await.expect("follow");
+    }
+    assert!(url.contains("/login/oauth2/code/shinyproxy"), "{url}");
+    assert_eq!(resp.status(), 303, "the first tab's login completes too");
+    server.shutdown().await;
+}
+
 /// Logs in at the provider but stops before vestibule's callback; returns its URL.
 async fn capture_callback(http: &reqwest::Client, authorize: &str) -> String {
     let mut resp = http.get(authorize).send().await.expect("authorize");

@@ -27,7 +27,8 @@ pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: S
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let redirect_uri = format!("{}://{host}{CALLBACK_PATH}", ctx.scheme());
-    match oidc.start(&redirect_uri, next).await {
+    let browser = cookies::read(headers, PENDING_COOKIE);
+    match oidc.start(&redirect_uri, next, browser.as_deref()).await {
         Ok(started) => {
             let mut resp = Redirect::to(&started.redirect_to).into_response();
             // Lax whatever the session cookie's setting: the provider sends the browser back
@@ -89,7 +90,8 @@ pub async fn callback(
             "the callback has no code or no state".into(),
         )),
     };
-    let mut resp = match result {
+    // The pending cookie stays: other tabs of this browser may have logins under way.
+    match result {
         Ok(done) => {
             let is_admin = st.config.proxy.is_admin(&done.user, &done.groups);
             let identity = Identity {
@@ -111,13 +113,7 @@ pub async fn callback(
             resp
         }
         Err(e) => failed(&st, &ctx, &e),
-    };
-    if pending.is_some()
-        && let Some(c) = cookies::clear(PENDING_COOKIE, ctx.secure, SameSite::Lax)
-    {
-        resp.headers_mut().append(header::SET_COOKIE, c);
     }
-    resp
 }
 
 fn failed(st: &AppState, ctx: &RequestCtx, e: &OidcError) -> Response {

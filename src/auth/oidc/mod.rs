@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::OpenIdConfig;
-use pending::{Pending, PendingLogins};
+use pending::{Pending, PendingLogins, TakeError};
 use provider::Provider;
 pub use provider::error_chain;
 
@@ -40,7 +40,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum OidcError {
     #[error("the identity provider is unavailable")]
     Unavailable(String),
-    #[error("the login took too long or was already used; please log in again")]
+    #[error("the login took too long, was already used, or was started in another browser")]
     NoPendingLogin,
     #[error("the login response does not belong to this login (state mismatch)")]
     StateMismatch,
@@ -73,7 +73,7 @@ pub struct LoggedIn {
 }
 
 pub struct Started {
-    /// The value of [`PENDING_COOKIE`].
+    /// The value of [`PENDING_COOKIE`] (the browser's own, when it already had one).
     pub cookie: String,
     /// The provider's authorization URL.
     pub redirect_to: String,
@@ -102,8 +102,15 @@ impl OidcLogin {
         })
     }
 
-    /// Begins a login: the browser is to carry `cookie` and go to `redirect_to`.
-    pub async fn start(&self, redirect_uri: &str, next: String) -> Result<Started, OidcError> {
+    /// Begins a login: the browser is to carry `cookie` and go to `redirect_to`. `browser` is
+    /// the browser's [`PENDING_COOKIE`] if it has one, so logins started in several tabs all
+    /// complete.
+    pub async fn start(
+        &self,
+        redirect_uri: &str,
+        next: String,
+        browser: Option<&str>,
+    ) -> Result<Started, OidcError> {
         let endpoints = self.provider.endpoints().await?;
         let client = endpoints.client(&self.cfg, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -118,13 +125,21 @@ impl OidcLogin {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.url();
-        let cookie = self.pending.insert(Pending {
-            state: state.secret().clone(),
-            nonce: nonce.secret().clone(),
-            pkce_verifier: verifier.secret().clone(),
-            next,
-            redirect_uri: redirect_uri.to_string(),
-        });
+        let cookie = match browser {
+            // Only a value of our own shape is reused, so a planted cookie cannot be weak.
+            Some(b) if b.len() == 43 => b.to_string(),
+            _ => crate::auth::session::random_token(),
+        };
+        self.pending.insert(
+            state.secret().clone(),
+            Pending {
+                browser: cookie.clone(),
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+                next,
+                redirect_uri: redirect_uri.to_string(),
+            },
+        );
         Ok(Started {
             cookie,
             redirect_to: url.to_string(),
@@ -138,12 +153,12 @@ impl OidcLogin {
         code: &str,
         state: &str,
     ) -> Result<LoggedIn, OidcError> {
-        let pending = cookie
-            .and_then(|c| self.pending.take(c))
-            .ok_or(OidcError::NoPendingLogin)?;
-        if !crate::auth::csrf::matches(&pending.state, Some(state)) {
-            return Err(OidcError::StateMismatch);
-        }
+        let browser = cookie.ok_or(OidcError::NoPendingLogin)?;
+        let pending = match self.pending.take(state, browser) {
+            Ok(p) => p,
+            Err(TakeError::OtherBrowser) => return Err(OidcError::NoPendingLogin),
+            Err(TakeError::UnknownState) => return Err(OidcError::StateMismatch),
+        };
         let endpoints = self.provider.endpoints().await?;
         let client = endpoints.client(&self.cfg, &pending.redirect_uri)?;
         let response = client

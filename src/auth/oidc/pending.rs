@@ -1,6 +1,8 @@
-//! Logins that went to the provider and have not come back yet: their state, nonce and PKCE
-//! verifier stay here on the server, keyed by a random value in a short-lived cookie, so none
-//! of them is ever exposed to the browser. Each is used at most once.
+//! Logins that went to the provider and have not come back yet: their nonce and PKCE verifier
+//! stay here on the server, never in the browser. Each is found by its `state` and belongs to
+//! the browser holding a random value in a short-lived cookie, so a callback URL is worthless
+//! in another browser. One browser may have several logins under way (tabs that all found
+//! their session expired), and each is used at most once.
 
 use dashmap::DashMap;
 use std::time::Duration;
@@ -12,7 +14,8 @@ pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 const MAX_PENDING: usize = 10_000;
 
 pub struct Pending {
-    pub state: String,
+    /// The browser's cookie value.
+    pub browser: String,
     pub nonce: String,
     pub pkce_verifier: String,
     /// Where the user goes after login.
@@ -20,41 +23,57 @@ pub struct Pending {
     pub redirect_uri: String,
 }
 
+#[derive(Debug, PartialEq, Eq)]
+pub enum TakeError {
+    /// No login with this state is under way (forged, already used, or expired).
+    UnknownState,
+    /// The login was started by another browser.
+    OtherBrowser,
+}
+
 #[derive(Default)]
 pub struct PendingLogins {
-    map: DashMap<String, (Pending, Instant)>,
+    by_state: DashMap<String, (Pending, Instant)>,
 }
 
 impl PendingLogins {
-    /// Keeps `pending` and returns the key for the browser's cookie.
-    pub fn insert(&self, pending: Pending) -> String {
-        if self.map.len() >= MAX_PENDING {
+    pub fn insert(&self, state: String, pending: Pending) {
+        if self.by_state.len() >= MAX_PENDING {
             self.purge();
-            if self.map.len() >= MAX_PENDING {
+            if self.by_state.len() >= MAX_PENDING {
                 // Under a flood, the oldest half goes: real users retry a login, a flood does not.
-                let mut ages: Vec<(String, Instant)> =
-                    self.map.iter().map(|e| (e.key().clone(), e.1)).collect();
+                let mut ages: Vec<(String, Instant)> = self
+                    .by_state
+                    .iter()
+                    .map(|e| (e.key().clone(), e.1))
+                    .collect();
                 ages.sort_by_key(|(_, t)| *t);
                 for (k, _) in ages.into_iter().take(MAX_PENDING / 2) {
-                    self.map.remove(&k);
+                    self.by_state.remove(&k);
                 }
             }
         }
-        let key = crate::auth::session::random_token();
-        self.map
-            .insert(key.clone(), (pending, Instant::now() + PENDING_LIFETIME));
-        key
+        self.by_state
+            .insert(state, (pending, Instant::now() + PENDING_LIFETIME));
     }
 
-    /// Takes the pending login out (a second callback with the same cookie finds nothing).
-    pub fn take(&self, key: &str) -> Option<Pending> {
-        let (_, (pending, expires)) = self.map.remove(key)?;
-        (expires > Instant::now()).then_some(pending)
+    /// Takes out the login with this state, if `browser` started it; a wrong browser leaves it
+    /// in place for the right one.
+    pub fn take(&self, state: &str, browser: &str) -> Result<Pending, TakeError> {
+        let taken = self.by_state.remove_if(state, |_, (p, _)| {
+            crate::auth::csrf::matches(&p.browser, Some(browser))
+        });
+        match taken {
+            Some((_, (pending, expires))) if expires > Instant::now() => Ok(pending),
+            Some(_) => Err(TakeError::UnknownState),
+            None if self.by_state.contains_key(state) => Err(TakeError::OtherBrowser),
+            None => Err(TakeError::UnknownState),
+        }
     }
 
     pub fn purge(&self) {
         let now = Instant::now();
-        self.map.retain(|_, (_, expires)| *expires > now);
+        self.by_state.retain(|_, (_, expires)| *expires > now);
     }
 }
 
@@ -62,9 +81,9 @@ impl PendingLogins {
 mod tests {
     use super::*;
 
-    fn pending() -> Pending {
+    fn pending(browser: &str) -> Pending {
         Pending {
-            state: "s".into(),
+            browser: browser.into(),
             nonce: "n".into(),
             pkce_verifier: "v".into(),
             next: "/".into(),
@@ -73,13 +92,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_pending_login_is_used_once_and_expires() {
+    async fn a_pending_login_is_used_once_by_its_own_browser_and_expires() {
         let p = PendingLogins::default();
-        let k = p.insert(pending());
-        assert!(p.take(&k).is_some());
-        assert!(p.take(&k).is_none(), "used once");
-        let k = p.insert(pending());
+        p.insert("s1".into(), pending("b"));
+        p.insert("s2".into(), pending("b"));
+        assert_eq!(p.take("s1", "thief").err(), Some(TakeError::OtherBrowser));
+        assert!(p.take("s1", "b").is_ok(), "still there for its browser");
+        assert_eq!(
+            p.take("s1", "b").err(),
+            Some(TakeError::UnknownState),
+            "used once"
+        );
+        assert!(
+            p.take("s2", "b").is_ok(),
+            "two logins at once from one browser"
+        );
+        p.insert("s3".into(), pending("b"));
         tokio::time::advance(PENDING_LIFETIME + Duration::from_secs(1)).await;
-        assert!(p.take(&k).is_none(), "expired");
+        assert_eq!(
+            p.take("s3", "b").err(),
+            Some(TakeError::UnknownState),
+            "expired"
+        );
     }
 }
