@@ -108,6 +108,20 @@ async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_
     ] {
         assert!(url.contains(part), "authorization URL lacks {part}: {url}");
     }
+    let behind_lb = client()
+        .get(server.url("/login"))
+        .header("X-Forwarded-Host", "apps.example.com")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .expect("login behind a load balancer");
+    assert!(
+        location(&behind_lb).contains(
+            "redirect_uri=https%3A%2F%2Fapps.example.com%2Flogin%2Foauth2%2Fcode%2Fshinyproxy"
+        ),
+        "the public name goes into the redirect URI: {}",
+        location(&behind_lb)
+    );
     let resp = login_at_provider(&http, &url, "alice", oidc_provider::PASSWORD).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp), "/", "lands on the portal");

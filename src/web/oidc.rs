@@ -22,9 +22,15 @@ pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: S
     let Some(oidc) = &st.oidc else {
         return Redirect::to("/login").into_response();
     };
+    // Behind a load balancer that rewrites Host, the public name is in X-Forwarded-Host. A
+    // forged one only yields a redirect URI the provider refuses.
     let host = headers
-        .get(header::HOST)
+        .get("x-forwarded-host")
         .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("localhost");
     let redirect_uri = format!("{}://{host}{CALLBACK_PATH}", ctx.scheme());
     let browser = cookies::read(headers, PENDING_COOKIE);
