@@ -92,6 +92,20 @@ async fn a_token_is_created_used_on_the_api_and_apps_then_revoked_and_refused() 
         echo["headers"].get("authorization").is_none(),
         "vestibule's token never reaches the app: {echo}"
     );
+    let with_cookie_too: serde_json::Value = alice
+        .http
+        .get(server.url(&format!("/app_proxy/{instance}/x")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("cookie and token")
+        .json()
+        .await
+        .expect("echo");
+    assert!(
+        with_cookie_too["headers"].get("authorization").is_none(),
+        "not even beside a session cookie: {with_cookie_too}"
+    );
 
     // A token cannot mint its own successor, and another user cannot revoke it.
     let minted = bearer(&server, Method::POST, "/api/tokens", &token)

@@ -46,9 +46,9 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session = super::oidc::keep_fresh(&st, s).await;
     }
     let mut via_token = false;
-    if session.is_none()
-        && let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await
-    {
+    if session.is_some() {
+        super::tokens::strip_own_token(&mut req);
+    } else if let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await {
         session = Some(Arc::new(Session::new(identity)));
         via_token = true;
     }

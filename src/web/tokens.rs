@@ -44,6 +44,20 @@ pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Op
     }
 }
 
+/// Takes a vestibule API token off a request that is authenticated otherwise (a cookie), so
+/// it cannot reach an app either way.
+pub fn strip_own_token(req: &mut Request) {
+    let ours = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim().starts_with(TOKEN_PREFIX));
+    if ours {
+        req.headers_mut().remove(header::AUTHORIZATION);
+    }
+}
+
 async fn jwt_identity(
     st: &AppState,
     req: &mut Request,
