@@ -384,6 +384,18 @@ async fn a_provider_that_cannot_be_reached_is_reported_as_unavailable() {
     let body = resp.text().await.expect("body");
     assert!(body.contains("identity provider is unavailable"), "{body}");
     assert!(!body.contains("wrong"), "never a wrong password: {body}");
+    let basic = client()
+        .get(server.url("/api/proxy"))
+        .basic_auth("alice", Some("pw"))
+        .send()
+        .await
+        .expect("basic");
+    assert_eq!(basic.status(), 401);
+    let body = basic.text().await.expect("body");
+    assert!(
+        body.contains("API token"),
+        "scripts are told what to use: {body}"
+    );
     server.shutdown().await;
 }
 

@@ -130,6 +130,14 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             }
             return Ok(ApiUser(session.identity.clone()));
         }
+        if st.config.proxy.authentication == AuthMethod::OpenId
+            && basic_credentials(parts.headers.get(header::AUTHORIZATION)).is_some()
+        {
+            return Err(ApiError::unauthorized(
+                "this server logs in through OpenID Connect, not with passwords; \
+                 scripts use an API token (Authorization: Bearer)",
+            ));
+        }
         if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
         {
             let ip = ctx(parts)
