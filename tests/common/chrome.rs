@@ -51,8 +51,14 @@ impl Chrome {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
+        let Some(client) = client else {
+            let mut driver = driver;
+            let _ = driver.kill();
+            let _ = driver.wait();
+            panic!("could not start a Chromium session through chromedriver");
+        };
         Self {
-            client: client.expect("could not start a Chromium session through chromedriver"),
+            client,
             driver,
             profile,
         }
@@ -90,6 +96,14 @@ impl Chrome {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Chrome {
+    // A failed test never reaches stop(); chromedriver must not outlive it.
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
