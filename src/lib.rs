@@ -62,6 +62,8 @@ fn build_authenticator(config: &Arc<Config>) -> Arc<dyn Authenticator> {
     match config.proxy.authentication {
         AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
+        // Logins go through the provider's pages; passwords (HTTP Basic) are refused.
+        AuthMethod::OpenId => Arc::new(NoAuthenticator),
     }
 }
 
@@ -87,6 +89,18 @@ pub async fn run(
         throttle: LoginThrottle::default(),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
+        oidc: match config.proxy.openid.clone() {
+            Some(cfg) => Some(Arc::new(auth::oidc::OidcLogin::new(cfg)?)),
+            None => None,
+        },
+        oidc_refreshing: Default::default(),
+        api_tokens: auth::api_tokens::ApiTokens::new(Arc::new(
+            auth::api_tokens::MemoryTokenStore::default(),
+        )),
+        jwt_bearer: match config.proxy.oauth2.clone() {
+            Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),
+            None => None,
+        },
     });
     spawn_housekeeping(state.clone(), sessions, stopping.clone());
 
@@ -144,6 +158,9 @@ fn spawn_housekeeping(
                 _ = every.tick() => {
                     sessions.purge_expired();
                     state.throttle.purge();
+                    if let Some(oidc) = &state.oidc {
+                        oidc.purge();
+                    }
                 }
             }
         }

@@ -1,6 +1,9 @@
 //! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
 
+pub mod api_tokens;
+pub mod bearer_jwt;
 pub mod csrf;
+pub mod oidc;
 pub mod password;
 pub mod session;
 mod simple;

@@ -3,6 +3,7 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
+use super::check_openid::{check_oauth2, check_openid};
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
 use super::convert::{self, Fields};
@@ -54,6 +55,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
     let container_backend = backend(proxy, report);
     let authentication = authentication(proxy, report);
     let users = check_users(proxy, authentication, report);
+    let openid = check_openid(proxy, authentication, report);
 
     let heartbeat_timeout = proxy
         .int("heartbeat-timeout", "milliseconds", report)
@@ -104,6 +106,8 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
             .unwrap_or(true),
         same_site_cookie: same_site(proxy, report),
         specs,
+        openid,
+        oauth2: check_oauth2(proxy, report),
     }
 }
 
@@ -125,6 +129,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
     match convert::choice(node, &path, KNOWN, report) {
         Some("none") | None => AuthMethod::None,
         Some("simple") => AuthMethod::Simple,
+        Some("openid") => AuthMethod::OpenId,
         Some(other) => {
             report.error(
                 &node.at,
@@ -132,7 +137,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
                 format!(
                     "authentication '{other}' is a ShinyProxy method that vestibule does not \
                      implement yet; serving the apps without it would leave them unprotected \
-                     (implemented: none, simple)"
+                     (implemented: none, simple, openid)"
                 ),
             );
             AuthMethod::None

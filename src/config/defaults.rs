@@ -65,6 +65,8 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             stop_proxies_on_shutdown: true,
             same_site_cookie: SameSite::Lax,
             specs: vec![demo],
+            openid: None,
+            oauth2: None,
         },
         server: ServerConfig {
             secure_cookies: false,

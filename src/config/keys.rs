@@ -169,7 +169,8 @@ pub static PROXY: Level = Level {
         ),
         todo("ecs"),
         section("ldap", Status::NotImplemented, Shape::MapOrList(&LDAP)),
-        section("openid", Status::NotImplemented, Shape::Map(&OPENID)),
+        section("openid", Status::Used, Shape::Map(&OPENID)),
+        section("oauth2", Status::Used, Shape::Map(&OAUTH2)),
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
         section(
             "custom-header",
@@ -303,17 +304,30 @@ pub static LDAP: Level = Level {
 
 pub static OPENID: Level = Level {
     keys: &[
-        todo("auth-url"),
-        todo("token-url"),
-        todo("jwks-url"),
-        todo("userinfo-url"),
-        todo("client-id"),
-        todo("client-secret"),
-        todo("scopes"),
-        todo("username-attribute"),
-        todo("roles-claim"),
-        todo("logout-url"),
-        todo("with-pkce"),
+        used("issuer"),
+        used("auth-url"),
+        used("token-url"),
+        used("jwks-url"),
+        used("userinfo-url"),
+        used("client-id"),
+        used("client-secret"),
+        used("scopes"),
+        used("username-attribute"),
+        used("roles-claim"),
+        used("logout-url"),
+        // vestibule always uses PKCE (S256); providers that do not require it accept it.
+        accepted("with-pkce"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static OAUTH2: Level = Level {
+    keys: &[
+        used("jwks-url"),
+        used("issuer"),
+        used("resource-id"),
+        used("username-attribute"),
+        used("roles-claim"),
     ],
     others: Others::Unknown,
 };

@@ -28,11 +28,12 @@
 //! - `container-cmd` is a list; a single string is split at whitespace, and one holding quotes
 //!   must be written as a list.
 //! - Keys are matched as Spring Boot matches them, ignoring case, dashes and underscores.
-//! - `authentication` methods other than `none` and `simple`, and `access-expression` rules,
+//! - `authentication` methods other than `none`, `simple` and `openid`, and `access-expression` rules,
 //!   are errors rather than warnings: ignoring them would let in people the file keeps out.
 
 mod check;
 mod check_container;
+mod check_openid;
 mod check_specs;
 mod check_users;
 mod container;

@@ -29,6 +29,7 @@ pub struct ServerConfig {
 pub enum AuthMethod {
     None,
     Simple,
+    OpenId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,52 @@ impl std::fmt::Debug for PasswordSpec {
     }
 }
 
+/// `proxy.openid.*`: where the identity provider is and how its claims map to users.
+#[derive(Debug, Clone)]
+pub struct OpenIdConfig {
+    /// vestibule's own key: discover the endpoints from `<issuer>/.well-known/openid-configuration`
+    /// and require ID tokens to name this issuer.
+    pub issuer: Option<String>,
+    /// Explicit endpoints (ShinyProxy's keys); each overrides the discovered one.
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub jwks_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Requested besides `openid`.
+    pub scopes: Vec<String>,
+    /// The claim that names the user (ShinyProxy's default: `email`).
+    pub username_attribute: String,
+    /// The claim that holds the user's groups: a list, a comma-separated string, or a dotted
+    /// path into nested objects (`realm_access.roles`).
+    pub roles_claim: Option<String>,
+    /// Where the browser goes after logout (RP-initiated logout at the provider).
+    pub logout_url: Option<String>,
+}
+
+/// `proxy.oauth2.*`: accept `Authorization: Bearer <JWT>` signed by a key in `jwks_url`.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub jwks_url: String,
+    /// When set, tokens must name this issuer (`iss`).
+    pub issuer: Option<String>,
+    /// `resource-id`: when set, tokens must be meant for it (`aud`).
+    pub audience: Option<String>,
+    pub username_attribute: String,
+    pub roles_claim: Option<String>,
+}
+
+/// A secret from the config (client secrets): never printed, not even in debug logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UserEntry {
     pub name: String,
@@ -102,6 +149,10 @@ pub struct ProxyConfig {
     pub stop_proxies_on_shutdown: bool,
     pub same_site_cookie: SameSite,
     pub specs: Vec<AppSpec>,
+    /// `proxy.openid`, present exactly when `authentication: openid`.
+    pub openid: Option<OpenIdConfig>,
+    /// `proxy.oauth2`: bearer JWTs from an OAuth 2 authorization server, for scripts.
+    pub oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Debug, Clone)]

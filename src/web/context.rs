@@ -20,6 +20,9 @@ pub struct RequestCtx {
     pub session: Option<Arc<Session>>,
     pub secure: bool,
     pub client_ip: IpAddr,
+    /// The caller sent an API token rather than a session cookie: no CSRF token is needed (a
+    /// browser never sends one by itself), and the token may not manage tokens.
+    pub via_token: bool,
 }
 
 impl RequestCtx {
@@ -39,6 +42,16 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         Some(id) => st.sessions.load(&id).await,
         None => None,
     };
+    if let Some(s) = session.take() {
+        session = super::oidc::keep_fresh(&st, s).await;
+    }
+    let mut via_token = false;
+    if session.is_some() {
+        super::tokens::strip_own_token(&mut req);
+    } else if let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await {
+        session = Some(Arc::new(Session::new(identity)));
+        via_token = true;
+    }
     let mut new_cookie = None;
     if session.is_none() && st.config.proxy.authentication == AuthMethod::None {
         // Without login every browser is its own anonymous user, so instances stay private.
@@ -55,6 +68,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session,
         secure,
         client_ip,
+        via_token,
     });
     let mut resp = next.run(req).await;
     if let Some(c) = new_cookie {
@@ -96,6 +110,12 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
+        if let Some(c) = ctx(parts)
+            && c.via_token
+            && let Some(session) = &c.session
+        {
+            return Ok(ApiUser(session.identity.clone()));
+        }
         if let Some(session) = ctx(parts).and_then(|c| c.session.clone()) {
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
             let token = parts
@@ -109,6 +129,14 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                 ));
             }
             return Ok(ApiUser(session.identity.clone()));
+        }
+        if st.config.proxy.authentication == AuthMethod::OpenId
+            && basic_credentials(parts.headers.get(header::AUTHORIZATION)).is_some()
+        {
+            return Err(ApiError::unauthorized(
+                "this server logs in through OpenID Connect, not with passwords; \
+                 scripts use an API token (Authorization: Bearer)",
+            ));
         }
         if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
         {

@@ -2,6 +2,9 @@
 //! browser.
 #![allow(dead_code)]
 
+pub mod chrome;
+pub mod oidc_provider;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

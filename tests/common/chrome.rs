@@ -1,0 +1,113 @@
+//! Headless Chromium driven through chromedriver (Debian's packages), for tests that need a
+//! real browser. The same set-up as tests/browser.rs, shareable by other test files.
+#![allow(dead_code)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Chrome {
+    pub client: Client,
+    driver: Child,
+    profile: PathBuf,
+}
+
+impl Chrome {
+    pub async fn start() -> Self {
+        install_tls_provider();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed: run scripts/install-test-deps.sh");
+        let profile =
+            std::env::temp_dir().join(format!("vestibule-chrome-{}-{port}", std::process::id()));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1366,800", format!("--user-data-dir={}", profile.display())],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut client = None;
+        for _ in 0..50 {
+            let mut builder = ClientBuilder::rustls().expect("tls");
+            match builder.capabilities(caps.clone()).connect(&url).await {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let Some(client) = client else {
+            let mut driver = driver;
+            let _ = driver.kill();
+            let _ = driver.wait();
+            panic!("could not start a Chromium session through chromedriver");
+        };
+        Self {
+            client,
+            driver,
+            profile,
+        }
+    }
+
+    /// Waits up to `within` for an element matching `css`.
+    pub async fn wait_for(&self, css: &str, within: Duration) -> fantoccini::elements::Element {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                return el;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let url = self.client.current_url().await.map(|u| u.to_string());
+                let page = self.client.source().await.unwrap_or_default();
+                panic!(
+                    "no {css} within {within:?} at {url:?}; page: {}",
+                    &page[..page.len().min(3000)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let dir = super::repo_path("target/screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Chrome {
+    // A failed test never reaches stop(); chromedriver must not outlive it.
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// fantoccini's TLS set-up needs a process-wide rustls provider when more than one is built in.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
