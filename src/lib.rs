@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use auth::throttle::LoginThrottle;
-use auth::{Authenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator};
+use auth::{
+    Authenticator, LdapAuthenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator,
+};
 use backend::Backend;
 use backend::process::ProcessBackend;
 use config::{AuthMethod, BackendKind, Config};
@@ -62,6 +64,9 @@ fn build_authenticator(config: &Arc<Config>) -> Arc<dyn Authenticator> {
     match config.proxy.authentication {
         AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
+        AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())),
+        // Not reachable from a checked config yet; refusing every login is the safe default.
+        AuthMethod::CustomHeader | AuthMethod::Webservice => Arc::new(NoAuthenticator),
     }
 }
 

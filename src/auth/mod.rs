@@ -1,11 +1,13 @@
 //! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
 
 pub mod csrf;
+mod ldap;
 pub mod password;
 pub mod session;
 mod simple;
 pub mod throttle;
 
+pub use ldap::LdapAuthenticator;
 pub use session::{MemorySessionStore, Session, SessionStore};
 pub use simple::SimpleAuthenticator;
 

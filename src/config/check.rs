@@ -3,6 +3,7 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
+use super::check_ldap::check_ldap;
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
 use super::convert::{self, Fields};
@@ -54,6 +55,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
     let container_backend = backend(proxy, report);
     let authentication = authentication(proxy, report);
     let users = check_users(proxy, authentication, report);
+    let ldap = check_ldap(proxy, authentication, report);
 
     let heartbeat_timeout = proxy
         .int("heartbeat-timeout", "milliseconds", report)
@@ -91,6 +93,9 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         admin_groups: proxy.text_list("admin-groups", report).unwrap_or_default(),
         admin_users: proxy.text_list("admin-users", report).unwrap_or_default(),
         users,
+        ldap,
+        custom_header: Default::default(),
+        webservice: None,
         container_backend,
         container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
         heartbeat_rate: positive_millis(proxy, "heartbeat-rate", 10_000, report),
@@ -125,6 +130,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
     match convert::choice(node, &path, KNOWN, report) {
         Some("none") | None => AuthMethod::None,
         Some("simple") => AuthMethod::Simple,
+        Some("ldap") => AuthMethod::Ldap,
         Some(other) => {
             report.error(
                 &node.at,
@@ -132,7 +138,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
                 format!(
                     "authentication '{other}' is a ShinyProxy method that vestibule does not \
                      implement yet; serving the apps without it would leave them unprotected \
-                     (implemented: none, simple)"
+                     (implemented: none, simple, ldap)"
                 ),
             );
             AuthMethod::None

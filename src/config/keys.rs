@@ -168,7 +168,7 @@ pub static PROXY: Level = Level {
             Shape::Map(&KUBERNETES),
         ),
         todo("ecs"),
-        section("ldap", Status::NotImplemented, Shape::MapOrList(&LDAP)),
+        section("ldap", Status::Used, Shape::MapOrList(&LDAP)),
         section("openid", Status::NotImplemented, Shape::Map(&OPENID)),
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
         section(
@@ -288,15 +288,15 @@ pub static KUBERNETES: Level = Level {
 
 pub static LDAP: Level = Level {
     keys: &[
-        todo("url"),
-        todo("starttls"),
-        todo("user-dn-pattern"),
-        todo("user-search-base"),
-        todo("user-search-filter"),
-        todo("group-search-base"),
-        todo("group-search-filter"),
-        todo("manager-dn"),
-        todo("manager-password"),
+        used("url"),
+        used("starttls"),
+        used("user-dn-pattern"),
+        used("user-search-base"),
+        used("user-search-filter"),
+        used("group-search-base"),
+        used("group-search-filter"),
+        used("manager-dn"),
+        used("manager-password"),
     ],
     others: Others::Unknown,
 };

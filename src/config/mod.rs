@@ -31,7 +31,9 @@
 //! - `authentication` methods other than `none` and `simple`, and `access-expression` rules,
 //!   are errors rather than warnings: ignoring them would let in people the file keeps out.
 
+mod auth_model;
 mod check;
+mod check_ldap;
 mod check_specs;
 mod check_users;
 mod convert;
@@ -46,6 +48,7 @@ mod model;
 mod node;
 mod report;
 
+pub use auth_model::*;
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};
 pub use model::*;

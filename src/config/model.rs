@@ -27,6 +27,9 @@ pub struct ServerConfig {
 pub enum AuthMethod {
     None,
     Simple,
+    Ldap,
+    CustomHeader,
+    Webservice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,10 @@ pub struct ProxyConfig {
     pub admin_groups: Vec<String>,
     pub admin_users: Vec<String>,
     pub users: Vec<UserEntry>,
+    /// `proxy.ldap`: the directory servers, tried in order.
+    pub ldap: Vec<super::LdapServer>,
+    pub custom_header: super::CustomHeaderConfig,
+    pub webservice: Option<super::WebserviceConfig>,
     pub container_backend: BackendKind,
     /// Total time for an app to answer HTTP 200/30x before its launch fails.
     pub container_wait_time: Duration,

@@ -1,0 +1,188 @@
+//! A real OpenLDAP server (Debian's `slapd`) for one test: its own slapd.conf and database in
+//! a temporary directory, on a free 127.0.0.1 port, seeded with users and groups by `ldapadd`.
+//! Nothing system-wide is read or changed.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BASE_DN: &str = "dc=example,dc=org";
+pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+pub const ADMIN_PASSWORD: &str = "manager secret";
+
+/// alice (analysts), bob (analysts, admins), carol (no group); each password is `<name>-pw`.
+pub const SEED: &str = "\
+dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=org
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice
+sn: A
+userPassword: alice-pw
+
+dn: uid=bob,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob
+sn: B
+userPassword: bob-pw
+
+dn: uid=carol,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol
+sn: C
+userPassword: carol-pw
+
+dn: cn=analysts,ou=groups,dc=example,dc=org
+objectClass: groupOfUniqueNames
+cn: analysts
+uniqueMember: uid=alice,ou=people,dc=example,dc=org
+uniqueMember: uid=bob,ou=people,dc=example,dc=org
+
+dn: cn=admins,ou=groups,dc=example,dc=org
+objectClass: groupOfUniqueNames
+cn: admins
+uniqueMember: uid=bob,ou=people,dc=example,dc=org
+";
+
+pub struct Slapd {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = PathBuf::from(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "{name} is not installed; run scripts/install-test-deps.sh (Debian packages slapd and \
+         ldap-utils)"
+    );
+}
+
+/// A port nobody listens on (bound and released at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl Slapd {
+    /// Starts slapd and loads [`SEED`].
+    pub fn start() -> Self {
+        let slapd = tool("slapd");
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("vestibule-slapd-{}-{port}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("slapd dir");
+        // Anonymous clients may only bind; reading entries needs a login (the manager or the
+        // user), as in most real directories.
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile {dir}/slapd.pid
+database mdb
+maxsize 10485760
+suffix \"{BASE_DN}\"
+rootdn \"{ADMIN_DN}\"
+rootpw \"{ADMIN_PASSWORD}\"
+directory {data}
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by anonymous auth
+",
+            dir = dir.display(),
+            data = data.display(),
+        );
+        let conf_path = dir.join("slapd.conf");
+        std::fs::write(&conf_path, conf).expect("write slapd.conf");
+        let child = Command::new(slapd)
+            .arg("-f")
+            .arg(&conf_path)
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg("-d")
+            .arg("0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start slapd");
+        let mut me = Self {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
+                panic!("slapd exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        me.ldapadd(SEED);
+        me
+    }
+
+    /// The URL with the base DN, as ShinyProxy's `proxy.ldap.url` is written.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}/{BASE_DN}", self.port)
+    }
+
+    pub fn ldapadd(&self, ldif: &str) {
+        let file = self.dir.join("seed.ldif");
+        std::fs::write(&file, ldif).expect("write ldif");
+        let out = Command::new(tool("ldapadd"))
+            .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port)])
+            .args(["-D", ADMIN_DN, "-w", ADMIN_PASSWORD, "-f"])
+            .arg(&file)
+            .output()
+            .expect("run ldapadd");
+        assert!(
+            out.status.success(),
+            "ldapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server (the directory becomes unreachable).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,123 @@
+//! `vestibule check` on the settings of LDAP, trusted-header and web-service login, and of
+//! access expressions: every mistake is reported at its line and column with its key.
+
+use std::collections::HashMap;
+use std::path::Path;
+use vestibule::config::{ConfigError, Diagnostic, Loaded, Severity, load_str};
+
+const APP: &str = "  container-backend: process
+  specs:
+    - id: a
+      container-cmd: [\"true\"]
+";
+
+fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_str(Path::new("app.yml"), yaml, &env)
+}
+
+fn errors(yaml: &str) -> Vec<Diagnostic> {
+    match load(yaml, &[]) {
+        Ok(l) => panic!("expected errors, loaded with warnings {:?}", l.warnings),
+        Err(e) => e
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect(),
+    }
+}
+
+fn about<'a>(diagnostics: &'a [Diagnostic], key: &str) -> &'a Diagnostic {
+    diagnostics
+        .iter()
+        .find(|d| d.key == key)
+        .unwrap_or_else(|| panic!("no diagnostic about {key}: {diagnostics:#?}"))
+}
+
+#[test]
+fn ldap_servers_load_as_one_or_a_list_with_the_base_dn_from_the_url() {
+    let yaml = format!(
+        "proxy:
+  authentication: ldap
+  ldap:
+    - url: ldap://a.example:389/dc=example,dc=org ldap://b.example:389/dc=example,dc=org
+      user-dn-pattern: uid={{0}},ou=people
+    - url: ldaps://ad.example/DC=corp,DC=example
+      user-search-filter: (sAMAccountName={{0}})
+      group-search-filter: (member={{0}})
+      manager-dn: CN=reader,DC=corp,DC=example
+      manager-password: ${{PW}}
+{APP}"
+    );
+    let loaded = load(&yaml, &[("PW", "s3cret")]).expect("loads");
+    let servers = &loaded.config.proxy.ldap;
+    assert_eq!(servers.len(), 3);
+    assert_eq!(servers[0].url, "ldap://a.example:389");
+    assert_eq!(servers[1].url, "ldap://b.example:389");
+    assert_eq!(servers[0].base_dn, "dc=example,dc=org");
+    assert_eq!(servers[0].group_search_filter, "(uniqueMember={0})");
+    assert_eq!(servers[2].base_dn, "DC=corp,DC=example");
+    assert_eq!(servers[2].full_dn("OU=x"), "OU=x,DC=corp,DC=example");
+    let shown = format!("{:?}", loaded.config.proxy.ldap);
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn ldap_mistakes_are_errors_at_their_position() {
+    let errs = errors(&format!(
+        "proxy:
+  authentication: ldap
+  ldap:
+    url: http://ldap.example
+    user-search-filter: (uid={{0}}
+    manager-dn: cn=admin
+{APP}"
+    ));
+    let url = about(&errs, "proxy.ldap.url");
+    assert_eq!((url.line, url.column), (4, 10));
+    assert!(url.message.contains("ldap://"), "{url}");
+    let filter = about(&errs, "proxy.ldap.user-search-filter");
+    assert_eq!(filter.line, 5);
+    assert!(
+        filter.message.contains("not a valid LDAP filter"),
+        "{filter}"
+    );
+    assert!(
+        errs.iter().any(|d| d
+            .message
+            .contains("manager-dn is set without manager-password")),
+        "{errs:#?}"
+    );
+
+    let missing = errors(&format!("proxy:\n  authentication: ldap\n{APP}"));
+    assert!(
+        about(&missing, "proxy.ldap")
+            .message
+            .contains("needs a proxy.ldap")
+    );
+}
+
+#[test]
+fn a_manager_password_written_in_the_file_is_warned_about_without_showing_it() {
+    let loaded = load(
+        &format!(
+            "proxy:
+  authentication: ldap
+  ldap:
+    url: ldap://h/dc=x
+    user-dn-pattern: uid={{0}}
+    manager-dn: cn=admin,dc=x
+    manager-password: hunter2
+{APP}"
+        ),
+        &[],
+    )
+    .expect("loads");
+    let w = about(&loaded.warnings, "proxy.ldap.manager-password");
+    assert!(w.message.contains("environment"), "{w}");
+    assert!(!w.to_string().contains("hunter2"), "{w}");
+}
