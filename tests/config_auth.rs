@@ -121,3 +121,29 @@ fn a_manager_password_written_in_the_file_is_warned_about_without_showing_it() {
     assert!(w.message.contains("environment"), "{w}");
     assert!(!w.to_string().contains("hunter2"), "{w}");
 }
+
+#[test]
+fn access_expressions_vestibule_cannot_evaluate_are_errors_at_their_position() {
+    let errs = errors(
+        "proxy:
+  container-backend: process
+  specs:
+    - id: a
+      container-cmd: [\"true\"]
+      access-expression: \"#{T(java.lang.Runtime).getRuntime().exec('x')}\"
+    - id: b
+      container-cmd: [\"true\"]
+      access-strict-expression: groups.contains('x')
+    - id: c
+      container-cmd: [\"true\"]
+      access-cel: \"user == 'x'\"
+",
+    );
+    let a = about(&errs, "proxy.specs[0].access-expression");
+    assert_eq!((a.line, a.column), (6, 26));
+    assert!(a.message.contains("'T' is not known"), "{a}");
+    let b = about(&errs, "proxy.specs[1].access-strict-expression");
+    assert!(b.message.contains("#{...}"), "{b}");
+    let c = about(&errs, "proxy.specs[2].access-cel");
+    assert!(c.message.contains("userId"), "{c}");
+}

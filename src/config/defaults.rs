@@ -31,6 +31,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         target_path: String::new(),
         access_groups: Vec::new(),
         access_users: Vec::new(),
+        access_expressions: Default::default(),
         heartbeat_timeout: Some(Duration::from_secs(600)),
         max_lifetime: None,
         stop_on_logout: true,

@@ -209,10 +209,11 @@ pub static SPEC: Level = Level {
         used("stop-on-logout"),
         used("max-instances"),
         used("process-workdir"),
-        // Ignoring an access rule would open the app to more people than intended, so the
-        // checker turns these into errors; the catalogue only has to know them.
         used("access-expression"),
         used("access-strict-expression"),
+        // vestibule's own: the same rules written in CEL.
+        used("access-cel"),
+        used("access-strict-cel"),
         todo("container-env-file"),
         todo("container-network"),
         todo("container-network-connections"),

@@ -28,11 +28,13 @@
 //! - `container-cmd` is a list; a single string is split at whitespace, and one holding quotes
 //!   must be written as a list.
 //! - Keys are matched as Spring Boot matches them, ignoring case, dashes and underscores.
-//! - `authentication` methods other than `none` and `simple`, and `access-expression` rules,
-//!   are errors rather than warnings: ignoring them would let in people the file keeps out.
+//! - `authentication` methods vestibule does not implement, and access expressions it cannot
+//!   evaluate, are errors rather than warnings: ignoring them would let in people the file
+//!   keeps out.
 
 mod auth_model;
 mod check;
+mod check_access;
 mod check_ldap;
 mod check_specs;
 mod check_users;
