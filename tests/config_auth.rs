@@ -147,3 +147,38 @@ fn access_expressions_vestibule_cannot_evaluate_are_errors_at_their_position() {
     let c = about(&errs, "proxy.specs[2].access-cel");
     assert!(c.message.contains("userId"), "{c}");
 }
+
+#[test]
+fn custom_header_settings_with_trusted_networks() {
+    let loaded = load(
+        &format!(
+            "proxy:
+  authentication: header
+  custom-header:
+    username-header-name: X-Forwarded-User
+    groups-header-name: X-Forwarded-Groups
+    trusted-networks: [10.0.0.0/8, 192.168.1.5]
+{APP}"
+        ),
+        &[],
+    )
+    .expect("loads");
+    let h = &loaded.config.proxy.custom_header;
+    assert_eq!(
+        loaded.config.proxy.authentication,
+        vestibule::config::AuthMethod::CustomHeader
+    );
+    assert_eq!(h.username_header, "X-Forwarded-User");
+    assert_eq!(h.trusted_networks.len(), 2);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    let errs = errors(&format!(
+        "proxy:
+  authentication: customHeader
+  custom-header:
+    trusted-networks: 10.0.0.0/33
+{APP}"
+    ));
+    let e = about(&errs, "proxy.custom-header.trusted-networks");
+    assert_eq!((e.line, e.column), (4, 23));
+}

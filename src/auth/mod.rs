@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod csrf;
+pub mod header;
 mod ldap;
 pub mod password;
 pub mod session;

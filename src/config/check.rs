@@ -3,6 +3,7 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
+use super::check_header::check_custom_header;
 use super::check_ldap::check_ldap;
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
@@ -94,7 +95,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         admin_users: proxy.text_list("admin-users", report).unwrap_or_default(),
         users,
         ldap,
-        custom_header: Default::default(),
+        custom_header: check_custom_header(proxy, report),
         webservice: None,
         container_backend,
         container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
@@ -131,6 +132,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
         Some("none") | None => AuthMethod::None,
         Some("simple") => AuthMethod::Simple,
         Some("ldap") => AuthMethod::Ldap,
+        Some("customHeader" | "header") => AuthMethod::CustomHeader,
         Some(other) => {
             report.error(
                 &node.at,
@@ -138,7 +140,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
                 format!(
                     "authentication '{other}' is a ShinyProxy method that vestibule does not \
                      implement yet; serving the apps without it would leave them unprotected \
-                     (implemented: none, simple, ldap)"
+                     (implemented: none, simple, ldap, customHeader)"
                 ),
             );
             AuthMethod::None

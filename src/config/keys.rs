@@ -171,11 +171,7 @@ pub static PROXY: Level = Level {
         section("ldap", Status::Used, Shape::MapOrList(&LDAP)),
         section("openid", Status::NotImplemented, Shape::Map(&OPENID)),
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
-        section(
-            "custom-header",
-            Status::NotImplemented,
-            Shape::Map(&CUSTOM_HEADER),
-        ),
+        section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
         section(
             "webservice",
             Status::NotImplemented,
@@ -331,7 +327,12 @@ pub static SAML: Level = Level {
 };
 
 pub static CUSTOM_HEADER: Level = Level {
-    keys: &[todo("username-header-name"), todo("groups-header-name")],
+    keys: &[
+        used("username-header-name"),
+        used("groups-header-name"),
+        // vestibule's own: where the login proxy's requests come from.
+        used("trusted-networks"),
+    ],
     others: Others::Unknown,
 };
 

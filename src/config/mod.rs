@@ -35,6 +35,7 @@
 mod auth_model;
 mod check;
 mod check_access;
+mod check_header;
 mod check_ldap;
 mod check_specs;
 mod check_users;
