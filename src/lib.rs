@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use auth::throttle::LoginThrottle;
 use auth::{
     Authenticator, LdapAuthenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator,
+    WebserviceAuthenticator,
 };
 use backend::Backend;
 use backend::process::ProcessBackend;
@@ -60,14 +61,15 @@ fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn B
     }
 }
 
-fn build_authenticator(config: &Arc<Config>) -> Arc<dyn Authenticator> {
-    match config.proxy.authentication {
+fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
+    Ok(match config.proxy.authentication {
         AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
         AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())),
-        // Not reachable from a checked config yet; refusing every login is the safe default.
-        AuthMethod::CustomHeader | AuthMethod::Webservice => Arc::new(NoAuthenticator),
-    }
+        AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
+        // The login proxy names the user in a header (web::context); no form or Basic login.
+        AuthMethod::CustomHeader => Arc::new(NoAuthenticator),
+    })
 }
 
 /// Runs the whole server on `listener` until `shutdown` completes, then stops taking requests,
@@ -88,7 +90,7 @@ pub async fn run(
         config: config.clone(),
         manager: manager.clone(),
         sessions: sessions.clone(),
-        authenticator: build_authenticator(&config),
+        authenticator: build_authenticator(&config)?,
         throttle: LoginThrottle::default(),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,

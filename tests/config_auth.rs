@@ -182,3 +182,37 @@ fn custom_header_settings_with_trusted_networks() {
     let e = about(&errs, "proxy.custom-header.trusted-networks");
     assert_eq!((e.line, e.column), (4, 23));
 }
+
+#[test]
+fn webservice_settings() {
+    let loaded = load(
+        &format!(
+            "proxy:
+  authentication: webservice
+  webservice:
+    authentication-url: https://auth.example.org/login
+{APP}"
+        ),
+        &[],
+    )
+    .expect("loads");
+    let ws = loaded.config.proxy.webservice.expect("webservice");
+    assert_eq!(ws.url, "https://auth.example.org/login");
+    assert_eq!(ws.body_template, r#"{"username": "%s", "password": "%s"}"#);
+
+    let errs = errors(&format!(
+        "proxy:
+  authentication: webservice
+  webservice:
+    authentication-url: auth.example.org
+    authentication-request-body: '{{\"user\": \"%s\"}}'
+{APP}"
+    ));
+    assert_eq!(about(&errs, "proxy.webservice.authentication-url").line, 4);
+    assert_eq!(
+        about(&errs, "proxy.webservice.authentication-request-body").line,
+        5
+    );
+    let missing = errors(&format!("proxy:\n  authentication: webservice\n{APP}"));
+    about(&missing, "proxy.webservice.authentication-url");
+}

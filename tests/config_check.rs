@@ -467,7 +467,7 @@ fn unknown_authentication_is_an_error_with_a_suggestion() {
 
 #[test]
 fn authentication_methods_not_implemented_are_errors() {
-    for method in ["openid", "saml", "webservice"] {
+    for method in ["openid", "saml"] {
         let errs = errors(
             &format!("proxy:\n  authentication: {method}\n{PROCESS_APP}"),
             &no_env(),

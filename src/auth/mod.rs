@@ -8,10 +8,12 @@ pub mod password;
 pub mod session;
 mod simple;
 pub mod throttle;
+mod webservice;
 
 pub use ldap::LdapAuthenticator;
 pub use session::{MemorySessionStore, Session, SessionStore};
 pub use simple::SimpleAuthenticator;
+pub use webservice::WebserviceAuthenticator;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@ use super::check_header::check_custom_header;
 use super::check_ldap::check_ldap;
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
+use super::check_webservice::check_webservice;
 use super::convert::{self, Fields};
 use super::model::*;
 use super::node::{Node, Value};
@@ -96,7 +97,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         users,
         ldap,
         custom_header: check_custom_header(proxy, report),
-        webservice: None,
+        webservice: check_webservice(proxy, authentication, report),
         container_backend,
         container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
         heartbeat_rate: positive_millis(proxy, "heartbeat-rate", 10_000, report),
@@ -133,6 +134,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
         Some("simple") => AuthMethod::Simple,
         Some("ldap") => AuthMethod::Ldap,
         Some("customHeader" | "header") => AuthMethod::CustomHeader,
+        Some("webservice") => AuthMethod::Webservice,
         Some(other) => {
             report.error(
                 &node.at,
@@ -140,7 +142,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
                 format!(
                     "authentication '{other}' is a ShinyProxy method that vestibule does not \
                      implement yet; serving the apps without it would leave them unprotected \
-                     (implemented: none, simple, ldap, customHeader)"
+                     (implemented: none, simple, ldap, customHeader, webservice)"
                 ),
             );
             AuthMethod::None

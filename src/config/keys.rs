@@ -172,11 +172,7 @@ pub static PROXY: Level = Level {
         section("openid", Status::NotImplemented, Shape::Map(&OPENID)),
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
         section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
-        section(
-            "webservice",
-            Status::NotImplemented,
-            Shape::Map(&WEBSERVICE),
-        ),
+        section("webservice", Status::Used, Shape::Map(&WEBSERVICE)),
     ],
     others: Others::Unknown,
 };
@@ -338,8 +334,8 @@ pub static CUSTOM_HEADER: Level = Level {
 
 pub static WEBSERVICE: Level = Level {
     keys: &[
-        todo("authentication-url"),
-        todo("authentication-request-body"),
+        used("authentication-url"),
+        used("authentication-request-body"),
     ],
     others: Others::Unknown,
 };

@@ -39,6 +39,7 @@ mod check_header;
 mod check_ldap;
 mod check_specs;
 mod check_users;
+mod check_webservice;
 mod convert;
 mod defaults;
 mod diagnostics;
