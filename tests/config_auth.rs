@@ -216,3 +216,25 @@ fn webservice_settings() {
     let missing = errors(&format!("proxy:\n  authentication: webservice\n{APP}"));
     about(&missing, "proxy.webservice.authentication-url");
 }
+
+/// Every `yaml` block of docs/authentication.md is a complete config that loads.
+#[test]
+fn docs_examples_load() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/authentication.md"
+    ))
+    .expect("docs/authentication.md");
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(blocks.len() >= 5, "{}", blocks.len());
+    for block in blocks {
+        let loaded = load(block, &[("LDAP_MANAGER_PASSWORD", "x")])
+            .unwrap_or_else(|e| panic!("{e}\n---\n{block}"));
+        let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        assert!(warnings.is_empty(), "{warnings:?}\n---\n{block}");
+    }
+}
