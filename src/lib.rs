@@ -65,7 +65,7 @@ fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authentic
     Ok(match config.proxy.authentication {
         AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
-        AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())),
+        AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())?),
         AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
         // The login proxy names the user in a header (web::context); no form or Basic login.
         AuthMethod::CustomHeader => Arc::new(NoAuthenticator),

@@ -238,3 +238,19 @@ fn docs_examples_load() {
         assert!(warnings.is_empty(), "{warnings:?}\n---\n{block}");
     }
 }
+
+#[test]
+fn an_ldap_ca_cert_that_cannot_be_read_is_an_error() {
+    let errs = errors(&format!(
+        "proxy:
+  authentication: ldap
+  ldap:
+    url: ldaps://h/dc=x
+    user-dn-pattern: uid={{0}}
+    ca-cert: /nonexistent/ca.pem
+{APP}"
+    ));
+    let e = about(&errs, "proxy.ldap.ca-cert");
+    assert_eq!((e.line, e.column), (6, 14));
+    assert!(e.message.contains("/nonexistent/ca.pem"), "{e}");
+}

@@ -69,6 +69,7 @@ fn dn_pattern_server(url: String) -> LdapServer {
         group_search_filter: "(uniqueMember={0})".into(),
         manager_dn: None,
         manager_password: None,
+        ca_certs: Vec::new(),
     }
 }
 
@@ -183,4 +184,34 @@ async fn servers_are_tried_in_order_past_one_that_is_down() {
     let resp = b.try_login("alice,ou=people", "alice-pw").await;
     assert_ne!(resp.status(), 303);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn starttls_trusts_the_configured_ca_and_no_other() {
+    let ldap = Slapd::start_with_tls();
+    let ca = ldap.ca_file.clone().expect("ca");
+    let tls_server = |ca_certs| LdapServer {
+        starttls: true,
+        ca_certs,
+        ..dn_pattern_server(ldap.url())
+    };
+    let pem = std::fs::read(&ca).expect("ca pem");
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .expect("certs");
+
+    let trusted = TestServer::start(pattern_config(vec![tls_server(certs)])).await;
+    let b = Browser::new(&trusted);
+    assert_eq!(b.try_login("alice", "alice-pw").await.status(), 303);
+    assert!(portal(&b).await.contains("App sales"));
+    trusted.shutdown().await;
+
+    // Without the CA the certificate is not trusted: the login fails as unavailable.
+    let untrusted = TestServer::start(pattern_config(vec![tls_server(Vec::new())])).await;
+    let resp = Browser::new(&untrusted)
+        .try_login("alice", "alice-pw")
+        .await;
+    assert_eq!(resp.status(), 503);
+    untrusted.shutdown().await;
 }

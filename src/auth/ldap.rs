@@ -27,12 +27,43 @@ const REFERRAL: u32 = 10;
 
 pub struct LdapAuthenticator {
     config: Arc<Config>,
+    /// Per server, in the order of `proxy.ldap`: its TLS settings when it has a `ca-cert`.
+    tls: Vec<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl LdapAuthenticator {
-    pub fn new(config: Arc<Config>) -> Self {
-        Self { config }
+    pub fn new(config: Arc<Config>) -> anyhow::Result<Self> {
+        let tls = config
+            .proxy
+            .ldap
+            .iter()
+            .map(|s| tls_config(s).map_err(|e| anyhow::anyhow!("LDAP server {}: {e}", s.url)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { config, tls })
     }
+}
+
+/// For ldaps:// and StartTLS: the system's trusted certificates plus the server's `ca-cert`.
+/// Built here with the ring provider rather than left to ldap3, whose default asks rustls for a
+/// process-wide provider and panics when more than one is compiled in.
+fn tls_config(server: &LdapServer) -> Result<Option<Arc<rustls::ClientConfig>>, rustls::Error> {
+    if !server.starttls && !server.url.starts_with("ldaps:") {
+        return Ok(None);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    for cert in &server.ca_certs {
+        roots.add(cert.clone())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
 }
 
 /// Why one server did not log the user in.
@@ -55,8 +86,9 @@ impl Authenticator for LdapAuthenticator {
             return Err(AuthError::BadCredentials);
         }
         let mut unavailable = Vec::new();
-        for server in &self.config.proxy.ldap {
-            let attempt = tokio::time::timeout(SERVER_TIMEOUT, login(server, user, password));
+        for (i, server) in self.config.proxy.ldap.iter().enumerate() {
+            let tls = self.tls.get(i).cloned().flatten();
+            let attempt = tokio::time::timeout(SERVER_TIMEOUT, login(server, tls, user, password));
             let outcome = attempt.await.unwrap_or_else(|_| {
                 Err(Refusal::Unavailable(format!(
                     "no answer within {} s",
@@ -90,10 +122,18 @@ impl Authenticator for LdapAuthenticator {
 }
 
 /// Logs `user` in at one server; returns their groups.
-async fn login(server: &LdapServer, user: &str, password: &str) -> Result<Vec<String>, Refusal> {
-    let settings = LdapConnSettings::new()
+async fn login(
+    server: &LdapServer,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    user: &str,
+    password: &str,
+) -> Result<Vec<String>, Refusal> {
+    let mut settings = LdapConnSettings::new()
         .set_conn_timeout(CONNECT_TIMEOUT)
         .set_starttls(server.starttls);
+    if let Some(tls) = tls {
+        settings = settings.set_config(tls);
+    }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.url)
         .await
         .map_err(failed("cannot connect"))?;

@@ -32,6 +32,9 @@ pub struct LdapServer {
     pub group_search_filter: String,
     pub manager_dn: Option<String>,
     pub manager_password: Option<Secret>,
+    /// vestibule's own `ca-cert`: PEM certificates trusted for ldaps:// and StartTLS besides
+    /// the system's (directories often have a private CA). Checked when the config is loaded.
+    pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl LdapServer {

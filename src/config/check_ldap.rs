@@ -94,6 +94,7 @@ fn check_server(node: &Node, path: &str, report: &mut Report) -> Vec<LdapServer>
             .unwrap_or_else(|| DEFAULT_GROUP_FILTER.into()),
         manager_dn,
         manager_password,
+        ca_certs: ca_certs(&f, report),
     };
 
     let mut servers = Vec::new();
@@ -152,6 +153,33 @@ fn manager_password(f: &Fields, report: &mut Report) -> Option<Secret> {
         );
     }
     Some(Secret(pw))
+}
+
+/// `ca-cert`: a PEM file with one or more certificates.
+fn ca_certs(f: &Fields, report: &mut Report) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let Some((node, path)) = f.get("ca-cert") else {
+        return Vec::new();
+    };
+    let Some(file) = convert::text(node, &path, report) else {
+        return Vec::new();
+    };
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(&file).and_then(Iterator::collect);
+    match certs {
+        Ok(certs) if !certs.is_empty() => certs,
+        Ok(_) => {
+            report.error(&node.at, &path, format!("{file} holds no PEM certificate"));
+            Vec::new()
+        }
+        Err(e) => {
+            report.error(
+                &node.at,
+                &path,
+                format!("cannot read certificates from {file}: {e}"),
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// `ldap://host:389/dc=example,dc=org` → (`ldap://host:389`, `dc=example,dc=org`).

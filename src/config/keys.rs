@@ -290,6 +290,8 @@ pub static LDAP: Level = Level {
         used("group-search-filter"),
         used("manager-dn"),
         used("manager-password"),
+        // vestibule's own: a private CA for ldaps:// and StartTLS.
+        used("ca-cert"),
     ],
     others: Others::Unknown,
 };

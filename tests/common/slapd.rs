@@ -64,6 +64,8 @@ pub struct Slapd {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// With TLS: the PEM file of the private CA that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -90,6 +92,16 @@ pub fn free_port() -> u16 {
 impl Slapd {
     /// Starts slapd and loads [`SEED`].
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// As [`Slapd::start`], offering StartTLS with a certificate for 127.0.0.1 from a private
+    /// CA made with openssl.
+    pub fn start_with_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let slapd = tool("slapd");
         let port = free_port();
         let dir =
@@ -98,6 +110,18 @@ impl Slapd {
         std::fs::create_dir_all(&data).expect("slapd dir");
         // Anonymous clients may only bind; reading entries needs a login (the manager or the
         // user), as in most real directories.
+        let (tls_conf, ca_file) = if tls {
+            let ca = make_certificates(&dir);
+            let conf = format!(
+                "TLSCACertificateFile {ca}\nTLSCertificateFile {d}/server.pem\n\
+                 TLSCertificateKeyFile {d}/server.key\n",
+                ca = ca.display(),
+                d = dir.display()
+            );
+            (conf, Some(ca))
+        } else {
+            (String::new(), None)
+        };
         let conf = format!(
             "include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -105,7 +129,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {dir}/slapd.pid
-database mdb
+{tls_conf}database mdb
 maxsize 10485760
 suffix \"{BASE_DN}\"
 rootdn \"{ADMIN_DN}\"
@@ -134,6 +158,7 @@ access to * by users read by anonymous auth
             child: Some(child),
             port,
             dir,
+            ca_file,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -178,6 +203,74 @@ access to * by users read by anonymous auth
             let _ = c.wait();
         }
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`; returns the CA's file.
+fn make_certificates(dir: &std::path::Path) -> PathBuf {
+    let openssl = tool("openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vestibule test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    dir.join("ca.pem")
 }
 
 impl Drop for Slapd {
