@@ -4,7 +4,8 @@
 //!
 //! Understood, inside `#{...}`:
 //! - `userId` (also `proxy.userId`) and `groups` (the user's groups);
-//! - `groups.contains('x')` (ignoring case, as `access-groups` does), `groups.isEmpty()`;
+//! - `groups.contains('x')` (ignoring case, as `access-groups` does), `groups.isEmpty()`,
+//!   `groups.isOneOf('a', 'b')` (any of the user's groups is one of these);
 //! - on text: `== != equals equalsIgnoreCase startsWith endsWith contains toLowerCase
 //!   toUpperCase`, and `matches '<regex>'` (the whole text must match, as in Java);
 //! - `isOneOf(userId, 'a', 'b')` and `isOneOfIgnoreCase(...)` (ShinyProxy's helpers);
@@ -22,6 +23,8 @@ pub enum Rule {
     Compare(Text, TextTest, Text),
     Matches(Text, Regex),
     InGroups(Text),
+    /// Any of the user's groups is one of these (ignoring case).
+    AnyGroupOf(Vec<Text>),
     NoGroups,
     OneOf {
         value: Text,
@@ -88,6 +91,12 @@ impl Rule {
                 let wanted = t.eval(s);
                 s.groups.iter().any(|g| g.eq_ignore_ascii_case(&wanted))
             }
+            Rule::AnyGroupOf(names) => names.iter().any(|n| {
+                let n = n.eval(s);
+                s.groups
+                    .iter()
+                    .any(|g| g.trim().eq_ignore_ascii_case(n.trim()))
+            }),
             Rule::NoGroups => s.groups.is_empty(),
             Rule::OneOf {
                 value,
@@ -505,6 +514,7 @@ fn method(target: Val, name: &str, args: Vec<(usize, Val)>, at: usize) -> Result
     match (target, name) {
         (Val::Groups, "contains") => Ok(Val::Bool(Rule::InGroups(one(texts)?))),
         (Val::Groups, "isEmpty") if texts.is_empty() => Ok(Val::Bool(Rule::NoGroups)),
+        (Val::Groups, "isOneOf" | "isOneOfIgnoreCase") => Ok(Val::Bool(Rule::AnyGroupOf(texts))),
         (Val::Text(t), "toLowerCase") if texts.is_empty() => {
             Ok(Val::Text(Text::Lower(Box::new(t))))
         }
@@ -588,6 +598,8 @@ mod tests {
         assert!(check("#{userId == 'it''s'}", "it's", &[]));
         assert!(check("#{proxy.userId.startsWith(\"adm\")}", "admin", &[]));
         assert!(check("#{groups.isEmpty()}", "u", &[]));
+        assert!(check("#{groups.isOneOf('a', 'b')}", "u", &["x", "B"]));
+        assert!(!check("#{groups.isOneOf('a', 'b')}", "u", &["x"]));
     }
 
     #[test]
