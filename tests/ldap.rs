@@ -1,6 +1,8 @@
 //! LDAP login against a real OpenLDAP server (Debian's slapd), through the real login form.
 
 mod common;
+#[path = "common/log_capture.rs"]
+mod log_capture;
 #[path = "common/slapd.rs"]
 mod slapd;
 
@@ -152,15 +154,26 @@ async fn wrong_passwords_injections_and_empty_passwords_are_refused() {
 
 #[tokio::test]
 async fn a_stopped_directory_is_reported_as_unavailable_not_as_a_wrong_password() {
+    let logs = log_capture::capture_logs();
     let mut ldap = Slapd::start();
     let server = TestServer::start(search_config(&ldap)).await;
     ldap.stop();
     let b = Browser::new(&server);
-    let resp = b.try_login("alice", "alice-pw").await;
+    let resp = b.try_login("alice", "unique-pw-4711").await;
     assert_eq!(resp.status(), 503);
     let page = resp.text().await.expect("html");
     assert!(page.contains("unavailable"), "{page}");
     assert!(!page.contains("Wrong user name or password"), "{page}");
+    // The operator reads which server failed, and never the password.
+    let log = logs.text();
+    let named = format!("server=ldap://127.0.0.1:{}", ldap.port);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("LDAP server failed") && l.contains(&named)),
+        "{log}"
+    );
+    assert!(!log.contains("unique-pw-4711"), "{log}");
+    assert!(!log.contains(ADMIN_PASSWORD), "{log}");
     server.shutdown().await;
 }
 
