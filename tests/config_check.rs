@@ -763,3 +763,66 @@ fn override_problems_name_the_variable_and_hide_the_value() {
         "{w}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Container resources, privilege and labels.
+
+const DOCKER_APP: &str = "proxy:
+  container-backend: docker
+  specs:
+  - id: app
+    container-image: example/app:1
+";
+
+#[test]
+fn container_resources_are_read_in_docker_and_kubernetes_units() {
+    let loaded = ok(&format!(
+        "{DOCKER_APP}    container-memory-request: 512Mi
+    container-memory-limit: 2g
+    container-cpu-request: 250m
+    container-cpu-limit: 1.5
+    container-privileged: true
+    labels:
+      team: finance
+      tier: 2
+"
+    ));
+    let c = &loaded.config.proxy.specs[0].container;
+    assert_eq!(c.memory_request.as_ref().map(|q| q.bytes), Some(512 << 20));
+    assert_eq!(c.memory_limit.as_ref().map(|q| q.bytes), Some(2 << 30));
+    assert_eq!(c.cpu_request.as_ref().map(|q| q.millicpus), Some(250));
+    assert_eq!(c.cpu_limit.as_ref().map(|q| q.millicpus), Some(1500));
+    assert!(c.privileged);
+    assert_eq!(c.labels.get("tier").map(String::as_str), Some("2"));
+}
+
+#[test]
+fn a_bad_memory_size_is_an_error_at_its_position() {
+    let errs = errors(
+        &format!("{DOCKER_APP}    container-memory-limit: 2 lots\n"),
+        &no_env(),
+    );
+    let e = about(&errs, "proxy.specs[0].container-memory-limit");
+    assert_eq!((e.line, e.column), (6, 29), "{e}");
+    assert!(e.message.contains("unknown size unit 'lots'"), "{e}");
+}
+
+#[test]
+fn a_request_above_its_limit_is_an_error() {
+    let errs = errors(
+        &format!("{DOCKER_APP}    container-memory-request: 4g\n    container-memory-limit: 1g\n"),
+        &no_env(),
+    );
+    let e = about(&errs, "proxy.specs[0].container-memory-request");
+    assert!(e.message.contains("larger than the limit"), "{e}");
+}
+
+#[test]
+fn container_resources_are_ignored_with_a_warning_for_local_processes() {
+    let loaded = ok(&format!(
+        "proxy:\n{PROCESS_APP}    container-memory-limit: 1g\n"
+    ));
+    let w = about(&loaded.warnings, "proxy.specs[0].container-memory-limit");
+    assert!(w.message.contains("ignored"), "{w}");
+    assert_eq!(loaded.config.proxy.specs[0].container.memory_limit, None);
+}

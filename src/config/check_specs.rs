@@ -2,12 +2,13 @@
 //! the runtime reads one value per app.
 
 use super::check::{limit, minutes, optional_millis};
+use super::check_container::{check_container, text_map};
 use super::convert::{self, Fields};
 use super::keys::canonical;
 use super::model::{AppSpec, BackendKind};
 use super::node::{At, Node, Value};
 use super::report::{Report, child, index};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -160,7 +161,8 @@ fn check_spec(
         logo_url: f.text("logo-url", report),
         container_cmd: container_cmd.unwrap_or_default(),
         container_image,
-        container_env: environment(&f, report),
+        container_env: text_map(&f, "container-env", report),
+        container: check_container(&f, process, report),
         container_volumes,
         port: f
             .get("port")
@@ -237,30 +239,4 @@ fn command(f: &Fields, report: &mut Report) -> Option<Vec<String>> {
         _ => convert::text(node, &path, report)
             .map(|t| t.split_whitespace().map(String::from).collect()),
     }
-}
-
-/// `container-env`: names to text; numbers and booleans are written out as text, and an empty
-/// value is an empty string.
-fn environment(f: &Fields, report: &mut Report) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    let Some((node, path)) = f.get("container-env") else {
-        return env;
-    };
-    let Value::Map(entries) = &node.value else {
-        report.error(
-            &node.at,
-            &path,
-            format!("expected 'NAME: value' lines, found {}", node.describe()),
-        );
-        return env;
-    };
-    for e in entries {
-        let p = child(&path, &e.key);
-        if e.value.is_null() {
-            env.insert(e.key.clone(), String::new());
-        } else if let Some(v) = convert::text(&e.value, &p, report) {
-            env.insert(e.key.clone(), v);
-        }
-    }
-    env
 }

@@ -27,6 +27,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         container_image: None,
         container_env: BTreeMap::new(),
         container_volumes: Vec::new(),
+        container: Default::default(),
         port: 0,
         target_path: String::new(),
         access_groups: Vec::new(),

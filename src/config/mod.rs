@@ -35,11 +35,13 @@
 mod auth_model;
 mod check;
 mod check_access;
+mod check_container;
 mod check_header;
 mod check_ldap;
 mod check_specs;
 mod check_users;
 mod check_webservice;
+mod container;
 mod convert;
 mod defaults;
 mod diagnostics;

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this config came from, if any (`None` for the embedded default).
@@ -119,6 +121,8 @@ pub struct AppSpec {
     pub container_image: Option<String>,
     pub container_env: BTreeMap<String, String>,
     pub container_volumes: Vec<String>,
+    /// Resources, privilege and labels for container backends (empty for local processes).
+    pub container: ContainerSettings,
     /// The port the app listens on inside its container. The process backend ignores it and
     /// allocates a free host port instead.
     pub port: u16,
