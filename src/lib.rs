@@ -17,7 +17,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use auth::throttle::LoginThrottle;
-use auth::{Authenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator};
+use auth::{
+    Authenticator, LdapAuthenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator,
+    WebserviceAuthenticator,
+};
 use backend::Backend;
 use backend::process::ProcessBackend;
 use config::{AuthMethod, BackendKind, Config};
@@ -58,13 +61,17 @@ fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn B
     }
 }
 
-fn build_authenticator(config: &Arc<Config>) -> Arc<dyn Authenticator> {
-    match config.proxy.authentication {
+fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
+    Ok(match config.proxy.authentication {
         AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
         // Logins go through the provider's pages; passwords (HTTP Basic) are refused.
         AuthMethod::OpenId => Arc::new(NoAuthenticator),
-    }
+        AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())?),
+        AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
+        // The login proxy names the user in a header (web::context); no form or Basic login.
+        AuthMethod::CustomHeader => Arc::new(NoAuthenticator),
+    })
 }
 
 /// Runs the whole server on `listener` until `shutdown` completes, then stops taking requests,
@@ -85,7 +92,7 @@ pub async fn run(
         config: config.clone(),
         manager: manager.clone(),
         sessions: sessions.clone(),
-        authenticator: build_authenticator(&config),
+        authenticator: build_authenticator(&config)?,
         throttle: LoginThrottle::default(),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,

@@ -1,6 +1,7 @@
 //! The embedded default: one demo app run as a local process and one generated user, so that
 //! `vestibule serve` works on a fresh machine with nothing else installed.
 
+use super::auth_model::CustomHeaderConfig;
 use super::model::*;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,6 +32,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         target_path: String::new(),
         access_groups: Vec::new(),
         access_users: Vec::new(),
+        access_expressions: Default::default(),
         heartbeat_timeout: Some(Duration::from_secs(600)),
         max_lifetime: None,
         stop_on_logout: true,
@@ -54,6 +56,9 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
                 password: PasswordSpec::Argon2(password_hash),
                 groups: vec!["admins".into()],
             }],
+            ldap: Vec::new(),
+            custom_header: CustomHeaderConfig::default(),
+            webservice: None,
             container_backend: BackendKind::Process,
             container_wait_time: Duration::from_secs(20),
             heartbeat_rate: Duration::from_secs(10),

@@ -30,6 +30,9 @@ pub enum AuthMethod {
     None,
     Simple,
     OpenId,
+    Ldap,
+    CustomHeader,
+    Webservice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +108,7 @@ pub struct OAuth2Config {
     pub roles_claim: Option<String>,
 }
 
-/// A secret from the config (client secrets): never printed, not even in debug logs.
+/// A secret from the config (client secrets, manager passwords): never printed, not even in debug logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
 
@@ -135,6 +138,10 @@ pub struct ProxyConfig {
     pub admin_groups: Vec<String>,
     pub admin_users: Vec<String>,
     pub users: Vec<UserEntry>,
+    /// `proxy.ldap`: the directory servers, tried in order.
+    pub ldap: Vec<super::LdapServer>,
+    pub custom_header: super::CustomHeaderConfig,
+    pub webservice: Option<super::WebserviceConfig>,
     pub container_backend: BackendKind,
     /// Total time for an app to answer HTTP 200/30x before its launch fails.
     pub container_wait_time: Duration,
@@ -174,6 +181,8 @@ pub struct AppSpec {
     pub target_path: String,
     pub access_groups: Vec<String>,
     pub access_users: Vec<String>,
+    /// `access-expression` / `access-cel` (alternatives) and their strict twins (all must hold).
+    pub access_expressions: crate::auth::access::AccessExpressions,
     /// Resolved: the spec's own value, else the proxy default. `None` disables culling.
     pub heartbeat_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
@@ -186,10 +195,16 @@ pub struct AppSpec {
 }
 
 impl AppSpec {
-    /// Whether a user with these groups may open this app: any match grants access; with no
-    /// rule set, everyone may.
+    /// Whether a user with these groups may open this app: every strict expression must hold;
+    /// then any match of groups, users or expressions grants access; with none set, everyone
+    /// may (ShinyProxy's rules).
     pub fn allows(&self, user: &str, groups: &[String]) -> bool {
-        if self.access_groups.is_empty() && self.access_users.is_empty() {
+        let subject = crate::auth::access::Subject { user, groups };
+        let rules = &self.access_expressions;
+        if !rules.all.iter().all(|r| r.allows(&subject)) {
+            return false;
+        }
+        if self.access_groups.is_empty() && self.access_users.is_empty() && rules.any.is_empty() {
             return true;
         }
         self.access_users.iter().any(|u| u == user)
@@ -197,6 +212,7 @@ impl AppSpec {
                 .access_groups
                 .iter()
                 .any(|g| groups.iter().any(|ug| ug.eq_ignore_ascii_case(g)))
+            || rules.any.iter().any(|r| r.allows(&subject))
     }
 }
 

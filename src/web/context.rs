@@ -53,6 +53,24 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         via_token = true;
     }
     let mut new_cookie = None;
+    if st.config.proxy.authentication == AuthMethod::CustomHeader
+        && req.uri().path() != "/actuator/health"
+    {
+        match header_session(&st, req.headers(), client_ip, session).await {
+            Ok(s) => {
+                if s.1 {
+                    new_cookie = cookies::set(
+                        COOKIE_NAME,
+                        &s.0.id,
+                        secure,
+                        st.config.proxy.same_site_cookie,
+                    );
+                }
+                session = Some(s.0);
+            }
+            Err(refused) => return refused,
+        }
+    }
     if session.is_none() && st.config.proxy.authentication == AuthMethod::None {
         // Without login every browser is its own anonymous user, so instances stay private.
         let s = Session::new(Identity {
@@ -75,6 +93,32 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+/// The session of the user the trusted login proxy names (a new one when the user changed),
+/// and whether it is new; or the response that refuses the request.
+async fn header_session(
+    st: &AppState,
+    headers: &http::HeaderMap,
+    client_ip: IpAddr,
+    current: Option<Arc<Session>>,
+) -> Result<(Arc<Session>, bool), Response> {
+    use crate::auth::header::{HeaderRefusal, identity};
+    let identity = identity(&st.config, headers, client_ip).map_err(|e| {
+        tracing::warn!(event = "login_failed", ip = %client_ip, reason = %e, "trusted-header login refused");
+        let status = match e {
+            HeaderRefusal::Untrusted(_) => StatusCode::FORBIDDEN,
+            HeaderRefusal::NoUser(_) => StatusCode::UNAUTHORIZED,
+        };
+        (status, format!("{e}\n")).into_response()
+    })?;
+    if let Some(s) = current.filter(|s| s.identity == identity) {
+        return Ok((s, false));
+    }
+    tracing::info!(event = "login", user = %identity.user, ip = %client_ip, via = "header", "logged in");
+    let s = Session::new(identity);
+    st.sessions.save(&s).await;
+    Ok((Arc::new(s), true))
 }
 
 fn ctx(parts: &Parts) -> Option<&RequestCtx> {

@@ -38,6 +38,7 @@ pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
         target_path: String::new(),
         access_groups: Vec::new(),
         access_users: Vec::new(),
+        access_expressions: Default::default(),
         heartbeat_timeout: None,
         max_lifetime: None,
         stop_on_logout: true,
