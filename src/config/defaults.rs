@@ -27,6 +27,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         container_env: BTreeMap::new(),
         container_volumes: Vec::new(),
         container: Default::default(),
+        kubernetes: Default::default(),
         port: 0,
         target_path: String::new(),
         access_groups: Vec::new(),
@@ -64,6 +65,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             default_stop_proxy_on_logout: true,
             stop_proxies_on_shutdown: true,
             same_site_cookie: SameSite::Lax,
+            kubernetes: Default::default(),
             specs: vec![demo],
         },
         server: ServerConfig {

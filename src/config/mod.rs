@@ -33,6 +33,7 @@
 
 mod check;
 mod check_container;
+mod check_kubernetes;
 mod check_specs;
 mod check_users;
 mod container;
@@ -44,6 +45,7 @@ pub mod expressions;
 mod interpolate;
 mod key_check;
 mod keys;
+mod kubernetes;
 mod model;
 mod node;
 mod report;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
+pub use super::kubernetes::{KubernetesSettings, KubernetesSpecSettings};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -101,6 +102,8 @@ pub struct ProxyConfig {
     pub default_stop_proxy_on_logout: bool,
     pub stop_proxies_on_shutdown: bool,
     pub same_site_cookie: SameSite,
+    /// `proxy.kubernetes.*`; defaults unless the Kubernetes backend is selected.
+    pub kubernetes: KubernetesSettings,
     pub specs: Vec<AppSpec>,
 }
 
@@ -116,6 +119,8 @@ pub struct AppSpec {
     pub container_volumes: Vec<String>,
     /// Resources, privilege and labels for container backends (empty for local processes).
     pub container: ContainerSettings,
+    /// Pod patches and additional manifests (Kubernetes backend only).
+    pub kubernetes: KubernetesSpecSettings,
     /// The port the app listens on inside its container. The process backend ignores it and
     /// allocates a free host port instead.
     pub port: u16,
