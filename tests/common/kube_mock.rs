@@ -243,7 +243,12 @@ impl FakeCluster {
 pub fn resource_path(path: &str) -> String {
     path.split("/namespaces/")
         .nth(1)
-        .map(|rest| rest.splitn(2, '/').nth(1).unwrap_or_default().to_string())
+        .map(|rest| {
+            rest.split_once('/')
+                .map(|x| x.1)
+                .unwrap_or_default()
+                .to_string()
+        })
         .unwrap_or_else(|| path.to_string())
 }
 
