@@ -421,3 +421,33 @@ async fn secret_key_ref_values_read_a_kubernetes_secret() {
             .contains("secretKeyRef:")
     );
 }
+
+#[test]
+fn bad_kubernetes_settings_are_reported_at_their_line() {
+    let yaml = "proxy:\n  container-backend: kubernetes\n  kubernetes:\n    image-pull-policy: Sometimes\n    node-selector: NodeSize\n  specs:\n  - id: a\n    container-image: img\n    kubernetes-pod-patches: |\n      - op: frobnicate\n        path: /spec\n    kubernetes-additional-manifests:\n    - |\n      kind: PersistentVolumeClaim\n";
+    let loaded = vestibule::config::load_str(
+        std::path::Path::new("k.yml"),
+        yaml,
+        &std::collections::HashMap::<String, String>::new(),
+    );
+    let Err(err) = loaded else {
+        panic!("these settings must be refused");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("k.yml:4:24") && err.contains("IfNotPresent"),
+        "{err}"
+    );
+    assert!(
+        err.contains("k.yml:5:20") && err.contains("key=value"),
+        "{err}"
+    );
+    assert!(
+        err.contains("k.yml:10:7") && err.contains("RFC 6902"),
+        "{err}"
+    );
+    assert!(
+        err.contains("k.yml:14:7") && err.contains("apiVersion, kind and metadata.name"),
+        "{err}"
+    );
+}
