@@ -49,12 +49,20 @@ impl RunOptions {
     }
 }
 
-fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn Backend>> {
+async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn Backend>> {
     match config.proxy.container_backend {
         BackendKind::Process => Ok(Arc::new(ProcessBackend::new(
             opts.supervisor_exe.clone(),
             opts.work_dir.join("instances"),
         )?)),
+        BackendKind::Kubernetes => {
+            let client = backend::kubernetes::connect(&config.proxy.kubernetes).await?;
+            Ok(Arc::new(backend::kubernetes::KubernetesBackend::new(
+                client,
+                config.proxy.kubernetes.clone(),
+                config.proxy.container_wait_time,
+            )))
+        }
         other => anyhow::bail!(
             "container-backend {other:?} is not implemented yet; use `container-backend: process`"
         ),
@@ -83,7 +91,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let backend = build_backend(&config, &opts)?;
+    let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
     let manager = Manager::new(config.clone(), backend);
     manager.spawn_culler(stopping.clone());

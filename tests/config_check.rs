@@ -113,23 +113,19 @@ fn seed_loads_with_its_two_apps_and_groups() {
 }
 
 #[test]
-fn seed_warns_about_kubernetes_settings_and_plain_passwords_only() {
+fn seed_warns_about_plain_passwords_only() {
     let loaded = load_file(&fixture("seed-application.yml"), &no_env()).unwrap();
     let shown: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
     let text = shown.join("\n");
 
-    // Every setting under proxy.kubernetes is named, at its own line.
-    for (key, line) in [
-        ("proxy.kubernetes.internal-networking", 17),
-        ("proxy.kubernetes.url", 18),
-        ("proxy.kubernetes.namespace", 19),
-        ("proxy.kubernetes.image-pull-policy", 20),
-        ("proxy.kubernetes.image-pull-secret", 21),
-    ] {
-        let w = about(&loaded.warnings, key);
-        assert_eq!((w.line, w.column), (line, 5), "{w}");
-        assert!(w.message.contains("not implemented"), "{w}");
-    }
+    // The Kubernetes backend reads every setting under proxy.kubernetes.
+    assert!(!text.contains("proxy.kubernetes"), "{text}");
+    let k = &loaded.config.proxy.kubernetes;
+    assert!(k.internal_networking);
+    assert_eq!(k.url.as_deref(), Some("http://localhost:8001"));
+    assert_eq!(k.namespace, "shiny");
+    assert_eq!(k.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert!(k.image_pull_secrets.is_empty());
     // Both plain-text passwords, without the passwords themselves.
     let admin = about(&loaded.warnings, "proxy.users[0].password");
     assert_eq!((admin.line, admin.column), (7, 15));
@@ -146,7 +142,7 @@ fn seed_warns_about_kubernetes_settings_and_plain_passwords_only() {
 
     // Spring's upload limits and the log file are not worth a typo warning.
     assert!(!text.contains("multipart"), "{text}");
-    assert_eq!(loaded.warnings.len(), 5 + 2 + 1, "{text}");
+    assert_eq!(loaded.warnings.len(), 2 + 1, "{text}");
     about(&loaded.warnings, "logging.file");
 }
 

@@ -1,6 +1,7 @@
 //! Backends run app instances. A backend only creates, inspects, lists and removes instances and
 //! says where each listens; it knows nothing about users, sessions or HTTP.
 
+pub mod kubernetes;
 mod log_buffer;
 pub mod process;
 pub mod supervisor;
@@ -40,6 +41,9 @@ pub struct Started {
     pub address: SocketAddr,
 }
 
+/// An instance found after a restart: (instance id, spec id, user, address).
+pub type Recovered = (String, String, String, SocketAddr);
+
 /// What a backend knows of an instance right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -72,4 +76,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn health(&self, instance_id: &str) -> Health;
     /// The last lines the instance wrote to stdout/stderr, oldest first.
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String>;
+    /// How far a starting instance has come (e.g. "pulling image"), for the app page.
+    fn stage(&self, _instance_id: &str) -> Option<String> {
+        None
+    }
+    /// The instances an earlier run of vestibule left running, found by the backend's labels.
+    async fn recover(&self) -> Vec<Recovered> {
+        Vec::new()
+    }
 }

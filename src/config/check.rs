@@ -112,6 +112,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
             .boolean("stop-proxies-on-shutdown", report)
             .unwrap_or(true),
         same_site_cookie: same_site(proxy, report),
+        kubernetes: super::check_kubernetes::check_kubernetes(proxy, report),
         specs,
         openid,
         oauth2: check_oauth2(proxy, report),

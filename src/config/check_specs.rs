@@ -163,6 +163,7 @@ fn check_spec(
         container_image,
         container_env: text_map(&f, "container-env", report),
         container: check_container(&f, process, report),
+        kubernetes: super::check_kubernetes::check_spec_kubernetes(&f, report),
         container_volumes,
         port: f
             .get("port")

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
+pub use super::kubernetes::{KubernetesSettings, KubernetesSpecSettings};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -155,6 +156,8 @@ pub struct ProxyConfig {
     pub default_stop_proxy_on_logout: bool,
     pub stop_proxies_on_shutdown: bool,
     pub same_site_cookie: SameSite,
+    /// `proxy.kubernetes.*`; defaults unless the Kubernetes backend is selected.
+    pub kubernetes: KubernetesSettings,
     pub specs: Vec<AppSpec>,
     /// `proxy.openid`, present exactly when `authentication: openid`.
     pub openid: Option<OpenIdConfig>,
@@ -174,6 +177,8 @@ pub struct AppSpec {
     pub container_volumes: Vec<String>,
     /// Resources, privilege and labels for container backends (empty for local processes).
     pub container: ContainerSettings,
+    /// Pod patches and additional manifests (Kubernetes backend only).
+    pub kubernetes: KubernetesSpecSettings,
     /// The port the app listens on inside its container. The process backend ignores it and
     /// allocates a free host port instead.
     pub port: u16,

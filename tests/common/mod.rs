@@ -34,6 +34,7 @@ pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
         container_env: BTreeMap::new(),
         container_volumes: Vec::new(),
         container: Default::default(),
+        kubernetes: Default::default(),
         port: 0,
         target_path: String::new(),
         access_groups: Vec::new(),

@@ -1,0 +1,130 @@
+//! `kubernetes-additional-manifests` and `-persistent-manifests`: objects created next to the
+//! pod, honouring ShinyProxy's policy annotation when the object already exists.
+
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+
+use super::naming::POLICY_ANNOTATION;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Create when absent, otherwise leave it as it is (the default).
+    CreateOnce,
+    /// Create when absent, otherwise patch it to match the manifest.
+    Patch,
+    /// Delete it when present; never create it.
+    Delete,
+    /// Delete it when present, then create it anew.
+    Replace,
+}
+
+impl Policy {
+    pub fn of(manifest: &serde_json::Value) -> Result<Self, String> {
+        let written = manifest
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(POLICY_ANNOTATION))
+            .and_then(|v| v.as_str());
+        match written {
+            None | Some("CreateOnce") => Ok(Policy::CreateOnce),
+            Some("Patch") => Ok(Policy::Patch),
+            Some("Delete") => Ok(Policy::Delete),
+            Some("Replace") => Ok(Policy::Replace),
+            Some(other) => Err(format!(
+                "unknown {POLICY_ANNOTATION} '{other}' (use CreateOnce, Patch, Delete or Replace)"
+            )),
+        }
+    }
+}
+
+/// Where a manifest lives and under which name.
+#[derive(Debug, Clone)]
+pub struct ObjectRef {
+    pub resource: ApiResource,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn of(manifest: &serde_json::Value, default_namespace: &str) -> Result<Self, String> {
+        let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
+        let kind = manifest["kind"].as_str().unwrap_or_default();
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let name = manifest
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .ok_or("a manifest has no metadata.name")?;
+        let namespace = manifest
+            .pointer("/metadata/namespace")
+            .and_then(|n| n.as_str())
+            .unwrap_or(default_namespace);
+        Ok(Self {
+            resource: ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    fn api(&self, client: &Client) -> Api<DynamicObject> {
+        Api::namespaced_with(client.clone(), &self.namespace, &self.resource)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.resource.kind, self.name)
+    }
+}
+
+/// Applies one manifest per its policy; returns where it is when it now exists.
+pub async fn apply(
+    client: &Client,
+    manifest: &serde_json::Value,
+    default_namespace: &str,
+) -> Result<Option<ObjectRef>, String> {
+    let policy = Policy::of(manifest)?;
+    let at = ObjectRef::of(manifest, default_namespace)?;
+    let api = at.api(client);
+    let object: DynamicObject = serde_json::from_value(manifest.clone())
+        .map_err(|e| format!("{} is not a Kubernetes object: {e}", at.describe()))?;
+    let failed = |what: &str, e: kube::Error| format!("could not {what} {}: {e}", at.describe());
+    let existing = api
+        .get_opt(&at.name)
+        .await
+        .map_err(|e| failed("look up", e))?;
+    match (policy, existing) {
+        (Policy::CreateOnce, Some(_)) => return Ok(Some(at)),
+        (Policy::Delete, found) => {
+            if found.is_some() {
+                delete(client, &at).await?;
+            }
+            return Ok(None);
+        }
+        (Policy::Patch, Some(_)) => {
+            api.patch(&at.name, &PatchParams::default(), &Patch::Merge(manifest))
+                .await
+                .map_err(|e| failed("patch", e))?;
+            return Ok(Some(at));
+        }
+        (Policy::Replace, Some(_)) => delete(client, &at).await?,
+        (_, None) => {}
+    }
+    api.create(&PostParams::default(), &object)
+        .await
+        .map_err(|e| failed("create", e))?;
+    Ok(Some(at))
+}
+
+/// Deletes the object; one already gone is fine.
+pub async fn delete(client: &Client, at: &ObjectRef) -> Result<(), String> {
+    match at
+        .api(client)
+        .delete(&at.name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(format!("could not delete {}: {e}", at.describe())),
+    }
+}

@@ -1,0 +1,247 @@
+//! Following a new pod until it is Ready, and turning what goes wrong on the way into a sentence
+//! a user understands.
+
+use k8s_openapi::api::core::v1::{ContainerStateWaiting, Pod};
+use kube::Api;
+use kube::api::LogParams;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How far a pod has come, as the app page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Waiting,
+    Scheduled,
+    PullingImage,
+    Starting,
+    Ready,
+}
+
+impl Stage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Waiting => "waiting for a node",
+            Stage::Scheduled => "scheduled",
+            Stage::PullingImage => "pulling image",
+            Stage::Starting => "starting",
+            Stage::Ready => "ready",
+        }
+    }
+}
+
+/// How long each part of the wait may take and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// Until the pod is scheduled and its container runs.
+    pub pod: Duration,
+    /// From running until Ready.
+    pub container: Duration,
+    pub poll: Duration,
+}
+
+/// What the pod shows right now.
+enum Verdict {
+    Stage(Stage),
+    /// Hopeless however long we wait.
+    Failed(String),
+}
+
+pub async fn until_ready(
+    pods: &Api<Pod>,
+    name: &str,
+    image: &str,
+    patience: Patience,
+    mut on_stage: impl FnMut(Stage),
+) -> Result<Pod, String> {
+    let start = Instant::now();
+    let mut running_since: Option<Instant> = None;
+    loop {
+        let pod = pods
+            .get(name)
+            .await
+            .map_err(|e| format!("could not read pod {name}: {e}"))?;
+        match verdict(&pod, image) {
+            Verdict::Failed(why) if why.contains("CrashLoopBackOff") || why.contains("exited") => {
+                return Err(with_logs(pods, name, why).await);
+            }
+            Verdict::Failed(why) => return Err(why),
+            Verdict::Stage(Stage::Ready) => {
+                on_stage(Stage::Ready);
+                return Ok(pod);
+            }
+            Verdict::Stage(stage) => {
+                on_stage(stage);
+                let now = Instant::now();
+                if stage == Stage::Starting {
+                    let since = *running_since.get_or_insert(now);
+                    if now.duration_since(since) > patience.container {
+                        return Err(with_logs(
+                            pods,
+                            name,
+                            format!(
+                                "the app's container runs but did not become ready within {} s",
+                                patience.container.as_secs()
+                            ),
+                        )
+                        .await);
+                    }
+                } else if now.duration_since(start) > patience.pod {
+                    return Err(timed_out(&pod, image, stage, patience.pod));
+                }
+            }
+        }
+        tokio::time::sleep(patience.poll).await;
+    }
+}
+
+fn verdict(pod: &Pod, image: &str) -> Verdict {
+    let Some(status) = &pod.status else {
+        return Verdict::Stage(Stage::Waiting);
+    };
+    let waiting = container_waiting(pod);
+    if let Some(w) = &waiting {
+        match w.reason.as_deref() {
+            Some("ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull") => {
+                return Verdict::Failed(image_failure(image, w));
+            }
+            Some("CrashLoopBackOff") => {
+                return Verdict::Failed("the app keeps crashing (CrashLoopBackOff)".into());
+            }
+            Some("CreateContainerConfigError") => {
+                return Verdict::Failed(format!(
+                    "the app's container cannot be created: {}",
+                    w.message.as_deref().unwrap_or("no reason given")
+                ));
+            }
+            _ => {}
+        }
+    }
+    match status.phase.as_deref() {
+        Some("Failed") | Some("Succeeded") => {
+            return Verdict::Failed(format!(
+                "the app's pod exited ({})",
+                status
+                    .reason
+                    .as_deref()
+                    .or(status.message.as_deref())
+                    .unwrap_or("no reason given")
+            ));
+        }
+        Some("Running") if condition(pod, "Ready") == Some(true) => {
+            return Verdict::Stage(Stage::Ready);
+        }
+        Some("Running") => return Verdict::Stage(Stage::Starting),
+        _ => {}
+    }
+    if condition(pod, "PodScheduled") != Some(true) {
+        return Verdict::Stage(Stage::Waiting);
+    }
+    match waiting.and_then(|w| w.reason) {
+        Some(r) if r == "ContainerCreating" || r == "ErrImagePull" || r == "PodInitializing" => {
+            Verdict::Stage(Stage::PullingImage)
+        }
+        _ => Verdict::Stage(Stage::Scheduled),
+    }
+}
+
+fn timed_out(pod: &Pod, image: &str, stage: Stage, limit: Duration) -> String {
+    let secs = limit.as_secs_f64();
+    if let Some(message) = unschedulable(pod) {
+        return format!(
+            "no node can run the app within {secs} s: {}",
+            short_resources(&message)
+        );
+    }
+    if let Some(w) = container_waiting(pod).filter(|w| w.reason.as_deref() == Some("ErrImagePull"))
+    {
+        return image_failure(image, &w);
+    }
+    format!(
+        "the app's pod did not start within {secs} s (last stage: {})",
+        stage.describe()
+    )
+}
+
+fn image_failure(image: &str, w: &ContainerStateWaiting) -> String {
+    format!(
+        "the image '{image}' could not be pulled ({}): {}",
+        w.reason.as_deref().unwrap_or("error"),
+        w.message.as_deref().unwrap_or("no reason given")
+    )
+}
+
+/// The scheduler's message, e.g. `0/3 nodes are available: 3 Insufficient memory.`
+fn unschedulable(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+        .map(|c| c.message.clone().unwrap_or_default())
+}
+
+/// Names the short resources ("not enough memory, cpu") ahead of the scheduler's own text.
+pub fn short_resources(message: &str) -> String {
+    let mut short: Vec<String> = Vec::new();
+    for part in message.split([',', ':', '.']) {
+        if let Some(idx) = part.find("Insufficient ") {
+            let what = part[idx + "Insufficient ".len()..].trim().to_string();
+            if !short.contains(&what) {
+                short.push(what);
+            }
+        }
+    }
+    if short.is_empty() {
+        message.trim().to_string()
+    } else {
+        format!(
+            "not enough {} in the cluster ({})",
+            short.join(", "),
+            message.trim()
+        )
+    }
+}
+
+fn condition(pod: &Pod, kind: &str) -> Option<bool> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status == "True")
+}
+
+fn container_waiting(pod: &Pod) -> Option<ContainerStateWaiting> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .clone()
+}
+
+/// Adds the app's last log lines (of the crashed run) to a failure.
+async fn with_logs(pods: &Api<Pod>, name: &str, why: String) -> String {
+    let lp = LogParams {
+        tail_lines: Some(LOG_LINES),
+        previous: true,
+        ..LogParams::default()
+    };
+    match pods.logs(name, &lp).await {
+        Ok(text) if !text.trim().is_empty() => {
+            format!("{why}; its last output:\n{}", text.trim_end())
+        }
+        _ => why,
+    }
+}
+
+pub const LOG_LINES: i64 = 20;
