@@ -17,7 +17,7 @@ python="${VESTIBULE_PYTHON:-/usr/bin/python3}"
 
 # python3-venv: Debian's python3 cannot create a venv (no ensurepip) without it.
 debs=(chromium chromium-driver r-cran-shiny nginx-light wrk redis-server procps curl
-    python3 python3-venv)
+    python3 python3-venv busybox-static)
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
 

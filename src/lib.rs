@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use auth::throttle::LoginThrottle;
 use auth::{Authenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator};
 use backend::Backend;
+use backend::docker::DockerBackend;
 use backend::process::ProcessBackend;
 use config::{AuthMethod, BackendKind, Config};
 use lifecycle::Manager;
@@ -46,12 +47,17 @@ impl RunOptions {
     }
 }
 
-fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn Backend>> {
+async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn Backend>> {
     match config.proxy.container_backend {
         BackendKind::Process => Ok(Arc::new(ProcessBackend::new(
             opts.supervisor_exe.clone(),
             opts.work_dir.join("instances"),
         )?)),
+        BackendKind::Docker => Ok(Arc::new(
+            DockerBackend::connect(config.proxy.docker.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )),
         other => anyhow::bail!(
             "container-backend {other:?} is not implemented yet; use `container-backend: process`"
         ),
@@ -74,9 +80,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let backend = build_backend(&config, &opts)?;
+    let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
-    let manager = Manager::new(config.clone(), backend);
+    let manager = Manager::new(config.clone(), backend.clone());
+    if config.proxy.recover_running_proxies {
+        manager.adopt(backend.recover().await).await;
+    } else {
+        // Nobody can reach what an earlier run left: its routes died with it.
+        backend.remove_leftovers().await;
+    }
     manager.spawn_culler(stopping.clone());
     let sessions = Arc::new(MemorySessionStore::new(SESSION_IDLE_TIMEOUT));
     let state = Arc::new(web::AppState {

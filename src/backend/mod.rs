@@ -1,6 +1,7 @@
 //! Backends run app instances. A backend only creates, inspects, lists and removes instances and
 //! says where each listens; it knows nothing about users, sessions or HTTP.
 
+pub mod docker;
 mod log_buffer;
 pub mod process;
 pub mod supervisor;
@@ -26,6 +27,18 @@ pub struct LaunchRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct Started {
     pub address: SocketAddr,
+}
+
+/// An instance an earlier run of the server left running, found again after a restart.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub instance_id: String,
+    pub spec_id: String,
+    pub user: String,
+    pub address: SocketAddr,
+    /// The fingerprint of the app's settings it was started with.
+    pub spec_hash: String,
+    pub created_unix_ms: u64,
 }
 
 /// What a backend knows of an instance right now.
@@ -60,4 +73,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn health(&self, instance_id: &str) -> Health;
     /// The last lines the instance wrote to stdout/stderr, oldest first.
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String>;
+    /// Takes over the running instances an earlier run left (`recover-running-proxies`).
+    /// Backends whose instances die with the server find none.
+    async fn recover(&self) -> Vec<Recovered> {
+        Vec::new()
+    }
+    /// Removes whatever an earlier run left behind (after a crash, or when not recovering).
+    async fn remove_leftovers(&self) {}
+    /// The fingerprint of an app's settings that this backend labels instances with.
+    fn spec_hash(&self, _spec: &AppSpec) -> Option<String> {
+        None
+    }
 }

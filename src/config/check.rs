@@ -3,6 +3,7 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
+use super::check_docker::check_docker_settings;
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
 use super::convert::{self, Fields};
@@ -102,6 +103,10 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         stop_proxies_on_shutdown: proxy
             .boolean("stop-proxies-on-shutdown", report)
             .unwrap_or(true),
+        recover_running_proxies: proxy
+            .boolean("recover-running-proxies", report)
+            .unwrap_or(false),
+        docker: check_docker_settings(proxy, report),
         same_site_cookie: same_site(proxy, report),
         specs,
     }

@@ -3,6 +3,7 @@
 
 use super::check::{limit, minutes, optional_millis};
 use super::check_container::{check_container, text_map};
+use super::check_docker::check_docker_spec;
 use super::convert::{self, Fields};
 use super::keys::canonical;
 use super::model::{AppSpec, BackendKind};
@@ -175,6 +176,11 @@ fn check_spec(
         container_image,
         container_env: text_map(&f, "container-env", report),
         container: check_container(&f, process, report),
+        docker: if process {
+            Default::default()
+        } else {
+            check_docker_spec(&f, report)
+        },
         container_volumes,
         port: f
             .get("port")

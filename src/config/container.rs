@@ -69,7 +69,7 @@ impl MemoryQuantity {
     /// The size as a Kubernetes quantity, which does not accept Docker's lower-case units.
     pub fn kubernetes(&self) -> String {
         const MI: u64 = 1024 * 1024;
-        if self.bytes % MI == 0 {
+        if self.bytes.is_multiple_of(MI) {
             format!("{}Mi", self.bytes / MI)
         } else {
             self.bytes.to_string()

@@ -33,6 +33,7 @@
 
 mod check;
 mod check_container;
+mod check_docker;
 mod check_specs;
 mod check_users;
 mod container;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::check_docker::{DeviceRequest, DockerSettings, DockerSpecSettings, PullPolicy};
 pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
 
 #[derive(Debug, Clone)]
@@ -100,6 +101,10 @@ pub struct ProxyConfig {
     pub default_max_lifetime: Option<Duration>,
     pub default_stop_proxy_on_logout: bool,
     pub stop_proxies_on_shutdown: bool,
+    /// `recover-running-proxies`: adopt the instances a previous run left running.
+    pub recover_running_proxies: bool,
+    /// `proxy.docker.*`.
+    pub docker: DockerSettings,
     pub same_site_cookie: SameSite,
     pub specs: Vec<AppSpec>,
 }
@@ -116,6 +121,8 @@ pub struct AppSpec {
     pub container_volumes: Vec<String>,
     /// Resources, privilege and labels for container backends (empty for local processes).
     pub container: ContainerSettings,
+    /// Keys only the Docker backends read.
+    pub docker: DockerSpecSettings,
     /// The port the app listens on inside its container. The process backend ignores it and
     /// allocates a free host port instead.
     pub port: u16,

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod docker;
+
 use vestibule::config::{AppSpec, AuthMethod, Config, PasswordSpec, UserEntry, embedded_default};
 
 pub const PASSWORD: &str = "correct horse";
@@ -31,6 +33,7 @@ pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
         container_env: BTreeMap::new(),
         container_volumes: Vec::new(),
         container: Default::default(),
+        docker: Default::default(),
         port: 0,
         target_path: String::new(),
         access_groups: Vec::new(),
