@@ -82,8 +82,7 @@ fn a_wrong_pull_policy_is_an_error_at_its_line() {
       container-image: x
 ",
     )
-    .err()
-    .expect("an error");
+    .expect_err("an error");
     let d = &err.diagnostics[0];
     assert_eq!(
         (d.line, d.key.as_str()),
