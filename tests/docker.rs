@@ -294,3 +294,33 @@ async fn without_recovery_a_new_start_removes_leftovers() {
     second.shutdown().await;
     remove_realm(&cfg);
 }
+
+#[tokio::test]
+async fn internal_networking_reaches_the_container_on_its_network() {
+    let network = format!("vestibule-test-net-{}", std::process::id());
+    let _ = docker_ok(&["network", "create", &network]);
+    let mut spec = token_spec("internal");
+    spec.docker.network = Some(network.clone());
+    let mut cfg = docker_config("internal", 21700, vec![spec]);
+    cfg.proxy.docker.internal_networking = true;
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("internal").await;
+    assert_running(&view);
+    let id = id_of(&view);
+    let token = alice.get(&format!("/app_proxy/{id}/token")).await;
+    assert_eq!(token.status(), 200);
+    let containers = containers_of(&cfg);
+    let published = docker(&["port", &containers[0]]);
+    assert!(published.is_empty(), "nothing published on the host: {published}");
+    let networks = docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        &containers[0],
+    ]);
+    assert_eq!(networks, network);
+    server.shutdown().await;
+    remove_realm(&cfg);
+    let _ = docker_ok(&["network", "rm", &network]);
+}
