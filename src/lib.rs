@@ -21,6 +21,7 @@ use auth::{Authenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticat
 use backend::Backend;
 use backend::docker::DockerBackend;
 use backend::process::ProcessBackend;
+use backend::swarm::SwarmBackend;
 use config::{AuthMethod, BackendKind, Config};
 use lifecycle::Manager;
 
@@ -55,6 +56,11 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
         )?)),
         BackendKind::Docker => Ok(Arc::new(
             DockerBackend::connect(config.proxy.docker.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        BackendKind::DockerSwarm => Ok(Arc::new(
+            SwarmBackend::connect(config.proxy.docker.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?,
         )),

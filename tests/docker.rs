@@ -312,7 +312,10 @@ async fn internal_networking_reaches_the_container_on_its_network() {
     assert_eq!(token.status(), 200);
     let containers = containers_of(&cfg);
     let published = docker(&["port", &containers[0]]);
-    assert!(published.is_empty(), "nothing published on the host: {published}");
+    assert!(
+        published.is_empty(),
+        "nothing published on the host: {published}"
+    );
     let networks = docker(&[
         "inspect",
         "-f",

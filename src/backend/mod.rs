@@ -5,6 +5,7 @@ pub mod docker;
 mod log_buffer;
 pub mod process;
 pub mod supervisor;
+pub mod swarm;
 
 pub use log_buffer::LogBuffer;
 

@@ -5,6 +5,7 @@ use super::convert::{self, Fields};
 use super::node::Value;
 use super::report::{Report, index};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `proxy.docker.image-pull-policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +32,8 @@ pub struct DockerSettings {
     /// `proxy.realm-id`: tells this server's containers from those of other servers on the same
     /// Docker host, so recovery and cleanup never touch another server's instances.
     pub realm_id: String,
+    /// `service-wait-time`: how long a Swarm service may take to get its task running.
+    pub service_wait_time: Duration,
 }
 
 impl Default for DockerSettings {
@@ -43,6 +46,7 @@ impl Default for DockerSettings {
             image_pull_policy: PullPolicy::IfNotPresent,
             default_container_network: None,
             realm_id: "default".into(),
+            service_wait_time: Duration::from_secs(60),
         }
     }
 }
@@ -66,6 +70,22 @@ pub struct DockerSpecSettings {
     pub device_requests: Vec<DeviceRequest>,
     /// Read at each launch, like `docker run --env-file`, so edits apply without a restart.
     pub env_file: Option<PathBuf>,
+    /// `docker-swarm-secrets`: Swarm secrets mounted into the service's container.
+    pub swarm_secrets: Vec<SwarmSecret>,
+    /// `docker-swarm-constraints`: placement constraints, e.g. `node.labels.gpu == true`.
+    pub swarm_constraints: Vec<String>,
+}
+
+/// One `docker-swarm-secrets` item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SwarmSecret {
+    pub name: String,
+    /// The file name under /run/secrets; the secret's name when unset.
+    pub target: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    /// File mode, written in octal (`0400`).
+    pub mode: Option<u32>,
 }
 
 pub fn check_docker_settings(proxy: &Fields, report: &mut Report) -> DockerSettings {
@@ -97,6 +117,10 @@ pub fn check_docker_settings(proxy: &Fields, report: &mut Report) -> DockerSetti
             .text("realm-id", report)
             .filter(|r| !r.trim().is_empty())
             .unwrap_or(defaults.realm_id),
+        service_wait_time: match f.int("service-wait-time", "milliseconds", report) {
+            Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
+            _ => defaults.service_wait_time,
+        },
     };
     if let (Some(max), Some((n, p))) = (settings.port_range_max, f.get("port-range-max"))
         && max < settings.port_range_start
@@ -123,6 +147,11 @@ pub fn check_docker_spec(f: &Fields, report: &mut Report) -> DockerSpecSettings 
         user: f.text("docker-user", report),
         device_requests: device_requests(f, report),
         env_file: f.text("container-env-file", report).map(PathBuf::from),
+        swarm_secrets: swarm_secrets(f, report),
+        swarm_constraints: f
+            .get("docker-swarm-constraints")
+            .and_then(|(n, p)| convert::plain_list(n, &p, report))
+            .unwrap_or_default(),
     }
 }
 
@@ -176,4 +205,58 @@ fn flatten_texts(node: &super::node::Node, path: &str, out: &mut Vec<String>, re
             }
         }
     }
+}
+
+fn swarm_secrets(f: &Fields, report: &mut Report) -> Vec<SwarmSecret> {
+    let Some((node, path)) = f.get("docker-swarm-secrets") else {
+        return Vec::new();
+    };
+    let Value::Seq(items) = &node.value else {
+        report.error(
+            &node.at,
+            &path,
+            format!(
+                "expected a list of secrets ('- name: ...'), found {}",
+                node.describe()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut secrets = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = index(&path, i);
+        // A bare name is the short form.
+        if let Value::Str(name) = &item.value {
+            secrets.push(SwarmSecret {
+                name: name.clone(),
+                ..Default::default()
+            });
+            continue;
+        }
+        let s = Fields::of(Some(item), &p, report);
+        let Some(name) = s.text("name", report) else {
+            report.error(&item.at, &p, "a swarm secret needs a 'name'");
+            continue;
+        };
+        let mode = s.get("mode").and_then(|(n, mp)| {
+            let text = convert::text(n, &mp, report)?;
+            u32::from_str_radix(text.trim(), 8)
+                .map_err(|_| {
+                    report.error(
+                        &n.at,
+                        &mp,
+                        format!("a file mode is octal, e.g. 0400; found '{text}'"),
+                    )
+                })
+                .ok()
+        });
+        secrets.push(SwarmSecret {
+            name,
+            target: s.text("target", report),
+            uid: s.text("uid", report),
+            gid: s.text("gid", report),
+            mode,
+        });
+    }
+    secrets
 }

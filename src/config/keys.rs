@@ -237,6 +237,8 @@ pub static SPEC: Level = Level {
         used("docker-device-requests"),
         todo("docker-runtime"),
         used("docker-user"),
+        used("docker-swarm-secrets"),
+        used("docker-swarm-constraints"),
         todo("docker-registry-domain"),
         todo("docker-registry-username"),
         todo("docker-registry-password"),
@@ -266,6 +268,7 @@ pub static DOCKER: Level = Level {
         used("image-pull-policy"),
         used("default-container-network"),
         todo("privileged"),
+        used("service-wait-time"),
     ],
     others: Others::Unknown,
 };

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use super::check_docker::{DeviceRequest, DockerSettings, DockerSpecSettings, PullPolicy};
+pub use super::check_docker::{
+    DeviceRequest, DockerSettings, DockerSpecSettings, PullPolicy, SwarmSecret,
+};
 pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
 
 #[derive(Debug, Clone)]

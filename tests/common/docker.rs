@@ -176,3 +176,40 @@ pub fn remove_realm(cfg: &Config) {
         let _ = docker_ok(&["rm", "-f", id]);
     }
 }
+
+/// Joins this engine to a swarm when it is not in one yet (and leaves it active).
+pub fn ensure_swarm() {
+    let state = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]);
+    if state != "active" {
+        // With several interfaces Docker asks which address to advertise; one node needs none
+        // in particular.
+        if docker_ok(&["swarm", "init"]).is_none() {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        }
+    }
+}
+
+/// A Swarm-backed config, as [`docker_config`].
+pub fn swarm_config(realm: &str, port_base: u16, specs: Vec<AppSpec>) -> Config {
+    ensure_swarm();
+    let mut cfg = docker_config(realm, port_base, specs);
+    cfg.proxy.container_backend = BackendKind::DockerSwarm;
+    cfg.proxy.docker.service_wait_time = std::time::Duration::from_secs(30);
+    cfg
+}
+
+/// Ids of the services of a realm.
+pub fn services_of(cfg: &Config) -> Vec<String> {
+    let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
+    docker(&["service", "ls", "-q", "--filter", &filter])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes whatever services a test left in its realm.
+pub fn remove_services(cfg: &Config) {
+    for id in services_of(cfg) {
+        let _ = docker_ok(&["service", "rm", &id]);
+    }
+}

@@ -4,13 +4,13 @@
 //! Every container carries labels (see [`labels`]) so a restarted server can adopt or remove what
 //! an earlier run left behind.
 
-mod connect;
+pub(crate) mod connect;
 mod image;
 pub mod labels;
-mod logs;
-mod ports;
-mod spec;
-mod volumes;
+pub(crate) mod logs;
+pub(crate) mod ports;
+pub(crate) mod spec;
+pub(crate) mod volumes;
 
 use async_trait::async_trait;
 use bollard::Docker;

@@ -30,12 +30,7 @@ pub fn plan(
         .cloned()
         .unwrap_or_default();
 
-    let mut env = match &spec.docker.env_file {
-        Some(path) => read_env_file(path)?,
-        None => BTreeMap::new(),
-    };
-    env.extend(req.env.clone());
-    let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env = environment(req)?;
 
     let binds = spec
         .container_volumes
@@ -92,6 +87,17 @@ pub fn plan(
         extra_networks: spec.docker.network_connections.clone(),
         network,
     })
+}
+
+/// `container-env-file`, then the request's environment (identity and `container-env`), as
+/// `NAME=value` items.
+pub(crate) fn environment(req: &LaunchRequest) -> Result<Vec<String>, String> {
+    let mut env = match &req.spec.docker.env_file {
+        Some(path) => read_env_file(path)?,
+        None => BTreeMap::new(),
+    };
+    env.extend(req.env.clone());
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
 
 fn device_requests(req: &LaunchRequest) -> Option<Vec<DeviceRequest>> {
