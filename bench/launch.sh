@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times launches, from `POST /api/proxy/<app>` to status `running` (the app answers HTTP), on each
-# backend vestibule has here: the process backend and the Docker backend. The app is vestibule's
+# backend vestibule has here: process, Docker and (in an active swarm) Docker Swarm. The app is vestibule's
 # own demo app; for Docker it runs from a local FROM-scratch image (the binary, its shared
 # libraries and busybox), built when missing. Prints a Markdown table.
 #
@@ -112,3 +112,10 @@ run_backend process "    container-cmd: [\"$BIN\", \"demo-app\", \"--port\", \"{
 run_backend docker "    container-image: $TAG
     port: 3838
     container-cmd: [\"/vestibule\", \"demo-app\", \"--port\", \"3838\", \"--bind\", \"0.0.0.0\"]"
+if [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == active ]]; then
+    run_backend docker-swarm "    container-image: $TAG
+    port: 3838
+    container-cmd: [\"/vestibule\", \"demo-app\", \"--port\", \"3838\", \"--bind\", \"0.0.0.0\"]"
+else
+    echo "| docker-swarm | - | not measured: this engine is in no swarm (docker swarm init) | | |"
+fi

@@ -22,6 +22,33 @@ pub struct LaunchRequest {
     pub spec: AppSpec,
     /// Environment for the app: identity variables and the spec's `container-env`.
     pub env: BTreeMap<String, String>,
+    /// Where the backend says which stage the launch has reached (shown on the app page).
+    pub progress: Progress,
+}
+
+/// Reports a launch's stage in words ("pulling image ...", "creating the container").
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(report))
+    }
+
+    /// A reporter nobody listens to.
+    pub fn ignored() -> Self {
+        Self::new(|_| {})
+    }
+
+    pub fn stage(&self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 /// Where a started instance listens.

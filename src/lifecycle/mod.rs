@@ -127,7 +127,14 @@ impl Manager {
                 },
             );
         }
+        let weak = Arc::downgrade(self);
+        let stage_id = id.clone();
         let request = LaunchRequest {
+            progress: crate::backend::Progress::new(move |stage| {
+                if let Some(me) = weak.upgrade() {
+                    me.update(&stage_id, |v| v.set_stage(stage));
+                }
+            }),
             instance_id: id.clone(),
             env: identity_env(who, &id, &public_path, &spec),
             spec,

@@ -6,7 +6,12 @@ use futures_util::StreamExt;
 
 use crate::config::PullPolicy;
 
-pub async fn ensure(docker: &Docker, image: &str, policy: PullPolicy) -> Result<(), String> {
+pub async fn ensure(
+    docker: &Docker,
+    image: &str,
+    policy: PullPolicy,
+    progress: &crate::backend::Progress,
+) -> Result<(), String> {
     let present = docker.inspect_image(image).await.is_ok();
     match (policy, present) {
         (PullPolicy::IfNotPresent, true) => Ok(()),
@@ -15,7 +20,7 @@ pub async fn ensure(docker: &Docker, image: &str, policy: PullPolicy) -> Result<
             "the image '{image}' is not on the Docker host, and image-pull-policy is Never"
         )),
         (PullPolicy::Always, _) | (PullPolicy::IfNotPresent, false) => {
-            match pull(docker, image).await {
+            match pull(docker, image, progress).await {
                 Ok(()) => Ok(()),
                 Err(e) if present => {
                     tracing::warn!(%image, error = %e, "pull failed; using the image already present");
@@ -29,14 +34,26 @@ pub async fn ensure(docker: &Docker, image: &str, policy: PullPolicy) -> Result<
     }
 }
 
-async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
+async fn pull(
+    docker: &Docker,
+    image: &str,
+    progress: &crate::backend::Progress,
+) -> Result<(), String> {
+    progress.stage(&format!("pulling the image {image}"));
     let options = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
-    let mut progress = docker.create_image(Some(options), None, None);
-    while let Some(step) = progress.next().await {
-        if let Err(e) = step {
-            return Err(super::describe(&e));
+    let mut steps = docker.create_image(Some(options), None, None);
+    while let Some(step) = steps.next().await {
+        let info = step.map_err(|e| super::describe(&e))?;
+        if let (Some(status), Some(detail)) = (info.status, info.progress_detail)
+            && let (Some(current), Some(total)) = (detail.current, detail.total)
+            && total > 0
+        {
+            progress.stage(&format!(
+                "pulling the image {image}: {status} {}%",
+                current * 100 / total
+            ));
         }
     }
     Ok(())

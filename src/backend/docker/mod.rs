@@ -78,7 +78,14 @@ impl DockerBackend {
         host_port: Option<u16>,
     ) -> Result<(String, Started), String> {
         let image = req.spec.container_image.as_deref().unwrap_or_default();
-        image::ensure(&self.docker, image, self.settings.image_pull_policy).await?;
+        image::ensure(
+            &self.docker,
+            image,
+            self.settings.image_pull_policy,
+            &req.progress,
+        )
+        .await?;
+        req.progress.stage("creating the container");
         let plan = spec::plan(req, &self.settings, host_port)?;
         let name = format!("vestibule-{}-{}", req.spec.id, req.instance_id);
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
@@ -109,6 +116,7 @@ impl DockerBackend {
                     .await
                     .map_err(|e| format!("cannot connect to network '{net}': {}", describe(&e)))?;
             }
+            req.progress.stage("starting the container");
             self.docker
                 .start_container(&id, None)
                 .await

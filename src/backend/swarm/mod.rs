@@ -80,7 +80,12 @@ impl SwarmBackend {
     }
 
     /// Waits until the service's task runs, or says in words why it will not.
-    async fn wait_for_task(&self, service_id: &str, image: &str) -> Result<Task, String> {
+    async fn wait_for_task(
+        &self,
+        service_id: &str,
+        image: &str,
+        progress: &crate::backend::Progress,
+    ) -> Result<Task, String> {
         let deadline = tokio::time::Instant::now() + self.settings.service_wait_time;
         let mut last = String::from("no task was created");
         while tokio::time::Instant::now() < deadline {
@@ -101,6 +106,9 @@ impl SwarmBackend {
                         return Err(format!("no node can run it: {err}"));
                     }
                     state => {
+                        if let Some(s) = state {
+                            progress.stage(&format!("waiting for the swarm task ({s})"));
+                        }
                         last = format!(
                             "its task is {}{}",
                             state.map(|s| s.to_string()).unwrap_or_default(),
@@ -179,6 +187,7 @@ impl SwarmBackend {
         }
         let spec = service::plan(req, &self.settings, host_port, &secrets)?;
         let image = req.spec.container_image.clone().unwrap_or_default();
+        req.progress.stage("creating the service");
         let created = self
             .docker
             .create_service(spec, None)
@@ -196,7 +205,9 @@ impl SwarmBackend {
                 log_done,
             }),
         );
-        let task = self.wait_for_task(&service_id, &image).await?;
+        let task = self
+            .wait_for_task(&service_id, &image, &req.progress)
+            .await?;
         self.address(&task, req, host_port).await
     }
 
