@@ -327,3 +327,44 @@ async fn internal_networking_reaches_the_container_on_its_network() {
     remove_realm(&cfg);
     let _ = docker_ok(&["network", "rm", &network]);
 }
+
+#[tokio::test]
+async fn the_app_page_sees_the_container_stages() {
+    let spec = shell_spec(
+        "slow",
+        "sleep 1; mkdir -p /www && echo ok > /www/index.html && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    );
+    let cfg = docker_config("stages", 21800, vec![spec]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let resp = alice.api(reqwest::Method::POST, "/api/proxy/slow").await;
+    let mut view: serde_json::Value = resp.json().await.expect("view");
+    let id = id_of(&view);
+    let mut stages = Vec::new();
+    for _ in 0..50 {
+        if view["status"] != "starting" {
+            break;
+        }
+        stages.push(view["stage"].as_str().unwrap_or_default().to_string());
+        view = alice
+            .get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
+            .await
+            .json()
+            .await
+            .expect("status");
+    }
+    assert_running(&view);
+    assert!(
+        stages
+            .iter()
+            .any(|s| s == "creating the container" || s == "starting the container"),
+        "no container stage among {stages:?}"
+    );
+    assert!(
+        stages.iter().any(|s| s == "waiting for the app to answer"),
+        "{stages:?}"
+    );
+    server.shutdown().await;
+    remove_realm(&cfg);
+}
