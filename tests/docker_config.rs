@@ -90,3 +90,27 @@ fn a_wrong_pull_policy_is_an_error_at_its_line() {
     );
     assert!(d.message.contains("IfNotPresent"), "{d}");
 }
+
+#[test]
+fn docker_keys_are_warned_about_with_local_processes() {
+    let loaded = load(
+        "proxy:
+  container-backend: process
+  specs:
+    - id: app
+      container-cmd: [python3, app.py]
+      container-network: app-net
+",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = &loaded.warnings[0];
+    assert_eq!(
+        (w.line, w.key.as_str()),
+        (6, "proxy.specs[0].container-network")
+    );
+    assert!(
+        w.message.contains("does not apply to local processes"),
+        "{w}"
+    );
+    assert!(loaded.config.proxy.specs[0].docker.network.is_none());
+}

@@ -137,7 +137,29 @@ pub fn check_docker_settings(proxy: &Fields, report: &mut Report) -> DockerSetti
     settings
 }
 
-pub fn check_docker_spec(f: &Fields, report: &mut Report) -> DockerSpecSettings {
+const SPEC_KEYS: [&str; 7] = [
+    "container-network",
+    "container-network-connections",
+    "docker-user",
+    "docker-device-requests",
+    "container-env-file",
+    "docker-swarm-secrets",
+    "docker-swarm-constraints",
+];
+
+pub fn check_docker_spec(f: &Fields, process: bool, report: &mut Report) -> DockerSpecSettings {
+    if process {
+        for key in SPEC_KEYS {
+            if let Some((n, p)) = f.get(key) {
+                report.warn(
+                    &n.at,
+                    &p,
+                    format!("{key} does not apply to local processes (container-backend: process) and is ignored"),
+                );
+            }
+        }
+        return DockerSpecSettings::default();
+    }
     DockerSpecSettings {
         network: f.text("container-network", report),
         network_connections: f

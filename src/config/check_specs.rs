@@ -176,11 +176,7 @@ fn check_spec(
         container_image,
         container_env: text_map(&f, "container-env", report),
         container: check_container(&f, process, report),
-        docker: if process {
-            Default::default()
-        } else {
-            check_docker_spec(&f, report)
-        },
+        docker: check_docker_spec(&f, process, report),
         container_volumes,
         port: f
             .get("port")
