@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod chrome;
 pub mod docker;
 
 use vestibule::config::{AppSpec, AuthMethod, Config, PasswordSpec, UserEntry, embedded_default};
