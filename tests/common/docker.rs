@@ -94,6 +94,16 @@ fn build_test_image() -> String {
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY root/ /\n").expect("Dockerfile");
     docker(&["build", "-q", "-t", &tag, ctx.to_str().expect("utf-8 path")]);
     let _ = std::fs::remove_dir_all(&ctx);
+    // Each build of vestibule makes a new ~200 MB image; the older ones are of no further use.
+    let older = docker_ok(&[
+        "images",
+        "vestibule-test-app",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    for old in older.unwrap_or_default().lines().filter(|t| *t != tag) {
+        let _ = docker_ok(&["rmi", old]);
+    }
     tag
 }
 
