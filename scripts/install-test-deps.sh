@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything vestibule's test suite needs on a fresh Debian 12 machine:
-# Debian packages (browser, R Shiny, nginx, load tools, Redis) and a Python
+# Debian packages (browser, R Shiny, nginx, load tools, Redis, OpenLDAP) and a Python
 # virtualenv with the Python app frameworks. Idempotent, and quick when all is
 # already there, so CI can call it on every run.
 #
@@ -17,7 +17,7 @@ python="${VESTIBULE_PYTHON:-/usr/bin/python3}"
 
 # python3-venv: Debian's python3 cannot create a venv (no ensurepip) without it.
 debs=(chromium chromium-driver r-cran-shiny nginx-light wrk redis-server procps curl
-    python3 python3-venv busybox-static)
+    python3 python3-venv slapd ldap-utils openssl busybox-static)
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
 

@@ -17,7 +17,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use auth::throttle::LoginThrottle;
-use auth::{Authenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator};
+use auth::{
+    Authenticator, LdapAuthenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator,
+    WebserviceAuthenticator,
+};
 use backend::Backend;
 use backend::docker::DockerBackend;
 use backend::process::ProcessBackend;
@@ -70,11 +73,17 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
     }
 }
 
-fn build_authenticator(config: &Arc<Config>) -> Arc<dyn Authenticator> {
-    match config.proxy.authentication {
+fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
+    Ok(match config.proxy.authentication {
         AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
-    }
+        // Logins go through the provider's pages; passwords (HTTP Basic) are refused.
+        AuthMethod::OpenId => Arc::new(NoAuthenticator),
+        AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())?),
+        AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
+        // The login proxy names the user in a header (web::context); no form or Basic login.
+        AuthMethod::CustomHeader => Arc::new(NoAuthenticator),
+    })
 }
 
 /// Runs the whole server on `listener` until `shutdown` completes, then stops taking requests,
@@ -101,10 +110,22 @@ pub async fn run(
         config: config.clone(),
         manager: manager.clone(),
         sessions: sessions.clone(),
-        authenticator: build_authenticator(&config),
+        authenticator: build_authenticator(&config)?,
         throttle: LoginThrottle::default(),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
+        oidc: match config.proxy.openid.clone() {
+            Some(cfg) => Some(Arc::new(auth::oidc::OidcLogin::new(cfg)?)),
+            None => None,
+        },
+        oidc_refreshing: Default::default(),
+        api_tokens: auth::api_tokens::ApiTokens::new(Arc::new(
+            auth::api_tokens::MemoryTokenStore::default(),
+        )),
+        jwt_bearer: match config.proxy.oauth2.clone() {
+            Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),
+            None => None,
+        },
     });
     spawn_housekeeping(state.clone(), sessions, stopping.clone());
 
@@ -162,6 +183,9 @@ fn spawn_housekeeping(
                 _ = every.tick() => {
                     sessions.purge_expired();
                     state.throttle.purge();
+                    if let Some(oidc) = &state.oidc {
+                        oidc.purge();
+                    }
                 }
             }
         }

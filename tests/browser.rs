@@ -22,6 +22,7 @@ struct Chrome {
 
 impl Chrome {
     async fn start() -> Self {
+        common::chrome::install_tls_provider();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::chrome::*;
+use common::app_browser::*;
+use common::chrome::Chrome;
 use common::docker::*;
 use common::*;
 use std::path::PathBuf;

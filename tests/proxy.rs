@@ -228,3 +228,39 @@ async fn app_direct_starts_the_app_on_demand_and_serves_it_without_the_portal() 
     assert_eq!(mine.len(), 1, "{mine:?}");
     server.shutdown().await;
 }
+
+/// Requests share upstream connections, and a request never fails because the app had just
+/// closed the idle connection it would have used.
+#[tokio::test]
+async fn app_connections_are_reused_and_a_silently_closed_one_is_replaced() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("echo").await;
+    let id = view["id"].as_str().expect("id").to_string();
+
+    let mut ports = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let resp = alice.get(&format!("/app_proxy/{id}/conn")).await;
+        assert_eq!(resp.status(), 200);
+        let echo: Value = resp.json().await.expect("json");
+        ports.insert(echo["client_port"].as_u64().expect("port"));
+    }
+    assert!(
+        ports.len() <= 3,
+        "10 sequential requests used {} connections to the app",
+        ports.len()
+    );
+
+    for round in 0..5 {
+        let closing = alice.get(&format!("/app_proxy/{id}/conn?close")).await;
+        assert_eq!(closing.status(), 200, "round {round}");
+        let next = alice.get(&format!("/app_proxy/{id}/conn")).await;
+        assert_eq!(
+            next.status(),
+            200,
+            "round {round}: the request after a closed connection failed: {}",
+            next.text().await.unwrap_or_default()
+        );
+    }
+    server.shutdown().await;
+}

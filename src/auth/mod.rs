@@ -1,13 +1,22 @@
 //! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
 
+pub mod access;
+pub mod api_tokens;
+pub mod bearer_jwt;
 pub mod csrf;
+pub mod header;
+mod ldap;
+pub mod oidc;
 pub mod password;
 pub mod session;
 mod simple;
 pub mod throttle;
+mod webservice;
 
+pub use ldap::LdapAuthenticator;
 pub use session::{MemorySessionStore, Session, SessionStore};
 pub use simple::SimpleAuthenticator;
+pub use webservice::WebserviceAuthenticator;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

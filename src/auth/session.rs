@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Identity;
+use super::oidc::OidcTokens;
 
 pub const COOKIE_NAME: &str = "vestibule_session";
 
@@ -23,6 +24,9 @@ pub struct Session {
     pub identity: Identity,
     /// Sent back with every state-changing form or API call made with this cookie.
     pub csrf: String,
+    /// The provider's tokens, when the user logged in with OpenID Connect.
+    #[serde(default)]
+    pub oidc: Option<OidcTokens>,
 }
 
 impl Session {
@@ -31,7 +35,13 @@ impl Session {
             id: random_token(),
             identity,
             csrf: random_token(),
+            oidc: None,
         }
+    }
+
+    /// Whether the login behind this session has run out (an OpenID Connect token expired).
+    pub fn expired(&self) -> bool {
+        self.oidc.as_ref().is_some_and(|t| t.expired())
     }
 }
 

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use crate::config::AppSpec;
 
 /// Everything a backend needs to start one instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LaunchRequest {
     pub instance_id: String,
     pub spec: AppSpec,
@@ -48,6 +48,18 @@ impl Progress {
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Progress")
+    }
+}
+
+impl std::fmt::Debug for LaunchRequest {
+    // The environment may hold the user's access token (SHINYPROXY_OIDC_ACCESS_TOKEN) and
+    // secrets from container-env: only the names are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchRequest")
+            .field("instance_id", &self.instance_id)
+            .field("spec", &self.spec.id)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 

@@ -4,8 +4,12 @@
 //! problems; the caller discards the config when any of them is an error.
 
 use super::check_docker::check_docker_settings;
+use super::check_header::check_custom_header;
+use super::check_ldap::check_ldap;
+use super::check_openid::{check_oauth2, check_openid};
 use super::check_specs::{SpecDefaults, check_specs};
 use super::check_users::check_users;
+use super::check_webservice::check_webservice;
 use super::convert::{self, Fields};
 use super::model::*;
 use super::node::{Node, Value};
@@ -55,6 +59,8 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
     let container_backend = backend(proxy, report);
     let authentication = authentication(proxy, report);
     let users = check_users(proxy, authentication, report);
+    let openid = check_openid(proxy, authentication, report);
+    let ldap = check_ldap(proxy, authentication, report);
 
     let heartbeat_timeout = proxy
         .int("heartbeat-timeout", "milliseconds", report)
@@ -92,6 +98,9 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         admin_groups: proxy.text_list("admin-groups", report).unwrap_or_default(),
         admin_users: proxy.text_list("admin-users", report).unwrap_or_default(),
         users,
+        ldap,
+        custom_header: check_custom_header(proxy, report),
+        webservice: check_webservice(proxy, authentication, report),
         container_backend,
         container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
         heartbeat_rate: positive_millis(proxy, "heartbeat-rate", 10_000, report),
@@ -109,6 +118,8 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         docker: check_docker_settings(proxy, report),
         same_site_cookie: same_site(proxy, report),
         specs,
+        openid,
+        oauth2: check_oauth2(proxy, report),
     }
 }
 
@@ -130,6 +141,10 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
     match convert::choice(node, &path, KNOWN, report) {
         Some("none") | None => AuthMethod::None,
         Some("simple") => AuthMethod::Simple,
+        Some("openid") => AuthMethod::OpenId,
+        Some("ldap") => AuthMethod::Ldap,
+        Some("customHeader" | "header") => AuthMethod::CustomHeader,
+        Some("webservice") => AuthMethod::Webservice,
         Some(other) => {
             report.error(
                 &node.at,
@@ -137,7 +152,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
                 format!(
                     "authentication '{other}' is a ShinyProxy method that vestibule does not \
                      implement yet; serving the apps without it would leave them unprotected \
-                     (implemented: none, simple)"
+                     (implemented: none, simple, ldap, openid, customHeader, webservice)"
                 ),
             );
             AuthMethod::None

@@ -80,23 +80,11 @@ fn check_spec(
 
     if let Value::Map(entries) = &item.value {
         for e in entries {
-            // Access expressions are refused as a whole below; one message is enough.
+            // Access expressions are compiled by check_access; `#{...}` there is the rule.
             let rule = canonical(&e.key).starts_with("access");
             if !rule {
                 super::expressions::check(&e.value, &child(path, &e.key), report);
             }
-        }
-    }
-
-    for rule in ["access-expression", "access-strict-expression"] {
-        if let Some((n, p)) = f.get(rule) {
-            report.error(
-                &n.at,
-                &p,
-                "access expressions are not implemented in vestibule yet; ignoring this rule \
-                 would open the app to more people than intended (use access-groups or \
-                 access-users)",
-            );
         }
     }
 
@@ -185,6 +173,7 @@ fn check_spec(
         target_path: f.text("target-path", report).unwrap_or_default(),
         access_groups: f.text_list("access-groups", report).unwrap_or_default(),
         access_users: f.text_list("access-users", report).unwrap_or_default(),
+        access_expressions: super::check_access::check_access(&f, report),
         heartbeat_timeout: match f.int("heartbeat-timeout", "milliseconds", report) {
             Some(ms) => optional_millis(ms),
             None => defaults.heartbeat_timeout,

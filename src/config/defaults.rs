@@ -1,6 +1,7 @@
 //! The embedded default: one demo app run as a local process and one generated user, so that
 //! `vestibule serve` works on a fresh machine with nothing else installed.
 
+use super::auth_model::CustomHeaderConfig;
 use super::model::*;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -32,6 +33,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         target_path: String::new(),
         access_groups: Vec::new(),
         access_users: Vec::new(),
+        access_expressions: Default::default(),
         heartbeat_timeout: Some(Duration::from_secs(600)),
         max_lifetime: None,
         stop_on_logout: true,
@@ -55,6 +57,9 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
                 password: PasswordSpec::Argon2(password_hash),
                 groups: vec!["admins".into()],
             }],
+            ldap: Vec::new(),
+            custom_header: CustomHeaderConfig::default(),
+            webservice: None,
             container_backend: BackendKind::Process,
             container_wait_time: Duration::from_secs(20),
             heartbeat_rate: Duration::from_secs(10),
@@ -68,6 +73,8 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             docker: Default::default(),
             same_site_cookie: SameSite::Lax,
             specs: vec![demo],
+            openid: None,
+            oauth2: None,
         },
         server: ServerConfig {
             secure_cookies: false,

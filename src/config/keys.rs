@@ -169,19 +169,12 @@ pub static PROXY: Level = Level {
             Shape::Map(&KUBERNETES),
         ),
         todo("ecs"),
-        section("ldap", Status::NotImplemented, Shape::MapOrList(&LDAP)),
-        section("openid", Status::NotImplemented, Shape::Map(&OPENID)),
+        section("ldap", Status::Used, Shape::MapOrList(&LDAP)),
+        section("openid", Status::Used, Shape::Map(&OPENID)),
+        section("oauth2", Status::Used, Shape::Map(&OAUTH2)),
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
-        section(
-            "custom-header",
-            Status::NotImplemented,
-            Shape::Map(&CUSTOM_HEADER),
-        ),
-        section(
-            "webservice",
-            Status::NotImplemented,
-            Shape::Map(&WEBSERVICE),
-        ),
+        section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
+        section("webservice", Status::Used, Shape::Map(&WEBSERVICE)),
     ],
     others: Others::Unknown,
 };
@@ -210,10 +203,11 @@ pub static SPEC: Level = Level {
         used("stop-on-logout"),
         used("max-instances"),
         used("process-workdir"),
-        // Ignoring an access rule would open the app to more people than intended, so the
-        // checker turns these into errors; the catalogue only has to know them.
         used("access-expression"),
         used("access-strict-expression"),
+        // vestibule's own: the same rules written in CEL.
+        used("access-cel"),
+        used("access-strict-cel"),
         used("container-env-file"),
         used("container-network"),
         used("container-network-connections"),
@@ -292,32 +286,47 @@ pub static KUBERNETES: Level = Level {
 
 pub static LDAP: Level = Level {
     keys: &[
-        todo("url"),
-        todo("starttls"),
-        todo("user-dn-pattern"),
-        todo("user-search-base"),
-        todo("user-search-filter"),
-        todo("group-search-base"),
-        todo("group-search-filter"),
-        todo("manager-dn"),
-        todo("manager-password"),
+        used("url"),
+        used("starttls"),
+        used("user-dn-pattern"),
+        used("user-search-base"),
+        used("user-search-filter"),
+        used("group-search-base"),
+        used("group-search-filter"),
+        used("manager-dn"),
+        used("manager-password"),
+        // vestibule's own: a private CA for ldaps:// and StartTLS.
+        used("ca-cert"),
     ],
     others: Others::Unknown,
 };
 
 pub static OPENID: Level = Level {
     keys: &[
-        todo("auth-url"),
-        todo("token-url"),
-        todo("jwks-url"),
-        todo("userinfo-url"),
-        todo("client-id"),
-        todo("client-secret"),
-        todo("scopes"),
-        todo("username-attribute"),
-        todo("roles-claim"),
-        todo("logout-url"),
-        todo("with-pkce"),
+        used("issuer"),
+        used("auth-url"),
+        used("token-url"),
+        used("jwks-url"),
+        used("userinfo-url"),
+        used("client-id"),
+        used("client-secret"),
+        used("scopes"),
+        used("username-attribute"),
+        used("roles-claim"),
+        used("logout-url"),
+        // vestibule always uses PKCE (S256); providers that do not require it accept it.
+        accepted("with-pkce"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static OAUTH2: Level = Level {
+    keys: &[
+        used("jwks-url"),
+        used("issuer"),
+        used("resource-id"),
+        used("username-attribute"),
+        used("roles-claim"),
     ],
     others: Others::Unknown,
 };
@@ -334,14 +343,19 @@ pub static SAML: Level = Level {
 };
 
 pub static CUSTOM_HEADER: Level = Level {
-    keys: &[todo("username-header-name"), todo("groups-header-name")],
+    keys: &[
+        used("username-header-name"),
+        used("groups-header-name"),
+        // vestibule's own: where the login proxy's requests come from.
+        used("trusted-networks"),
+    ],
     others: Others::Unknown,
 };
 
 pub static WEBSERVICE: Level = Level {
     keys: &[
-        todo("authentication-url"),
-        todo("authentication-request-body"),
+        used("authentication-url"),
+        used("authentication-request-body"),
     ],
     others: Others::Unknown,
 };

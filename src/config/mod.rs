@@ -28,14 +28,21 @@
 //! - `container-cmd` is a list; a single string is split at whitespace, and one holding quotes
 //!   must be written as a list.
 //! - Keys are matched as Spring Boot matches them, ignoring case, dashes and underscores.
-//! - `authentication` methods other than `none` and `simple`, and `access-expression` rules,
-//!   are errors rather than warnings: ignoring them would let in people the file keeps out.
+//! - `authentication` methods vestibule does not implement, and access expressions it cannot
+//!   evaluate, are errors rather than warnings: ignoring them would let in people the file
+//!   keeps out.
 
+mod auth_model;
 mod check;
+mod check_access;
 mod check_container;
 mod check_docker;
+mod check_header;
+mod check_ldap;
+mod check_openid;
 mod check_specs;
 mod check_users;
+mod check_webservice;
 mod container;
 mod convert;
 mod defaults;
@@ -49,6 +56,7 @@ mod model;
 mod node;
 mod report;
 
+pub use auth_model::*;
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};
 pub use model::*;

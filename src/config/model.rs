@@ -32,6 +32,10 @@ pub struct ServerConfig {
 pub enum AuthMethod {
     None,
     Simple,
+    OpenId,
+    Ldap,
+    CustomHeader,
+    Webservice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,52 @@ impl std::fmt::Debug for PasswordSpec {
     }
 }
 
+/// `proxy.openid.*`: where the identity provider is and how its claims map to users.
+#[derive(Debug, Clone)]
+pub struct OpenIdConfig {
+    /// vestibule's own key: discover the endpoints from `<issuer>/.well-known/openid-configuration`
+    /// and require ID tokens to name this issuer.
+    pub issuer: Option<String>,
+    /// Explicit endpoints (ShinyProxy's keys); each overrides the discovered one.
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub jwks_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Requested besides `openid`.
+    pub scopes: Vec<String>,
+    /// The claim that names the user (ShinyProxy's default: `email`).
+    pub username_attribute: String,
+    /// The claim that holds the user's groups: a list, a comma-separated string, or a dotted
+    /// path into nested objects (`realm_access.roles`).
+    pub roles_claim: Option<String>,
+    /// Where the browser goes after logout (RP-initiated logout at the provider).
+    pub logout_url: Option<String>,
+}
+
+/// `proxy.oauth2.*`: accept `Authorization: Bearer <JWT>` signed by a key in `jwks_url`.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub jwks_url: String,
+    /// When set, tokens must name this issuer (`iss`).
+    pub issuer: Option<String>,
+    /// `resource-id`: when set, tokens must be meant for it (`aud`).
+    pub audience: Option<String>,
+    pub username_attribute: String,
+    pub roles_claim: Option<String>,
+}
+
+/// A secret from the config (client secrets, manager passwords): never printed, not even in debug logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UserEntry {
     pub name: String,
@@ -91,6 +141,10 @@ pub struct ProxyConfig {
     pub admin_groups: Vec<String>,
     pub admin_users: Vec<String>,
     pub users: Vec<UserEntry>,
+    /// `proxy.ldap`: the directory servers, tried in order.
+    pub ldap: Vec<super::LdapServer>,
+    pub custom_header: super::CustomHeaderConfig,
+    pub webservice: Option<super::WebserviceConfig>,
     pub container_backend: BackendKind,
     /// Total time for an app to answer HTTP 200/30x before its launch fails.
     pub container_wait_time: Duration,
@@ -109,6 +163,10 @@ pub struct ProxyConfig {
     pub docker: DockerSettings,
     pub same_site_cookie: SameSite,
     pub specs: Vec<AppSpec>,
+    /// `proxy.openid`, present exactly when `authentication: openid`.
+    pub openid: Option<OpenIdConfig>,
+    /// `proxy.oauth2`: bearer JWTs from an OAuth 2 authorization server, for scripts.
+    pub oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +190,8 @@ pub struct AppSpec {
     pub target_path: String,
     pub access_groups: Vec<String>,
     pub access_users: Vec<String>,
+    /// `access-expression` / `access-cel` (alternatives) and their strict twins (all must hold).
+    pub access_expressions: crate::auth::access::AccessExpressions,
     /// Resolved: the spec's own value, else the proxy default. `None` disables culling.
     pub heartbeat_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
@@ -144,10 +204,16 @@ pub struct AppSpec {
 }
 
 impl AppSpec {
-    /// Whether a user with these groups may open this app: any match grants access; with no
-    /// rule set, everyone may.
+    /// Whether a user with these groups may open this app: every strict expression must hold;
+    /// then any match of groups, users or expressions grants access; with none set, everyone
+    /// may (ShinyProxy's rules).
     pub fn allows(&self, user: &str, groups: &[String]) -> bool {
-        if self.access_groups.is_empty() && self.access_users.is_empty() {
+        let subject = crate::auth::access::Subject { user, groups };
+        let rules = &self.access_expressions;
+        if !rules.all.iter().all(|r| r.allows(&subject)) {
+            return false;
+        }
+        if self.access_groups.is_empty() && self.access_users.is_empty() && rules.any.is_empty() {
             return true;
         }
         self.access_users.iter().any(|u| u == user)
@@ -155,6 +221,7 @@ impl AppSpec {
                 .access_groups
                 .iter()
                 .any(|g| groups.iter().any(|ug| ug.eq_ignore_ascii_case(g)))
+            || rules.any.iter().any(|r| r.allows(&subject))
     }
 }
 

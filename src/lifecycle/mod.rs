@@ -79,6 +79,17 @@ impl Manager {
         who: &Identity,
         spec_id: &str,
     ) -> Result<InstanceView, LaunchError> {
+        self.launch_with_env(who, spec_id, BTreeMap::new())
+    }
+
+    /// [`Manager::launch`], with variables from the user's login (e.g. their OpenID Connect
+    /// access token) added to the app's environment.
+    pub fn launch_with_env(
+        self: &Arc<Self>,
+        who: &Identity,
+        spec_id: &str,
+        login_env: BTreeMap<String, String>,
+    ) -> Result<InstanceView, LaunchError> {
         if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(LaunchError::ShuttingDown);
         }
@@ -129,6 +140,8 @@ impl Manager {
         }
         let weak = Arc::downgrade(self);
         let stage_id = id.clone();
+        let mut env = identity_env(who, &id, &public_path, &spec);
+        env.extend(login_env);
         let request = LaunchRequest {
             progress: crate::backend::Progress::new(move |stage| {
                 if let Some(me) = weak.upgrade() {
@@ -136,7 +149,7 @@ impl Manager {
                 }
             }),
             instance_id: id.clone(),
-            env: identity_env(who, &id, &public_path, &spec),
+            env,
             spec,
         };
         let me = self.clone();

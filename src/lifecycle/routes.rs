@@ -21,6 +21,8 @@ pub struct Route {
     pub authority: http::uri::Authority,
     /// `target-path` without a trailing slash ("" for the app's root).
     pub target_path: String,
+    /// Idle HTTP connections to the instance, reused by the proxy.
+    pub upstream: crate::proxy::upstream::UpstreamPool,
     epoch: Instant,
     last_activity_ms: AtomicU64,
     open_connections: AtomicUsize,
@@ -42,6 +44,7 @@ impl Route {
                 .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1")),
             target,
             target_path: target_path.trim_end_matches('/').to_string(),
+            upstream: Default::default(),
             epoch: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             open_connections: AtomicUsize::new(0),

@@ -3,16 +3,14 @@
 
 pub mod headers;
 mod sse_guard;
+pub mod upstream;
 
 use axum::body::Body;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
@@ -40,19 +38,12 @@ pub struct Forward<'a> {
 
 #[derive(Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
     shutdown: CancellationToken,
 }
 
 impl Proxy {
     pub fn new(shutdown: CancellationToken) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        Self { client, shutdown }
+        Self { shutdown }
     }
 
     pub async fn forward(
@@ -73,10 +64,17 @@ impl Proxy {
         headers::strip_own_cookies(h);
         headers::set_identity(h, f.identity);
         headers::set_forwarded(h, f.client_ip, f.scheme);
+        if !h.contains_key(header::HOST)
+            && let Ok(host) = HeaderValue::from_str(f.route.authority.as_str())
+        {
+            // HTTP/1.0 clients may send no Host; HTTP/1.1 requires one towards the app.
+            h.insert(header::HOST, host);
+        }
 
-        let mut resp = Box::pin(self.client.request(Request::from_parts(parts, body)))
-            .await
-            .map_err(|e| ProxyError::Upstream(error_chain(&e)))?;
+        let upstream::Exchange {
+            response: mut resp,
+            connection,
+        } = Box::pin(upstream::send(&f.route, Request::from_parts(parts, body))).await?;
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
@@ -89,6 +87,8 @@ impl Proxy {
             let shutdown = self.shutdown.clone();
             tokio::spawn(async move {
                 let _open = open;
+                // The connection now belongs to the WebSocket; it is never pooled again.
+                let _connection = connection;
                 let (client, app) = match tokio::try_join!(client_upgrade, app_upgrade) {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -117,6 +117,7 @@ impl Proxy {
             .headers
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let body = upstream::ReturnWhenRead::new(body, connection, f.route.clone());
         let body = if streaming {
             Body::new(sse_guard::HoldOpen::new(body, f.route.hold_open()))
         } else {
@@ -126,8 +127,9 @@ impl Proxy {
     }
 }
 
-/// The app's URI for a request: the route's address, its target path, and the request's path
-/// and query after the public prefix.
+/// The app's URI for a request in origin form (path and query: a connection to one app needs no
+/// scheme or authority): the route's target path, then the request's path and query after the
+/// public prefix.
 fn upstream_uri(route: &Route, uri: &Uri, rest_at: usize) -> Result<Uri, ProxyError> {
     let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let tail = pq
@@ -140,12 +142,7 @@ fn upstream_uri(route: &Route, uri: &Uri, rest_at: usize) -> Result<Uri, ProxyEr
         PathAndQuery::try_from(format!("{}{tail}", route.target_path))
     }
     .map_err(|e| ProxyError::Internal(format!("bad upstream path: {e}")))?;
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(route.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| ProxyError::Internal(format!("bad upstream address: {e}")))
+    Ok(Uri::from(pq))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -1,15 +1,15 @@
 //! The JSON API (ShinyProxy's paths): specs, instances, launch, stop, status with long-poll.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::AppState;
-use super::context::ApiUser;
+use super::context::{ApiUser, RequestCtx};
 use super::errors::{ApiError, launch_status};
 use crate::auth::Identity;
 use crate::lifecycle::{InstanceStatus, InstanceView};
@@ -84,12 +84,17 @@ pub async fn instance(
 /// `POST /api/proxy/<specId>` starts an instance.
 pub async fn launch(
     State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
     ApiUser(who): ApiUser,
     Path(spec_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let view = st
         .manager
-        .launch(&who, &spec_id)
+        .launch_with_env(
+            &who,
+            &spec_id,
+            super::oidc::login_env(ctx.session.as_deref()),
+        )
         .map_err(|e| ApiError::new(launch_status(&e), e.to_string()))?;
     tracing::info!(event = "launch", user = %who.user, app = %spec_id, instance = %view.id, "launching app");
     Ok((StatusCode::CREATED, Json(view)).into_response())

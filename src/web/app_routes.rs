@@ -130,7 +130,10 @@ pub async fn app_direct(
     let who = &session.identity;
     let view = match st.manager.current_for(&who.user, &spec_id) {
         Some(v) if v.status != InstanceStatus::Failed => v,
-        _ => match st.manager.launch(who, &spec_id) {
+        _ => match st
+            .manager
+            .launch_with_env(who, &spec_id, super::oidc::login_env(Some(session)))
+        {
             Ok(v) => v,
             Err(e) => {
                 return error_page(

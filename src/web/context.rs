@@ -20,6 +20,9 @@ pub struct RequestCtx {
     pub session: Option<Arc<Session>>,
     pub secure: bool,
     pub client_ip: IpAddr,
+    /// The caller sent an API token rather than a session cookie: no CSRF token is needed (a
+    /// browser never sends one by itself), and the token may not manage tokens.
+    pub via_token: bool,
 }
 
 impl RequestCtx {
@@ -39,7 +42,35 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         Some(id) => st.sessions.load(&id).await,
         None => None,
     };
+    if let Some(s) = session.take() {
+        session = super::oidc::keep_fresh(&st, s).await;
+    }
+    let mut via_token = false;
+    if session.is_some() {
+        super::tokens::strip_own_token(&mut req);
+    } else if let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await {
+        session = Some(Arc::new(Session::new(identity)));
+        via_token = true;
+    }
     let mut new_cookie = None;
+    if st.config.proxy.authentication == AuthMethod::CustomHeader
+        && req.uri().path() != "/actuator/health"
+    {
+        match header_session(&st, req.headers(), client_ip, session).await {
+            Ok(s) => {
+                if s.1 {
+                    new_cookie = cookies::set(
+                        COOKIE_NAME,
+                        &s.0.id,
+                        secure,
+                        st.config.proxy.same_site_cookie,
+                    );
+                }
+                session = Some(s.0);
+            }
+            Err(refused) => return refused,
+        }
+    }
     if session.is_none() && st.config.proxy.authentication == AuthMethod::None {
         // Without login every browser is its own anonymous user, so instances stay private.
         let s = Session::new(Identity {
@@ -55,12 +86,39 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session,
         secure,
         client_ip,
+        via_token,
     });
     let mut resp = next.run(req).await;
     if let Some(c) = new_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+/// The session of the user the trusted login proxy names (a new one when the user changed),
+/// and whether it is new; or the response that refuses the request.
+async fn header_session(
+    st: &AppState,
+    headers: &http::HeaderMap,
+    client_ip: IpAddr,
+    current: Option<Arc<Session>>,
+) -> Result<(Arc<Session>, bool), Response> {
+    use crate::auth::header::{HeaderRefusal, identity};
+    let identity = identity(&st.config, headers, client_ip).map_err(|e| {
+        tracing::warn!(event = "login_failed", ip = %client_ip, reason = %e, "trusted-header login refused");
+        let status = match e {
+            HeaderRefusal::Untrusted(_) => StatusCode::FORBIDDEN,
+            HeaderRefusal::NoUser(_) => StatusCode::UNAUTHORIZED,
+        };
+        (status, format!("{e}\n")).into_response()
+    })?;
+    if let Some(s) = current.filter(|s| s.identity == identity) {
+        return Ok((s, false));
+    }
+    tracing::info!(event = "login", user = %identity.user, ip = %client_ip, via = "header", "logged in");
+    let s = Session::new(identity);
+    st.sessions.save(&s).await;
+    Ok((Arc::new(s), true))
 }
 
 fn ctx(parts: &Parts) -> Option<&RequestCtx> {
@@ -96,6 +154,12 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
+        if let Some(c) = ctx(parts)
+            && c.via_token
+            && let Some(session) = &c.session
+        {
+            return Ok(ApiUser(session.identity.clone()));
+        }
         if let Some(session) = ctx(parts).and_then(|c| c.session.clone()) {
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
             let token = parts
@@ -109,6 +173,14 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                 ));
             }
             return Ok(ApiUser(session.identity.clone()));
+        }
+        if st.config.proxy.authentication == AuthMethod::OpenId
+            && basic_credentials(parts.headers.get(header::AUTHORIZATION)).is_some()
+        {
+            return Err(ApiError::unauthorized(
+                "this server logs in through OpenID Connect, not with passwords; \
+                 scripts use an API token (Authorization: Bearer)",
+            ));
         }
         if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
         {

@@ -30,7 +30,7 @@ pub struct LoginForm {
 }
 
 /// Only same-site paths, so the login page cannot be used to bounce users to another site.
-fn safe_next(next: Option<&str>, fallback: &str) -> String {
+pub(super) fn safe_next(next: Option<&str>, fallback: &str) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
             n.to_string()
@@ -67,11 +67,16 @@ fn render_form(
 pub async fn form(
     State(st): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
     let landing = &st.config.proxy.landing_page;
     if ctx.session.is_some() || st.config.proxy.authentication == AuthMethod::None {
         return Redirect::to(&safe_next(q.next.as_deref(), landing)).into_response();
+    }
+    if st.config.proxy.authentication == AuthMethod::OpenId {
+        let next = safe_next(q.next.as_deref(), landing);
+        return super::oidc::begin(&st, &ctx, &headers, next).await;
     }
     render_form(
         &st,
@@ -206,7 +211,21 @@ pub async fn logout(
     st.manager.stop_on_logout(&session.identity.user).await;
     st.sessions.delete(&session.id).await;
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
-    let mut resp = Redirect::to("/login").into_response();
+    let mut resp = match &st.oidc {
+        // Back to /login would log the user straight in again while the provider's own
+        // session lasts, so the provider's logout comes next, or a page that says it is done.
+        Some(oidc) => match oidc.logout_url(session.oidc.as_ref()) {
+            Some(url) => Redirect::to(&url).into_response(),
+            None => super::pages::error_page(
+                &st,
+                None,
+                StatusCode::OK,
+                "Logged out",
+                "You are logged out of this site. You may still be logged in at your identity provider.",
+            ),
+        },
+        None => Redirect::to("/login").into_response(),
+    };
     if let Some(c) = cookies::clear(COOKIE_NAME, ctx.secure, st.config.proxy.same_site_cookie) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -6,8 +6,10 @@ pub mod context;
 pub mod cookies;
 mod errors;
 mod login;
+mod oidc;
 mod pages;
 mod templates;
+mod tokens;
 
 use axum::Router;
 use axum::middleware;
@@ -30,6 +32,13 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub proxy: Proxy,
     pub templates: Templates,
+    /// `authentication: openid`: the login flow with the provider.
+    pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
+    /// Sessions whose tokens are being refreshed, so concurrent requests refresh once.
+    pub oidc_refreshing: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    pub api_tokens: crate::auth::api_tokens::ApiTokens,
+    /// `proxy.oauth2`: bearer JWTs from an authorization server.
+    pub jwt_bearer: Option<crate::auth::bearer_jwt::JwtBearer>,
 }
 
 impl AppState {
@@ -63,11 +72,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::portal))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))
+        .route(crate::auth::oidc::CALLBACK_PATH, get(oidc::callback))
+        .route("/oauth2/authorization/shinyproxy", get(oidc::authorize))
         .route("/app/{spec}", get(pages::app_page))
         .route("/app_direct/{*path}", any(app_routes::app_direct))
         .route("/app_proxy/{*path}", any(app_routes::app_proxy))
         .route("/my-apps", get(pages::my_apps))
         .route("/my-apps/{id}/stop", post(pages::stop_mine))
+        .route("/tokens", get(tokens::page).post(tokens::page_create))
+        .route("/tokens/{id}/revoke", post(tokens::page_revoke))
+        .route(
+            "/api/tokens",
+            get(tokens::api_list).post(tokens::api_create),
+        )
+        .route(
+            "/api/tokens/{id}",
+            axum::routing::delete(tokens::api_revoke),
+        )
         .route("/admin", get(pages::admin))
         .route("/admin/instances/{id}/stop", post(pages::admin_stop))
         .route("/api/proxyspec", get(api::specs))

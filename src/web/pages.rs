@@ -149,11 +149,11 @@ pub async fn not_found(
     )
 }
 
-fn not_allowed(st: &AppState, s: &crate::auth::Session, why: &str) -> Response {
+pub(super) fn not_allowed(st: &AppState, s: &crate::auth::Session, why: &str) -> Response {
     error_page(st, Some(s), StatusCode::FORBIDDEN, "Not allowed", why)
 }
 
-fn csrf_failure(st: &AppState, s: &crate::auth::Session) -> Response {
+pub(super) fn csrf_failure(st: &AppState, s: &crate::auth::Session) -> Response {
     error_page(
         st,
         Some(s),

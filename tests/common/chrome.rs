@@ -1,5 +1,5 @@
-//! Headless Chromium for tests that drive real apps (a copy of the helpers in tests/browser.rs,
-//! kept apart so that file stays untouched; merge the two when convenient).
+//! Headless Chromium driven through chromedriver (Debian's packages), for tests that need a
+//! real browser. The same set-up as tests/browser.rs, shareable by other test files.
 #![allow(dead_code)]
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -7,18 +7,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{PASSWORD, TestServer};
-
-pub const APP_TIMEOUT: Duration = Duration::from_secs(60);
-
 pub struct Chrome {
     pub client: Client,
     driver: Child,
-    _profile: PathBuf,
+    profile: PathBuf,
 }
 
 impl Chrome {
     pub async fn start() -> Self {
+        install_tls_provider();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -54,94 +51,63 @@ impl Chrome {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
+        let Some(client) = client else {
+            let mut driver = driver;
+            let _ = driver.kill();
+            let _ = driver.wait();
+            panic!("could not start a Chromium session through chromedriver");
+        };
         Self {
-            client: client.expect("could not start a Chromium session through chromedriver"),
+            client,
             driver,
-            _profile: profile,
+            profile,
+        }
+    }
+
+    /// Waits up to `within` for an element matching `css`.
+    pub async fn wait_for(&self, css: &str, within: Duration) -> fantoccini::elements::Element {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                return el;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let url = self.client.current_url().await.map(|u| u.to_string());
+                let page = self.client.source().await.unwrap_or_default();
+                panic!(
+                    "no {css} within {within:?} at {url:?}; page: {}",
+                    &page[..page.len().min(3000)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let dir = super::repo_path("target/screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
         }
     }
 
     pub async fn stop(mut self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Chrome {
+    // A failed test never reaches stop(); chromedriver must not outlive it.
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
-/// Waits until the element's text satisfies `ok`; returns the text.
-pub async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + APP_TIMEOUT;
-    let mut last = String::new();
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(el) = c.find(Locator::Css(css)).await
-            && let Ok(text) = el.text().await
-        {
-            if ok(&text) {
-                return text;
-            }
-            last = text;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let page = c.source().await.unwrap_or_default();
-    panic!(
-        "{css} never matched; last text {last:?}; page: {}",
-        &page[..page.len().min(3000)]
-    );
-}
-
-/// Fills in and submits the login form, as a person would.
-pub async fn log_in(c: &Client, server: &TestServer, user: &str) {
-    c.goto(&server.url("/login")).await.expect("login page");
-    for (field, text) in [("username", user), ("password", PASSWORD)] {
-        c.find(Locator::Id(field))
-            .await
-            .expect(field)
-            .send_keys(text)
-            .await
-            .expect("type");
-    }
-    c.find(Locator::Id("login-button"))
-        .await
-        .expect("login button")
-        .click()
-        .await
-        .expect("click");
-}
-
-/// Logs in through the form and opens the app from its portal tile; returns inside the app's
-/// iframe.
-pub async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str) {
-    log_in(c, server, user).await;
-    let tile = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Id(&format!("tile-{spec}")))
-        .await
-        .expect("the portal shows the app's tile");
-    tile.click().await.expect("open app");
-    let deadline = tokio::time::Instant::now() + APP_TIMEOUT;
-    loop {
-        let frame = c.find(Locator::Id("appframe")).await.expect("iframe");
-        if frame.attr("hidden").await.ok().flatten().is_none() {
-            break;
-        }
-        if let Ok(failure) = c.find(Locator::Id("failure")).await
-            && failure.attr("hidden").await.ok().flatten().is_none()
-        {
-            let text = failure.text().await.unwrap_or_default();
-            panic!("{spec} failed to start: {text}");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{spec} did not start in time"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    c.find(Locator::Id("appframe"))
-        .await
-        .expect("iframe")
-        .enter_frame()
-        .await
-        .expect("enter frame");
+/// fantoccini's TLS set-up needs a process-wide rustls provider when more than one is built in.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

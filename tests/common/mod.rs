@@ -2,13 +2,15 @@
 //! browser.
 #![allow(dead_code)]
 
+pub mod app_browser;
+pub mod chrome;
+pub mod docker;
+pub mod oidc_provider;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-pub mod chrome;
-pub mod docker;
 
 use vestibule::config::{AppSpec, AuthMethod, Config, PasswordSpec, UserEntry, embedded_default};
 
@@ -39,6 +41,7 @@ pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
         target_path: String::new(),
         access_groups: Vec::new(),
         access_users: Vec::new(),
+        access_expressions: Default::default(),
         heartbeat_timeout: None,
         max_lifetime: None,
         stop_on_logout: true,

@@ -35,6 +35,13 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.5)
             self.close_connection = True
             return
+        if self.path.startswith("/conn"):
+            # Which connection carried the request; with ?close, the connection is then closed
+            # without announcing it, as an app's keep-alive timeout does.
+            self.send_json({"client_port": self.client_address[1]})
+            if "close" in self.path:
+                self.close_connection = True
+            return
         if self.path.startswith("/redirect"):
             self.send_response(302)
             self.send_header("Location", "elsewhere")

@@ -1,0 +1,185 @@
+//! HTTP/1.1 connections to app instances. Each route keeps its own idle connections, so a request
+//! finds one without a global pool's lock and hash, and the connections go away with the instance
+//! (a later instance on the same port never receives a stale one).
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+use super::ProxyError;
+use crate::lifecycle::Route;
+
+/// Idle connections kept per instance; more than this many concurrent requests open new ones that
+/// are closed afterwards.
+const MAX_IDLE: usize = 64;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The idle connections to one instance.
+#[derive(Default)]
+pub struct UpstreamPool {
+    idle: Mutex<Vec<SendRequest<Body>>>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        write!(f, "UpstreamPool {{ idle: {idle} }}")
+    }
+}
+
+impl UpstreamPool {
+    /// An open connection that can take a request now. One that is still finishing its previous
+    /// exchange is dropped rather than waited for: waiting could hang on a stalled upload.
+    fn take_idle(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(sender) = idle.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+}
+
+/// A response from the app and the connection it came on, to be returned to the route's pool
+/// once the body has been read to the end.
+pub struct Exchange {
+    pub response: Response<Incoming>,
+    pub connection: SendRequest<Body>,
+}
+
+/// Sends `req` on an idle connection to the route's instance, or on a new one. A request the app
+/// never received (its idle connection had just closed) is sent again on a fresh connection.
+pub async fn send(route: &Route, req: Request<Body>) -> Result<Exchange, ProxyError> {
+    let mut req = req;
+    if let Some(mut sender) = route.upstream.take_idle() {
+        match sender.try_send_request(req).await {
+            Ok(response) => {
+                return Ok(Exchange {
+                    response,
+                    connection: sender,
+                });
+            }
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => req = unsent,
+                None => return Err(ProxyError::Upstream(super::error_chain(e.error()))),
+            },
+        }
+    }
+    let mut sender = connect(route.target).await?;
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| ProxyError::Upstream(super::error_chain(&e)))?;
+    Ok(Exchange {
+        response,
+        connection: sender,
+    })
+}
+
+async fn connect(target: SocketAddr) -> Result<SendRequest<Body>, ProxyError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
+        .await
+        .map_err(|_| ProxyError::Upstream(format!("connecting to {target} timed out")))?
+        .map_err(|e| ProxyError::Upstream(format!("cannot connect to {target}: {e}")))?;
+    // Small request/response pairs would otherwise wait for Nagle's delayed ACK.
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ProxyError::Upstream(super::error_chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    sender
+        .ready()
+        .await
+        .map_err(|e| ProxyError::Upstream(super::error_chain(&e)))?;
+    Ok(sender)
+}
+
+/// A response body that gives its connection back to the route's pool once the app has sent all
+/// of it. A body dropped early (the client went away) takes its connection with it, because the
+/// rest of the response would still be in the way.
+pub struct ReturnWhenRead {
+    inner: Incoming,
+    connection: Option<SendRequest<Body>>,
+    route: Arc<Route>,
+}
+
+impl ReturnWhenRead {
+    pub fn new(inner: Incoming, connection: SendRequest<Body>, route: Arc<Route>) -> Self {
+        Self {
+            inner,
+            connection: Some(connection),
+            route,
+        }
+    }
+
+    fn release_if_done(&mut self) {
+        if self.inner.is_end_stream()
+            && let Some(connection) = self.connection.take()
+        {
+            self.route.upstream.put(connection);
+        }
+    }
+}
+
+impl HttpBody for ReturnWhenRead {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(connection) = self.connection.take() {
+                    self.route.upstream.put(connection);
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => self.release_if_done(),
+            Poll::Ready(Some(Err(_))) => self.connection = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ReturnWhenRead {
+    fn drop(&mut self) {
+        // The server stops polling once `is_end_stream` says so, which may be before `None`.
+        self.release_if_done();
+    }
+}

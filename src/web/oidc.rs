@@ -1,0 +1,208 @@
+//! The web side of OpenID Connect login: sending the browser to the provider, taking it back
+//! on ShinyProxy's callback path, and keeping a session's tokens fresh.
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::context::RequestCtx;
+use super::pages::error_page;
+use super::{AppState, cookies};
+use crate::auth::oidc::{CALLBACK_PATH, OidcError, OidcLogin, PENDING_COOKIE};
+use crate::auth::session::COOKIE_NAME;
+use crate::auth::{Identity, Session};
+use crate::config::SameSite;
+
+/// Sends the browser to the provider's login; afterwards it lands on `next`.
+pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: String) -> Response {
+    let Some(oidc) = &st.oidc else {
+        return Redirect::to("/login").into_response();
+    };
+    // Behind a load balancer that rewrites Host, the public name is in X-Forwarded-Host. A
+    // forged one only yields a redirect URI the provider refuses.
+    let host = headers
+        .get("x-forwarded-host")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("localhost");
+    let redirect_uri = format!("{}://{host}{CALLBACK_PATH}", ctx.scheme());
+    let browser = cookies::read(headers, PENDING_COOKIE);
+    match oidc.start(&redirect_uri, next, browser.as_deref()).await {
+        Ok(started) => {
+            let mut resp = Redirect::to(&started.redirect_to).into_response();
+            // Lax whatever the session cookie's setting: the provider sends the browser back
+            // with a cross-site navigation, on which Strict cookies are withheld.
+            if let Some(c) =
+                cookies::set(PENDING_COOKIE, &started.cookie, ctx.secure, SameSite::Lax)
+            {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            resp
+        }
+        Err(e) => failed(st, ctx, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `/oauth2/authorization/shinyproxy`, the start of the flow under Spring Security's path.
+pub async fn authorize(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let next = super::login::safe_next(q.next.as_deref(), &st.config.proxy.landing_page);
+    begin(&st, &ctx, &headers, next).await
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `/login/oauth2/code/shinyproxy`: the provider sends the browser back here with a code.
+pub async fn callback(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(oidc) = &st.oidc else {
+        return Redirect::to("/login").into_response();
+    };
+    let same_site = st.config.proxy.same_site_cookie;
+    let pending = cookies::read(&headers, PENDING_COOKIE);
+    let result = match (&q.error, &q.code, &q.state) {
+        (Some(error), _, _) => Err(OidcError::Refused(match &q.error_description {
+            Some(d) => format!("{error} ({d})"),
+            None => error.clone(),
+        })),
+        (None, Some(code), Some(state)) => oidc.finish(pending.as_deref(), code, state).await,
+        _ => Err(OidcError::Invalid(
+            "the callback has no code or no state".into(),
+        )),
+    };
+    // The pending cookie stays: other tabs of this browser may have logins under way.
+    match result {
+        Ok(done) => {
+            let is_admin = st.config.proxy.is_admin(&done.user, &done.groups);
+            let identity = Identity {
+                user: done.user,
+                groups: done.groups,
+                is_admin,
+            };
+            tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, method = "openid", "logged in");
+            if let Some(old) = &ctx.session {
+                st.sessions.delete(&old.id).await;
+            }
+            let mut session = Session::new(identity);
+            session.oidc = Some(done.tokens);
+            st.sessions.save(&session).await;
+            let mut resp = Redirect::to(&done.next).into_response();
+            if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            resp
+        }
+        Err(e) => failed(&st, &ctx, &e),
+    }
+}
+
+fn failed(st: &AppState, ctx: &RequestCtx, e: &OidcError) -> Response {
+    tracing::warn!(event = "login_failed", method = "openid", ip = %ctx.client_ip, reason = %e.detail(), "login failed");
+    let status = match e {
+        OidcError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OidcError::NoPendingLogin | OidcError::StateMismatch => StatusCode::BAD_REQUEST,
+        OidcError::Refused(_) | OidcError::Invalid(_) => StatusCode::UNAUTHORIZED,
+        OidcError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_page(
+        st,
+        None,
+        status,
+        "Login failed",
+        &format!(
+            "{}{} Log in again from the start page.",
+            capitalised(&e.to_string()),
+            "."
+        ),
+    )
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The session as it may be used now: one whose access token expired is refreshed with its
+/// refresh token, or ended when that fails. Concurrent requests refresh it once.
+pub async fn keep_fresh(st: &AppState, session: Arc<Session>) -> Option<Arc<Session>> {
+    if !session.expired() {
+        return Some(session);
+    }
+    let (Some(oidc), Some(tokens)) = (&st.oidc, &session.oidc) else {
+        st.sessions.delete(&session.id).await;
+        return None;
+    };
+    let lock = st
+        .oidc_refreshing
+        .entry(session.id.clone())
+        .or_default()
+        .clone();
+    let _guard = lock.lock().await;
+    // Another request may have refreshed (or ended) it while this one waited.
+    let result = match st.sessions.load(&session.id).await {
+        Some(current) if current.expired() => refresh(st, oidc, &current, tokens).await,
+        other => other,
+    };
+    st.oidc_refreshing.remove(&session.id);
+    result
+}
+
+async fn refresh(
+    st: &AppState,
+    oidc: &OidcLogin,
+    current: &Session,
+    tokens: &crate::auth::oidc::OidcTokens,
+) -> Option<Arc<Session>> {
+    let user = &current.identity.user;
+    match oidc.refresh(current.oidc.as_ref().unwrap_or(tokens)).await {
+        Ok(fresh) => {
+            tracing::info!(event = "token_refreshed", %user, "refreshed the login's tokens");
+            let mut renewed = current.clone();
+            renewed.oidc = Some(fresh);
+            st.sessions.save(&renewed).await;
+            Some(Arc::new(renewed))
+        }
+        Err(e) => {
+            tracing::info!(event = "session_expired", %user, reason = %e.detail(), "the login expired");
+            st.sessions.delete(&current.id).await;
+            None
+        }
+    }
+}
+
+/// What an app launched from this session learns from the login.
+pub fn login_env(session: Option<&Session>) -> BTreeMap<String, String> {
+    session
+        .and_then(|s| s.oidc.as_ref())
+        .map(|t| t.app_env())
+        .unwrap_or_default()
+}

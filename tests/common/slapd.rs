@@ -1,0 +1,281 @@
+//! A real OpenLDAP server (Debian's `slapd`) for one test: its own slapd.conf and database in
+//! a temporary directory, on a free 127.0.0.1 port, seeded with users and groups by `ldapadd`.
+//! Nothing system-wide is read or changed.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BASE_DN: &str = "dc=example,dc=org";
+pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+pub const ADMIN_PASSWORD: &str = "manager secret";
+
+/// alice (analysts), bob (analysts, admins), carol (no group); each password is `<name>-pw`.
+pub const SEED: &str = "\
+dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=org
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice
+sn: A
+userPassword: alice-pw
+
+dn: uid=bob,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob
+sn: B
+userPassword: bob-pw
+
+dn: uid=carol,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol
+sn: C
+userPassword: carol-pw
+
+dn: cn=analysts,ou=groups,dc=example,dc=org
+objectClass: groupOfUniqueNames
+cn: analysts
+uniqueMember: uid=alice,ou=people,dc=example,dc=org
+uniqueMember: uid=bob,ou=people,dc=example,dc=org
+
+dn: cn=admins,ou=groups,dc=example,dc=org
+objectClass: groupOfUniqueNames
+cn: admins
+uniqueMember: uid=bob,ou=people,dc=example,dc=org
+";
+
+pub struct Slapd {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    /// With TLS: the PEM file of the private CA that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = PathBuf::from(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "{name} is not installed; run scripts/install-test-deps.sh (Debian packages slapd and \
+         ldap-utils)"
+    );
+}
+
+/// A port nobody listens on (bound and released at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl Slapd {
+    /// Starts slapd and loads [`SEED`].
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// As [`Slapd::start`], offering StartTLS with a certificate for 127.0.0.1 from a private
+    /// CA made with openssl.
+    pub fn start_with_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
+        let slapd = tool("slapd");
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("vestibule-slapd-{}-{port}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("slapd dir");
+        // Anonymous clients may only bind; reading entries needs a login (the manager or the
+        // user), as in most real directories.
+        let (tls_conf, ca_file) = if tls {
+            let ca = make_certificates(&dir);
+            let conf = format!(
+                "TLSCACertificateFile {ca}\nTLSCertificateFile {d}/server.pem\n\
+                 TLSCertificateKeyFile {d}/server.key\n",
+                ca = ca.display(),
+                d = dir.display()
+            );
+            (conf, Some(ca))
+        } else {
+            (String::new(), None)
+        };
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile {dir}/slapd.pid
+{tls_conf}database mdb
+maxsize 10485760
+suffix \"{BASE_DN}\"
+rootdn \"{ADMIN_DN}\"
+rootpw \"{ADMIN_PASSWORD}\"
+directory {data}
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by anonymous auth
+",
+            dir = dir.display(),
+            data = data.display(),
+        );
+        let conf_path = dir.join("slapd.conf");
+        std::fs::write(&conf_path, conf).expect("write slapd.conf");
+        let child = Command::new(slapd)
+            .arg("-f")
+            .arg(&conf_path)
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg("-d")
+            .arg("0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start slapd");
+        let mut me = Self {
+            child: Some(child),
+            port,
+            dir,
+            ca_file,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
+                panic!("slapd exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        me.ldapadd(SEED);
+        me
+    }
+
+    /// The URL with the base DN, as ShinyProxy's `proxy.ldap.url` is written.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}/{BASE_DN}", self.port)
+    }
+
+    pub fn ldapadd(&self, ldif: &str) {
+        let file = self.dir.join("seed.ldif");
+        std::fs::write(&file, ldif).expect("write ldif");
+        let out = Command::new(tool("ldapadd"))
+            .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port)])
+            .args(["-D", ADMIN_DN, "-w", ADMIN_PASSWORD, "-f"])
+            .arg(&file)
+            .output()
+            .expect("run ldapadd");
+        assert!(
+            out.status.success(),
+            "ldapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server (the directory becomes unreachable).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`; returns the CA's file.
+fn make_certificates(dir: &std::path::Path) -> PathBuf {
+    let openssl = tool("openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vestibule test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    dir.join("ca.pem")
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
