@@ -17,7 +17,7 @@ python="${VESTIBULE_PYTHON:-/usr/bin/python3}"
 
 # python3-venv: Debian's python3 cannot create a venv (no ensurepip) without it.
 debs=(chromium chromium-driver r-cran-shiny nginx-light wrk redis-server procps curl
-    python3 python3-venv slapd ldap-utils openssl)
+    python3 python3-venv slapd ldap-utils openssl busybox-static)
 # Debian's kubernetes-client gives `kubectl kustomize` (renders deploy/kubernetes); any kubectl
 # already installed does as well, and would conflict with it.
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -22,7 +22,9 @@ use auth::{
     WebserviceAuthenticator,
 };
 use backend::Backend;
+use backend::docker::DockerBackend;
 use backend::process::ProcessBackend;
+use backend::swarm::SwarmBackend;
 use config::{AuthMethod, BackendKind, Config};
 use lifecycle::Manager;
 
@@ -55,6 +57,16 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
             opts.supervisor_exe.clone(),
             opts.work_dir.join("instances"),
         )?)),
+        BackendKind::Docker => Ok(Arc::new(
+            DockerBackend::connect(config.proxy.docker.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        BackendKind::DockerSwarm => Ok(Arc::new(
+            SwarmBackend::connect(config.proxy.docker.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )),
         BackendKind::Kubernetes => {
             let client = backend::kubernetes::connect(&config.proxy.kubernetes).await?;
             Ok(Arc::new(backend::kubernetes::KubernetesBackend::new(
@@ -63,9 +75,6 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
                 config.proxy.container_wait_time,
             )))
         }
-        other => anyhow::bail!(
-            "container-backend {other:?} is not implemented yet; use `container-backend: process`"
-        ),
     }
 }
 
@@ -93,7 +102,13 @@ pub async fn run(
     let config = Arc::new(config);
     let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
-    let manager = Manager::new(config.clone(), backend);
+    let manager = Manager::new(config.clone(), backend.clone());
+    if config.proxy.recover_running_proxies {
+        manager.adopt(backend.recover().await).await;
+    } else {
+        // Nobody can reach what an earlier run left: its routes died with it.
+        backend.remove_leftovers().await;
+    }
     manager.spawn_culler(stopping.clone());
     let sessions = Arc::new(MemorySessionStore::new(SESSION_IDLE_TIMEOUT));
     let state = Arc::new(web::AppState {

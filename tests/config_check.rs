@@ -297,7 +297,7 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
   store-mode: Redis
   usage-stats-url: micrometer
   docker:
-    internal-networking: true
+    cert-path: /certs
 {PROCESS_APP}    minimum-seats-available: 2
     parameters:
       definitions: []
@@ -306,7 +306,7 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     for key in [
         "proxy.store-mode",
         "proxy.usage-stats-url",
-        "proxy.docker.internal-networking",
+        "proxy.docker.cert-path",
         "proxy.specs[0].minimum-seats-available",
         "proxy.specs[0].parameters",
     ] {

@@ -46,6 +46,7 @@ fn request(id: &str, spec: AppSpec) -> LaunchRequest {
         instance_id: id.into(),
         spec,
         env,
+        progress: vestibule::backend::Progress::ignored(),
     }
 }
 
@@ -284,12 +285,12 @@ async fn a_restarted_vestibule_adopts_its_running_pods_by_label() {
     let backend = backend(client, settings(true));
     let found = backend.recover().await;
     assert_eq!(found.len(), 1, "{found:?}");
-    let (id, spec_id, user, address) = &found[0];
+    let r = &found[0];
     assert_eq!(
-        (id.as_str(), spec_id.as_str(), user.as_str()),
+        (r.instance_id.as_str(), r.spec_id.as_str(), r.user.as_str()),
         ("f1", "01_hello", "bob@example.org")
     );
-    assert_eq!(address.to_string(), "192.168.30.17:3838");
+    assert_eq!(r.address.to_string(), "192.168.30.17:3838");
     let list = cluster
         .seen()
         .into_iter()

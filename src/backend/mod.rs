@@ -1,10 +1,12 @@
 //! Backends run app instances. A backend only creates, inspects, lists and removes instances and
 //! says where each listens; it knows nothing about users, sessions or HTTP.
 
+pub mod docker;
 pub mod kubernetes;
 mod log_buffer;
 pub mod process;
 pub mod supervisor;
+pub mod swarm;
 
 pub use log_buffer::LogBuffer;
 
@@ -21,6 +23,33 @@ pub struct LaunchRequest {
     pub spec: AppSpec,
     /// Environment for the app: identity variables and the spec's `container-env`.
     pub env: BTreeMap<String, String>,
+    /// Where the backend says which stage the launch has reached (shown on the app page).
+    pub progress: Progress,
+}
+
+/// Reports a launch's stage in words ("pulling image ...", "creating the container").
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(report))
+    }
+
+    /// A reporter nobody listens to.
+    pub fn ignored() -> Self {
+        Self::new(|_| {})
+    }
+
+    pub fn stage(&self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl std::fmt::Debug for LaunchRequest {
@@ -41,8 +70,17 @@ pub struct Started {
     pub address: SocketAddr,
 }
 
-/// An instance found after a restart: (instance id, spec id, user, address).
-pub type Recovered = (String, String, String, SocketAddr);
+/// An instance an earlier run of the server left running, found again after a restart.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub instance_id: String,
+    pub spec_id: String,
+    pub user: String,
+    pub address: SocketAddr,
+    /// The fingerprint of the app's settings it was started with.
+    pub spec_hash: String,
+    pub created_unix_ms: u64,
+}
 
 /// What a backend knows of an instance right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +118,15 @@ pub trait Backend: Send + Sync + 'static {
     fn stage(&self, _instance_id: &str) -> Option<String> {
         None
     }
-    /// The instances an earlier run of vestibule left running, found by the backend's labels.
+    /// Takes over the running instances an earlier run left (`recover-running-proxies`).
+    /// Backends whose instances die with the server find none.
     async fn recover(&self) -> Vec<Recovered> {
         Vec::new()
+    }
+    /// Removes whatever an earlier run left behind (after a crash, or when not recovering).
+    async fn remove_leftovers(&self) {}
+    /// The fingerprint of an app's settings that this backend labels instances with.
+    fn spec_hash(&self, _spec: &AppSpec) -> Option<String> {
+        None
     }
 }

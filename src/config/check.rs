@@ -3,6 +3,7 @@
 //! Every reader reports its own problem and falls back to the default, so one pass finds all
 //! problems; the caller discards the config when any of them is an error.
 
+use super::check_docker::check_docker_settings;
 use super::check_header::check_custom_header;
 use super::check_ldap::check_ldap;
 use super::check_openid::{check_oauth2, check_openid};
@@ -111,6 +112,10 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         stop_proxies_on_shutdown: proxy
             .boolean("stop-proxies-on-shutdown", report)
             .unwrap_or(true),
+        recover_running_proxies: proxy
+            .boolean("recover-running-proxies", report)
+            .unwrap_or(false),
+        docker: check_docker_settings(proxy, report),
         same_site_cookie: same_site(proxy, report),
         kubernetes: super::check_kubernetes::check_kubernetes(proxy, report),
         specs,

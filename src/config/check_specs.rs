@@ -3,6 +3,7 @@
 
 use super::check::{limit, minutes, optional_millis};
 use super::check_container::{check_container, text_map};
+use super::check_docker::check_docker_spec;
 use super::convert::{self, Fields};
 use super::keys::canonical;
 use super::model::{AppSpec, BackendKind};
@@ -164,6 +165,7 @@ fn check_spec(
         container_env: text_map(&f, "container-env", report),
         container: check_container(&f, process, report),
         kubernetes: super::check_kubernetes::check_spec_kubernetes(&f, report),
+        docker: check_docker_spec(&f, process, report),
         container_volumes,
         port: f
             .get("port")

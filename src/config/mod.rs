@@ -36,6 +36,7 @@ mod auth_model;
 mod check;
 mod check_access;
 mod check_container;
+mod check_docker;
 mod check_header;
 mod check_kubernetes;
 mod check_ldap;

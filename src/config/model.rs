@@ -6,6 +6,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::check_docker::{
+    DeviceRequest, DockerSettings, DockerSpecSettings, PullPolicy, SwarmSecret,
+};
 pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
 pub use super::kubernetes::{KubernetesSettings, KubernetesSpecSettings};
 
@@ -155,6 +158,10 @@ pub struct ProxyConfig {
     pub default_max_lifetime: Option<Duration>,
     pub default_stop_proxy_on_logout: bool,
     pub stop_proxies_on_shutdown: bool,
+    /// `recover-running-proxies`: adopt the instances a previous run left running.
+    pub recover_running_proxies: bool,
+    /// `proxy.docker.*`.
+    pub docker: DockerSettings,
     pub same_site_cookie: SameSite,
     /// `proxy.kubernetes.*`; defaults unless the Kubernetes backend is selected.
     pub kubernetes: KubernetesSettings,
@@ -179,6 +186,8 @@ pub struct AppSpec {
     pub container: ContainerSettings,
     /// Pod patches and additional manifests (Kubernetes backend only).
     pub kubernetes: KubernetesSpecSettings,
+    /// Keys only the Docker backends read.
+    pub docker: DockerSpecSettings,
     /// The port the app listens on inside its container. The process backend ignores it and
     /// allocates a free host port instead.
     pub port: u16,

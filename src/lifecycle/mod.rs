@@ -138,9 +138,16 @@ impl Manager {
                 },
             );
         }
+        let weak = Arc::downgrade(self);
+        let stage_id = id.clone();
         let mut env = identity_env(who, &id, &public_path, &spec);
         env.extend(login_env);
         let request = LaunchRequest {
+            progress: crate::backend::Progress::new(move |stage| {
+                if let Some(me) = weak.upgrade() {
+                    me.update(&stage_id, |v| v.set_stage(stage));
+                }
+            }),
             instance_id: id.clone(),
             env,
             spec,
@@ -322,6 +329,47 @@ impl Manager {
         };
         for id in ids {
             self.stop(&id, "logout").await;
+        }
+    }
+
+    /// Takes over instances an earlier run left running, as ready. An instance whose app is no
+    /// longer configured is stopped: nobody could be allowed to open it.
+    pub async fn adopt(&self, found: Vec<crate::backend::Recovered>) {
+        for r in found {
+            let Some(spec) = self.config.proxy.spec(&r.spec_id).cloned() else {
+                tracing::warn!(instance = %r.instance_id, app = %r.spec_id, "stopping a recovered instance of an app no longer configured");
+                let _ = self.backend.stop(&r.instance_id).await;
+                continue;
+            };
+            if self
+                .backend
+                .spec_hash(&spec)
+                .is_some_and(|h| h != r.spec_hash)
+            {
+                tracing::info!(instance = %r.instance_id, app = %spec.id, "recovered instance was started with other app settings; keeping it");
+            }
+            let public_path = format!("/app_proxy/{}/", r.instance_id);
+            let mut view = InstanceView::starting(&r.instance_id, &spec, &r.user, &public_path);
+            if r.created_unix_ms > 0 {
+                view.created_unix_ms = r.created_unix_ms;
+            }
+            view.set_running();
+            self.routes.insert(Route::new(
+                r.instance_id.clone(),
+                r.user.clone(),
+                spec.id.clone(),
+                r.address,
+                &spec.target_path,
+            ));
+            tracing::info!(instance = %r.instance_id, app = %spec.id, user = %r.user, "recovered a running instance");
+            self.lock().insert(
+                r.instance_id.clone(),
+                Entry {
+                    spec,
+                    created: Instant::now(),
+                    view: watch::Sender::new(view),
+                },
+            );
         }
     }
 

@@ -2,7 +2,9 @@
 //! browser.
 #![allow(dead_code)]
 
+pub mod app_browser;
 pub mod chrome;
+pub mod docker;
 pub mod oidc_provider;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,7 @@ pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
         container_volumes: Vec::new(),
         container: Default::default(),
         kubernetes: Default::default(),
+        docker: Default::default(),
         port: 0,
         target_path: String::new(),
         access_groups: Vec::new(),

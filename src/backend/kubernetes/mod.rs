@@ -241,7 +241,11 @@ impl Backend for KubernetesBackend {
     }
 
     async fn list(&self) -> Vec<String> {
-        self.recover().await.into_iter().map(|r| r.0).collect()
+        self.recover()
+            .await
+            .into_iter()
+            .map(|r| r.instance_id)
+            .collect()
     }
 
     async fn health(&self, instance_id: &str) -> Health {
@@ -309,12 +313,15 @@ impl Backend for KubernetesBackend {
                 continue;
             };
             if running {
-                found.push((
-                    id,
-                    spec,
-                    note(USER_ANNOTATION).unwrap_or_default(),
-                    SocketAddr::new(ip, port),
-                ));
+                found.push(Recovered {
+                    instance_id: id,
+                    spec_id: spec,
+                    user: note(USER_ANNOTATION).unwrap_or_default(),
+                    address: SocketAddr::new(ip, port),
+                    // Pods carry no fingerprint of their app's settings yet.
+                    spec_hash: String::new(),
+                    created_unix_ms: 0,
+                })
             }
         }
         found

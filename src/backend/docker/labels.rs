@@ -1,0 +1,56 @@
+//! The labels that mark a container as one of this server's instances, so a restarted server can
+//! find, adopt or remove what an earlier run left.
+
+use std::collections::HashMap;
+
+use crate::backend::LaunchRequest;
+
+pub const INSTANCE_ID: &str = "vestibule.instance-id";
+pub const USER: &str = "vestibule.user";
+pub const APP_ID: &str = "vestibule.app-id";
+pub const SPEC_HASH: &str = "vestibule.spec-hash";
+pub const REALM: &str = "vestibule.realm";
+pub const CREATED_MS: &str = "vestibule.created-ms";
+
+/// The spec's own `labels` plus ours; ours win, so a config cannot disguise a container.
+pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = req
+        .spec
+        .container
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let user = req
+        .env
+        .get("SHINYPROXY_USERNAME")
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(INSTANCE_ID.into(), req.instance_id.clone());
+    labels.insert(USER.into(), user);
+    labels.insert(APP_ID.into(), req.spec.id.clone());
+    labels.insert(SPEC_HASH.into(), spec_hash(&req.spec));
+    labels.insert(REALM.into(), realm.to_string());
+    labels.insert(
+        CREATED_MS.into(),
+        crate::lifecycle::unix_ms(std::time::SystemTime::now()).to_string(),
+    );
+    labels
+}
+
+/// The Docker filter that selects this realm's instances.
+pub fn realm_filter(realm: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{REALM}={realm}")])])
+}
+
+/// A short fingerprint of the app's settings, so an adopted instance can be told apart from one
+/// the current config would start. FNV-1a: stable across builds, unlike std's hasher.
+pub fn spec_hash(spec: &crate::config::AppSpec) -> String {
+    let text = format!("{spec:?}");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}

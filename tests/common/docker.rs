@@ -1,0 +1,225 @@
+//! Support for tests against the real Docker engine: a locally built test image (nothing can be
+//! pulled here) and Docker-backed app specs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use vestibule::config::{AppSpec, BackendKind, Config};
+
+use super::{config, vestibule_exe};
+
+/// The port every test app listens on inside its container.
+pub const APP_PORT: u16 = 3838;
+
+/// Runs `docker` and returns its stdout; panics with its stderr, so a missing engine fails
+/// the test clearly instead of skipping it.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `docker` (is Docker installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "`docker {}` failed (is the Docker engine running?): {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker` that may fail (e.g. inspecting a container that should be gone).
+pub fn docker_ok(args: &[&str]) -> Option<String> {
+    let out = Command::new("docker").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// An image holding the vestibule binary (its demo app) with the shared libraries it links, and
+/// a static busybox for small shell apps. Built once per binary and reused while it exists.
+pub fn test_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(build_test_image).clone()
+}
+
+fn build_test_image() -> String {
+    let exe = vestibule_exe();
+    let busybox = PathBuf::from("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: run scripts/install-test-deps.sh (busybox-static)"
+    );
+    let fingerprint = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}-{mtime}", m.len())
+    };
+    let tag = format!(
+        "vestibule-test-app:{:016x}",
+        fnv(&format!("{}{}", fingerprint(&exe), fingerprint(&busybox)))
+    );
+    if docker_ok(&["image", "inspect", &tag]).is_some() {
+        return tag;
+    }
+    let ctx = std::env::temp_dir().join(format!("vestibule-image-{}", std::process::id()));
+    let root = ctx.join("root");
+    let _ = std::fs::remove_dir_all(&ctx);
+    let mut files = vec![
+        (exe.clone(), PathBuf::from("/vestibule")),
+        (busybox.clone(), busybox),
+    ];
+    for lib in shared_libs(&exe) {
+        files.push((lib.clone(), lib));
+    }
+    for (from, to) in files {
+        let dest = root.join(to.strip_prefix("/").unwrap_or(&to));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        // Hard links keep a large debug binary from being copied; fall back to a copy across
+        // file systems.
+        // Loaders and libraries are often symlinks: link the file they name.
+        let from = std::fs::canonicalize(&from).unwrap_or(from);
+        if std::fs::hard_link(&from, &dest).is_err() {
+            std::fs::copy(&from, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        }
+    }
+    std::fs::create_dir_all(root.join("tmp")).expect("tmp");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY root/ /\n").expect("Dockerfile");
+    docker(&["build", "-q", "-t", &tag, ctx.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_dir_all(&ctx);
+    // Each build of vestibule makes a new ~200 MB image; the older ones are of no further use.
+    let older = docker_ok(&[
+        "images",
+        "vestibule-test-app",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    for old in older.unwrap_or_default().lines().filter(|t| *t != tag) {
+        let _ = docker_ok(&["rmi", old]);
+    }
+    tag
+}
+
+/// The libraries `ldd` lists for `exe`, with the dynamic loader, resolved to real files.
+fn shared_libs(exe: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(exe).output().expect("run ldd");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+fn fnv(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// A spec whose container runs `cmd` from the test image.
+pub fn docker_spec(id: &str, cmd: &[&str]) -> AppSpec {
+    let mut spec = super::process_spec(id, cmd);
+    spec.container_image = Some(test_image());
+    spec.port = APP_PORT;
+    spec.container_env = BTreeMap::new();
+    spec
+}
+
+/// vestibule's demo app (a page and a WebSocket) in a container.
+pub fn demo_spec(id: &str) -> AppSpec {
+    docker_spec(
+        id,
+        &[
+            "/vestibule",
+            "demo-app",
+            "--port",
+            "3838",
+            "--bind",
+            "0.0.0.0",
+        ],
+    )
+}
+
+/// A busybox shell script in a container; `/bin/busybox httpd` serves files.
+pub fn shell_spec(id: &str, script: &str) -> AppSpec {
+    docker_spec(id, &["/bin/busybox", "sh", "-c", script])
+}
+
+/// A Docker-backed config with its own realm and port range, so tests running side by side
+/// never adopt, remove or collide with each other's containers.
+pub fn docker_config(realm: &str, port_base: u16, specs: Vec<AppSpec>) -> Config {
+    let mut cfg = config(specs);
+    cfg.proxy.container_backend = BackendKind::Docker;
+    cfg.proxy.docker.realm_id = format!("test-{realm}-{}", std::process::id());
+    cfg.proxy.docker.port_range_start = port_base;
+    cfg
+}
+
+/// Ids of the running containers of a realm.
+pub fn containers_of(cfg: &Config) -> Vec<String> {
+    let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
+    docker(&["ps", "-q", "--filter", &filter])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes whatever a test left in its realm, even after a failed assertion.
+pub fn remove_realm(cfg: &Config) {
+    let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
+    for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
+        let _ = docker_ok(&["rm", "-f", id]);
+    }
+}
+
+/// Joins this engine to a swarm when it is not in one yet (and leaves it active).
+pub fn ensure_swarm() {
+    let state = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]);
+    if state != "active" {
+        // With several interfaces Docker asks which address to advertise; one node needs none
+        // in particular.
+        if docker_ok(&["swarm", "init"]).is_none() {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        }
+    }
+}
+
+/// A Swarm-backed config, as [`docker_config`].
+pub fn swarm_config(realm: &str, port_base: u16, specs: Vec<AppSpec>) -> Config {
+    ensure_swarm();
+    let mut cfg = docker_config(realm, port_base, specs);
+    cfg.proxy.container_backend = BackendKind::DockerSwarm;
+    cfg.proxy.docker.service_wait_time = std::time::Duration::from_secs(30);
+    cfg
+}
+
+/// Ids of the services of a realm.
+pub fn services_of(cfg: &Config) -> Vec<String> {
+    let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
+    docker(&["service", "ls", "-q", "--filter", &filter])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes whatever services a test left in its realm.
+pub fn remove_services(cfg: &Config) {
+    for id in services_of(cfg) {
+        let _ = docker_ok(&["service", "rm", &id]);
+    }
+}

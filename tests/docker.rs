@@ -1,0 +1,370 @@
+//! The Docker backend against the real engine: apps run as containers built from a local image,
+//! are proxied with their WebSockets, keep users' folders apart, get their limits, are removed on
+//! stop, report failures readably, and survive a restart of vestibule when asked to.
+
+mod common;
+
+use common::docker::*;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use vestibule::config::PullPolicy;
+
+fn id_of(view: &serde_json::Value) -> String {
+    view["id"].as_str().expect("instance id").to_string()
+}
+
+fn assert_running(view: &serde_json::Value) {
+    assert_eq!(view["status"], "running", "launch failed: {view:#}");
+}
+
+async fn session_cookie(server: &TestServer, user: &str) -> String {
+    let b = Browser::new(server);
+    let resp = b.try_login(user, PASSWORD).await;
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vestibule_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string()
+}
+
+/// A tiny file server: `/token` holds a value drawn when the container started, so a test can
+/// tell the same container from a new one.
+fn token_spec(id: &str) -> vestibule::config::AppSpec {
+    shell_spec(
+        id,
+        "mkdir -p /www && echo ok > /www/index.html && echo $RANDOM$RANDOM$RANDOM > /www/token && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    )
+}
+
+#[tokio::test]
+async fn a_container_app_is_proxied_with_its_websocket_and_stop_removes_it() {
+    let cfg = docker_config("proxy", 21000, vec![demo_spec("demo")]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("demo").await;
+    assert_running(&view);
+    let id = id_of(&view);
+
+    let page = alice.get(&format!("/app_proxy/{id}/")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("page").contains("<html"));
+
+    let mut req = format!("ws://{}/app_proxy/{id}/ws", server.addr)
+        .into_client_request()
+        .expect("ws request");
+    req.headers_mut().insert(
+        "cookie",
+        session_cookie(&server, "alice")
+            .await
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket through the proxy");
+    ws.send(Message::text("7")).await.expect("send");
+    let answer = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer over the websocket: {other:?}"),
+        }
+    };
+    assert!(answer.contains("49"), "7 squared, got {answer}");
+    drop(ws);
+
+    let containers = containers_of(&cfg);
+    assert_eq!(containers.len(), 1, "one container per instance");
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &containers[0]]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).expect("labels");
+    assert_eq!(labels["vestibule.instance-id"], id.as_str());
+    assert_eq!(labels["vestibule.user"], "alice");
+    assert_eq!(labels["vestibule.app-id"], "demo");
+    assert!(
+        labels["vestibule.spec-hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 16)
+    );
+
+    let stop = alice
+        .api(reqwest::Method::DELETE, &format!("/api/proxy/{id}"))
+        .await;
+    assert!(stop.status().is_success(), "stop: {}", stop.status());
+    assert!(
+        docker_ok(&["inspect", &containers[0]]).is_none(),
+        "the container is removed once stopped"
+    );
+    server.shutdown().await;
+    remove_realm(&cfg);
+}
+
+#[tokio::test]
+async fn each_user_sees_only_their_own_folder() {
+    let base = std::env::temp_dir().join(format!("vestibule-docker-vol-{}", std::process::id()));
+    let mut spec = shell_spec(
+        "files",
+        "echo ok > /www/index.html && echo $SHINYPROXY_USERNAME > /www/mine-$SHINYPROXY_USERNAME.txt && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    );
+    spec.container_volumes = vec![format!("{}/#{{proxy.userId}}:/www", base.display())];
+    let cfg = docker_config("volumes", 21100, vec![spec]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let bob = Browser::login(&server, "bob").await;
+    let a = alice.launch("files").await;
+    let b = bob.launch("files").await;
+    assert_running(&a);
+    assert_running(&b);
+    let (a, b) = (id_of(&a), id_of(&b));
+
+    let mine = alice.get(&format!("/app_proxy/{a}/mine-alice.txt")).await;
+    assert_eq!(mine.status(), 200);
+    assert_eq!(mine.text().await.expect("body").trim(), "alice");
+    let theirs = bob.get(&format!("/app_proxy/{b}/mine-alice.txt")).await;
+    assert_eq!(theirs.status(), 404, "bob must not see alice's file");
+    let his = bob.get(&format!("/app_proxy/{b}/mine-bob.txt")).await;
+    assert_eq!(his.status(), 200);
+    assert!(base.join("alice/mine-alice.txt").exists());
+    assert!(!base.join("bob/mine-alice.txt").exists());
+
+    server.shutdown().await;
+    remove_realm(&cfg);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test]
+async fn memory_and_cpu_limits_reach_the_container() {
+    let mut spec = token_spec("limited");
+    spec.container.memory_limit = Some(vestibule::config::MemoryQuantity::parse("256m").unwrap());
+    spec.container.memory_request =
+        Some(vestibule::config::MemoryQuantity::parse("128Mi").unwrap());
+    spec.container.cpu_limit = Some(vestibule::config::CpuQuantity::parse("0.5").unwrap());
+    spec.container.cpu_request = Some(vestibule::config::CpuQuantity::parse("250m").unwrap());
+    spec.container
+        .labels
+        .insert("team".into(), "analytics".into());
+    let cfg = docker_config("limits", 21200, vec![spec]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    assert_running(&alice.launch("limited").await);
+    let containers = containers_of(&cfg);
+    assert_eq!(containers.len(), 1);
+    let limits = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} \
+         {{.HostConfig.CpuShares}} {{index .Config.Labels \"team\"}}",
+        &containers[0],
+    ]);
+    assert_eq!(limits, "268435456 134217728 500000000 256 analytics");
+    server.shutdown().await;
+    assert!(
+        containers_of(&cfg).is_empty(),
+        "shutdown removes the containers"
+    );
+    remove_realm(&cfg);
+}
+
+#[tokio::test]
+async fn a_missing_image_is_named_in_the_error() {
+    let mut never = token_spec("never");
+    never.container_image = Some("vestibule-test-missing:nope".into());
+    let mut pull = token_spec("pull");
+    pull.container_image = Some("vestibule-test-missing-too:nope".into());
+    let mut cfg = docker_config("missing", 21300, vec![never]);
+    cfg.proxy.docker.image_pull_policy = PullPolicy::Never;
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("never").await;
+    assert_eq!(view["status"], "failed");
+    let reason = view["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("'vestibule-test-missing:nope'"), "{reason}");
+    server.shutdown().await;
+
+    // IfNotPresent tries a pull, which cannot succeed here, and says so.
+    let cfg = docker_config("pull", 21350, vec![pull]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("pull").await;
+    assert_eq!(view["status"], "failed");
+    let reason = view["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("'vestibule-test-missing-too:nope'") && reason.contains("pulled"),
+        "{reason}"
+    );
+    assert!(containers_of(&cfg).is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
+    let spec = shell_spec("crash", "echo missing-config-file >&2; exit 3");
+    let cfg = docker_config("crash", 21400, vec![spec]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("crash").await;
+    assert_eq!(view["status"], "failed", "{view:#}");
+    let reason = view["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("exited with code 3"), "{reason}");
+    let lines = view["log_lines"].to_string();
+    assert!(lines.contains("missing-config-file"), "{view:#}");
+    let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
+    let removed = eventually(Duration::from_secs(10), || async {
+        docker(&["ps", "-aq", "--filter", &filter]).is_empty()
+    })
+    .await;
+    assert!(removed, "the failed container is removed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_server_adopts_running_containers_and_the_app_keeps_its_state() {
+    let mut cfg = docker_config("recover", 21500, vec![token_spec("tokens")]);
+    cfg.proxy.recover_running_proxies = true;
+    cfg.proxy.stop_proxies_on_shutdown = false;
+    let first = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&first, "alice").await;
+    let view = alice.launch("tokens").await;
+    assert_running(&view);
+    let id = id_of(&view);
+    let token = alice
+        .get(&format!("/app_proxy/{id}/token"))
+        .await
+        .text()
+        .await
+        .expect("token");
+    first.shutdown().await;
+    assert_eq!(
+        containers_of(&cfg).len(),
+        1,
+        "the container outlives the server"
+    );
+
+    let mut second_cfg = cfg.clone();
+    second_cfg.proxy.stop_proxies_on_shutdown = true;
+    let second = TestServer::start(second_cfg).await;
+    let alice = Browser::login(&second, "alice").await;
+    let again = alice.get(&format!("/app_proxy/{id}/token")).await;
+    assert_eq!(again.status(), 200, "the adopted instance answers");
+    assert_eq!(
+        again.text().await.expect("token"),
+        token,
+        "same container, same state"
+    );
+    let mine: serde_json::Value = alice.get("/api/proxy").await.json().await.expect("list");
+    assert!(mine.to_string().contains(&id), "listed as alice's: {mine}");
+    let bob = Browser::login(&second, "bob").await;
+    assert_eq!(
+        bob.get(&format!("/app_proxy/{id}/token")).await.status(),
+        403,
+        "ownership survives the restart"
+    );
+    second.shutdown().await;
+    assert!(
+        containers_of(&cfg).is_empty(),
+        "stop-proxies-on-shutdown removes it"
+    );
+    remove_realm(&cfg);
+}
+
+#[tokio::test]
+async fn without_recovery_a_new_start_removes_leftovers() {
+    let mut cfg = docker_config("leftovers", 21600, vec![token_spec("tokens")]);
+    // As after a SIGKILL: the first server never removes its container.
+    cfg.proxy.stop_proxies_on_shutdown = false;
+    let first = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&first, "alice").await;
+    assert_running(&alice.launch("tokens").await);
+    first.shutdown().await;
+    assert_eq!(containers_of(&cfg).len(), 1);
+
+    let second = TestServer::start(cfg.clone()).await;
+    let cleaned = eventually(Duration::from_secs(15), || async {
+        containers_of(&cfg).is_empty()
+    })
+    .await;
+    assert!(cleaned, "the leftover container is removed at start");
+    second.shutdown().await;
+    remove_realm(&cfg);
+}
+
+#[tokio::test]
+async fn internal_networking_reaches_the_container_on_its_network() {
+    let network = format!("vestibule-test-net-{}", std::process::id());
+    let _ = docker_ok(&["network", "create", &network]);
+    let mut spec = token_spec("internal");
+    spec.docker.network = Some(network.clone());
+    let mut cfg = docker_config("internal", 21700, vec![spec]);
+    cfg.proxy.docker.internal_networking = true;
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("internal").await;
+    assert_running(&view);
+    let id = id_of(&view);
+    let token = alice.get(&format!("/app_proxy/{id}/token")).await;
+    assert_eq!(token.status(), 200);
+    let containers = containers_of(&cfg);
+    let published = docker(&["port", &containers[0]]);
+    assert!(
+        published.is_empty(),
+        "nothing published on the host: {published}"
+    );
+    let networks = docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        &containers[0],
+    ]);
+    assert_eq!(networks, network);
+    server.shutdown().await;
+    remove_realm(&cfg);
+    let _ = docker_ok(&["network", "rm", &network]);
+}
+
+#[tokio::test]
+async fn the_app_page_sees_the_container_stages() {
+    let spec = shell_spec(
+        "slow",
+        "sleep 1; mkdir -p /www && echo ok > /www/index.html && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    );
+    let cfg = docker_config("stages", 21800, vec![spec]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let resp = alice.api(reqwest::Method::POST, "/api/proxy/slow").await;
+    let mut view: serde_json::Value = resp.json().await.expect("view");
+    let id = id_of(&view);
+    let mut stages = Vec::new();
+    for _ in 0..50 {
+        if view["status"] != "starting" {
+            break;
+        }
+        stages.push(view["stage"].as_str().unwrap_or_default().to_string());
+        view = alice
+            .get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
+            .await
+            .json()
+            .await
+            .expect("status");
+    }
+    assert_running(&view);
+    assert!(
+        stages
+            .iter()
+            .any(|s| s == "creating the container" || s == "starting the container"),
+        "no container stage among {stages:?}"
+    );
+    assert!(
+        stages.iter().any(|s| s == "waiting for the app to answer"),
+        "{stages:?}"
+    );
+    server.shutdown().await;
+    remove_realm(&cfg);
+}
