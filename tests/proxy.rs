@@ -229,8 +229,8 @@ async fn app_direct_starts_the_app_on_demand_and_serves_it_without_the_portal() 
     server.shutdown().await;
 }
 
-/// Requests share upstream connections. (A request racing an app that silently closes its idle
-/// connection can still fail: idempotent requests are not retried yet.)
+/// Requests share upstream connections, and a GET the app dropped because it closed the
+/// connection just as the request arrived is repeated on a new one.
 #[tokio::test]
 async fn app_connections_are_reused_and_a_silently_closed_one_is_replaced() {
     let server = TestServer::start(config(vec![echo_spec("echo")])).await;
@@ -249,6 +249,33 @@ async fn app_connections_are_reused_and_a_silently_closed_one_is_replaced() {
         ports.len() <= 3,
         "10 sequential requests used {} connections to the app",
         ports.len()
+    );
+
+    // Each round arms the connection that served it to drop its next request unanswered; the
+    // next GET is usually sent on that connection.
+    for round in 0..10 {
+        let armed = alice.get(&format!("/app_proxy/{id}/conn?drop-next")).await;
+        assert_eq!(armed.status(), 200);
+        // Give the proxy a moment to see the armed connection idle again, as it would between
+        // a user's clicks.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let next = alice.get(&format!("/app_proxy/{id}/conn")).await;
+        assert_eq!(
+            next.status(),
+            200,
+            "round {round}: a dropped GET must be repeated, not answered with {}",
+            next.status()
+        );
+    }
+    let dropped: Value = alice
+        .get(&format!("/app_proxy/{id}/dropped"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        dropped["dropped"].as_u64().unwrap_or(0) >= 1,
+        "no request was sent on an armed connection, so nothing was tested: {dropped}"
     );
 
     server.shutdown().await;

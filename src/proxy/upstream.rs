@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -38,16 +38,14 @@ impl std::fmt::Debug for UpstreamPool {
 }
 
 impl UpstreamPool {
-    /// An open connection that can take a request now. One that is still finishing its previous
-    /// exchange is dropped rather than waited for: waiting could hang on a stalled upload.
+    /// An open connection that can take a request now. One still finishing its previous
+    /// exchange is left for later rather than waited for (waiting could hang on a stalled
+    /// upload); closed ones are dropped.
     fn take_idle(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() {
-                return Some(sender);
-            }
-        }
-        None
+        idle.retain(|sender| !sender.is_closed());
+        let ready = idle.iter().rposition(|sender| sender.is_ready())?;
+        Some(idle.swap_remove(ready))
     }
 
     fn put(&self, sender: SendRequest<Body>) {
@@ -68,11 +66,16 @@ pub struct Exchange {
     pub connection: SendRequest<Body>,
 }
 
-/// Sends `req` on an idle connection to the route's instance, or on a new one. A request the app
-/// never received (its idle connection had just closed) is sent again on a fresh connection.
+/// Sends `req` on an idle connection to the route's instance, or on a new one.
+///
+/// An idle connection can be closed by the app (its keep-alive timeout) just as a request goes
+/// out on it. A request the app never received is sent again on a fresh connection; so is one
+/// it may have received but that is safe to repeat (GET, HEAD or OPTIONS without a body), as
+/// browsers do.
 pub async fn send(route: &Route, req: Request<Body>) -> Result<Exchange, ProxyError> {
     let mut req = req;
     if let Some(mut sender) = route.upstream.take_idle() {
+        let replay = Replay::of(&req);
         match sender.try_send_request(req).await {
             Ok(response) => {
                 return Ok(Exchange {
@@ -80,9 +83,13 @@ pub async fn send(route: &Route, req: Request<Body>) -> Result<Exchange, ProxyEr
                     connection: sender,
                 });
             }
-            Err(mut e) => match e.take_message() {
-                Some(unsent) => req = unsent,
-                None => return Err(ProxyError::Upstream(super::error_chain(e.error()))),
+            Err(mut e) => match (e.take_message(), replay) {
+                (Some(unsent), _) => req = unsent,
+                (None, Some(replay)) => {
+                    tracing::debug!(error = %super::error_chain(e.error()), "repeating a request on a new connection");
+                    req = replay.request();
+                }
+                (None, None) => return Err(ProxyError::Upstream(super::error_chain(e.error()))),
             },
         }
     }
@@ -95,6 +102,38 @@ pub async fn send(route: &Route, req: Request<Body>) -> Result<Exchange, ProxyEr
         response,
         connection: sender,
     })
+}
+
+/// What is needed to send a request again: only kept for requests that are safe to repeat.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn of(req: &Request<Body>) -> Option<Self> {
+        let repeatable = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let bodyless = req.body().size_hint().exact() == Some(0);
+        // An upgrade hands the connection over to the caller, which a copy cannot do.
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
+        (repeatable && bodyless && !upgrade).then(|| Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn request(self) -> Request<Body> {
+        let mut req = Request::new(Body::empty());
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        req
+    }
 }
 
 async fn connect(target: SocketAddr) -> Result<SendRequest<Body>, ProxyError> {

@@ -6,7 +6,11 @@ import json
 import os
 import sys
 import time
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DROPPED = 0
+DROPPED_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -24,6 +28,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        global DROPPED
+        if getattr(self, "drop_next", False):
+            # Read the request, then close without an answer: the app's keep-alive timeout
+            # striking just as the request arrived.
+            with DROPPED_LOCK:
+                DROPPED += 1
+            self.close_connection = True
+            return
+        if self.path.startswith("/dropped"):
+            self.send_json({"dropped": DROPPED})
+            return
         if self.path.startswith("/sse"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -41,6 +56,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json({"client_port": self.client_address[1]})
             if "close" in self.path:
                 self.close_connection = True
+            if "drop-next" in self.path:
+                self.drop_next = True
             return
         if self.path.startswith("/redirect"):
             self.send_response(302)
