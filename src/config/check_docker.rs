@@ -178,23 +178,13 @@ pub fn check_docker_spec(f: &Fields, process: bool, report: &mut Report) -> Dock
 }
 
 fn device_requests(f: &Fields, report: &mut Report) -> Vec<DeviceRequest> {
-    let Some((node, path)) = f.get("docker-device-requests") else {
-        return Vec::new();
-    };
-    let Value::Seq(items) = &node.value else {
-        report.error(
-            &node.at,
-            &path,
-            format!(
-                "expected a list of device requests ('- driver: nvidia ...'), found {}",
-                node.describe()
-            ),
-        );
-        return Vec::new();
-    };
     let mut requests = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = index(&path, i);
+    for (item, p) in entries(
+        f,
+        "docker-device-requests",
+        "device requests ('- driver: nvidia ...')",
+        report,
+    ) {
         let d = Fields::of(Some(item), &p, report);
         let mut capabilities = Vec::new();
         if let Some((n, cp)) = d.get("capabilities") {
@@ -214,6 +204,31 @@ fn device_requests(f: &Fields, report: &mut Report) -> Vec<DeviceRequest> {
     requests
 }
 
+/// The items of a list-valued key, each with its path; a value that is not a list is reported.
+fn entries<'a>(
+    f: &Fields<'a>,
+    key: &str,
+    what: &str,
+    report: &mut Report,
+) -> Vec<(&'a super::node::Node, String)> {
+    let Some((node, path)) = f.get(key) else {
+        return Vec::new();
+    };
+    let Value::Seq(items) = &node.value else {
+        report.error(
+            &node.at,
+            &path,
+            format!("expected a list of {what}, found {}", node.describe()),
+        );
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (item, index(&path, i)))
+        .collect()
+}
+
 fn flatten_texts(node: &super::node::Node, path: &str, out: &mut Vec<String>, report: &mut Report) {
     match &node.value {
         Value::Seq(items) => {
@@ -230,23 +245,8 @@ fn flatten_texts(node: &super::node::Node, path: &str, out: &mut Vec<String>, re
 }
 
 fn swarm_secrets(f: &Fields, report: &mut Report) -> Vec<SwarmSecret> {
-    let Some((node, path)) = f.get("docker-swarm-secrets") else {
-        return Vec::new();
-    };
-    let Value::Seq(items) = &node.value else {
-        report.error(
-            &node.at,
-            &path,
-            format!(
-                "expected a list of secrets ('- name: ...'), found {}",
-                node.describe()
-            ),
-        );
-        return Vec::new();
-    };
     let mut secrets = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = index(&path, i);
+    for (item, p) in entries(f, "docker-swarm-secrets", "secrets ('- name: ...')", report) {
         // A bare name is the short form.
         if let Value::Str(name) = &item.value {
             secrets.push(SwarmSecret {

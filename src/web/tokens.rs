@@ -244,6 +244,23 @@ async fn render(
     st.templates.render(status, "tokens.html", page)
 }
 
+/// Token forms are for a logged-in browser: not for a caller holding a token, and only with the
+/// page's CSRF token.
+fn refuse_form(
+    st: &AppState,
+    ctx: &RequestCtx,
+    s: &Session,
+    csrf_sent: Option<&str>,
+) -> Option<Response> {
+    if ctx.via_token {
+        return Some(not_allowed(st, s, "Log in to manage API tokens."));
+    }
+    if !csrf::matches(&s.csrf, csrf_sent) {
+        return Some(csrf_failure(st, s));
+    }
+    None
+}
+
 #[derive(Deserialize)]
 pub struct NewTokenForm {
     #[serde(rename = "_csrf")]
@@ -260,11 +277,8 @@ pub async fn page_create(
     PageUser(s): PageUser,
     Form(f): Form<NewTokenForm>,
 ) -> Response {
-    if ctx.via_token {
-        return not_allowed(&st, &s, "Log in to manage API tokens.");
-    }
-    if !csrf::matches(&s.csrf, f.csrf.as_deref()) {
-        return csrf_failure(&st, &s);
+    if let Some(refused) = refuse_form(&st, &ctx, &s, f.csrf.as_deref()) {
+        return refused;
     }
     match create(&st, &s.identity, &f.name, f.user.as_deref()).await {
         Ok((secret, info)) => {
@@ -295,11 +309,8 @@ pub async fn page_revoke(
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    if ctx.via_token {
-        return not_allowed(&st, &s, "Log in to manage API tokens.");
-    }
-    if !csrf::matches(&s.csrf, f.csrf.as_deref()) {
-        return csrf_failure(&st, &s);
+    if let Some(refused) = refuse_form(&st, &ctx, &s, f.csrf.as_deref()) {
+        return refused;
     }
     match revoke(&st, &s.identity, &id).await {
         Ok(_) | Err(TokenError::NotFound) => Redirect::to("/tokens").into_response(),
