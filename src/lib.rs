@@ -69,11 +69,14 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
         )),
         BackendKind::Kubernetes => {
             let client = backend::kubernetes::connect(&config.proxy.kubernetes).await?;
-            Ok(Arc::new(backend::kubernetes::KubernetesBackend::new(
-                client,
-                config.proxy.kubernetes.clone(),
-                config.proxy.container_wait_time,
-            )))
+            Ok(Arc::new(
+                backend::kubernetes::KubernetesBackend::new(
+                    client,
+                    config.proxy.kubernetes.clone(),
+                    config.proxy.container_wait_time,
+                )
+                .with_apps(&config.proxy.specs),
+            ))
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The Kubernetes backend against a mocked API server (no cluster can run here): what it sends,
 //! how it follows a pod, and what a user is told when the pod cannot start.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 #[path = "common/kube_mock.rs"]
 mod kube_mock;
@@ -10,9 +12,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use vestibule::backend::kubernetes::KubernetesBackend;
-use vestibule::backend::{Backend, LaunchRequest};
-use vestibule::config::{AppSpec, CpuQuantity, KubernetesSettings, MemoryQuantity};
+use vestibule::backend::kubernetes::{KubernetesBackend, api_calls};
+use vestibule::backend::{Backend, LaunchRequest, Progress};
+use vestibule::config::{AppSpec, CpuQuantity, KubernetesSettings, MemoryQuantity, ServiceType};
 
 const IMAGE: &str = "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn/shiny-application:v1";
 
@@ -21,6 +23,9 @@ fn settings(internal: bool) -> KubernetesSettings {
         url: Some("http://localhost:8001".into()),
         namespace: NAMESPACE.into(),
         internal_networking: internal,
+        service_type: ServiceType::NodePort,
+        cert_path: None,
+        realm_id: "default".into(),
         image_pull_policy: Some("IfNotPresent".into()),
         image_pull_secrets: vec!["ecr-pull".into()],
         node_selector: BTreeMap::from([("NodeSize".into(), "m5.xlarge".into())]),
@@ -46,8 +51,22 @@ fn request(id: &str, spec: AppSpec) -> LaunchRequest {
         instance_id: id.into(),
         spec,
         env,
-        progress: vestibule::backend::Progress::ignored(),
+        progress: Progress::ignored(),
     }
+}
+
+/// A request whose reported stages are recorded, as the app page would show them.
+fn request_watching(id: &str, spec: AppSpec) -> (LaunchRequest, Arc<Mutex<Vec<String>>>) {
+    let stages = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = stages.clone();
+    let mut req = request(id, spec);
+    req.progress = Progress::new(move |stage| {
+        let mut v = seen.lock().unwrap();
+        if v.last().map(String::as_str) != Some(stage) {
+            v.push(stage.to_string());
+        }
+    });
+    (req, stages)
 }
 
 fn backend(client: kube::Client, settings: KubernetesSettings) -> Arc<KubernetesBackend> {
@@ -57,22 +76,16 @@ fn backend(client: kube::Client, settings: KubernetesSettings) -> Arc<Kubernetes
     )
 }
 
-/// Records every stage the backend reports while `start` runs.
-fn watch_stages(backend: Arc<KubernetesBackend>, id: &str) -> Arc<Mutex<Vec<String>>> {
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (out, id) = (seen.clone(), id.to_string());
-    tokio::spawn(async move {
-        loop {
-            if let Some(stage) = backend.stage(&id) {
-                let mut v = out.lock().unwrap();
-                if v.last() != Some(&stage) {
-                    v.push(stage);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    seen
+/// Every call the backend made must be one the shipped Role grants (api_calls::ALL).
+fn assert_role_covers(cluster: &FakeCluster) {
+    for (group, resource, verb) in cluster.rbac_calls() {
+        assert!(
+            api_calls::ALL
+                .iter()
+                .any(|c| c.group == group && c.resource == resource && c.verb == verb),
+            "the backend made a call the Role does not grant: {verb} {group}/{resource}"
+        );
+    }
 }
 
 fn created(cluster: &FakeCluster, resource: &str) -> Vec<Value> {
@@ -96,13 +109,18 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
         running(IMAGE, true),
     ]);
     let backend = backend(client, settings(true));
-    let stages = watch_stages(backend.clone(), "a1");
-    let started = backend.start(&request("a1", spec())).await.unwrap();
+    let (req, stages) = request_watching("a1", spec());
+    let started = backend.start(&req).await.unwrap();
     assert_eq!(started.address.to_string(), "192.168.30.17:3838");
-    tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         *stages.lock().unwrap(),
-        ["waiting for a node", "pulling image", "starting", "ready"]
+        [
+            "creating the pod",
+            "waiting for a node",
+            "pulling image",
+            "starting",
+            "ready"
+        ]
     );
 
     let pods = created(&cluster, "pods");
@@ -147,10 +165,16 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
         pod["spec"]["volumes"][0]["hostPath"]["path"],
         "/mnt/data/alice"
     );
+    assert_eq!(
+        pod["metadata"]["annotations"]["vestibule.io/spec-hash"],
+        vestibule::backend::spec_fingerprint(&spec())
+    );
+    assert_eq!(pod["metadata"]["labels"]["vestibule.io/realm"], "default");
     assert!(
         created(&cluster, "services").is_empty(),
         "internal networking needs no Service"
     );
+    assert_role_covers(&cluster);
 }
 
 #[tokio::test]
@@ -160,6 +184,19 @@ async fn an_image_that_cannot_be_pulled_is_named_and_the_pod_removed() {
         err_image_pull(IMAGE),
         image_pull_backoff(IMAGE),
     ]);
+    cluster.insert(
+        "events",
+        event(
+            "sp-pod-b1",
+            "Warning",
+            "Failed",
+            &format!("Failed to pull image \"{IMAGE}\": pull access denied: 401 Unauthorized"),
+        ),
+    );
+    cluster.insert(
+        "events",
+        event("sp-pod-b1", "Normal", "Pulling", "Pulling image"),
+    );
     let backend = backend(client, settings(true));
     let err = backend
         .start(&request("b1", spec()))
@@ -172,9 +209,14 @@ async fn an_image_that_cannot_be_pulled_is_named_and_the_pod_removed() {
     );
     assert!(err.contains("ImagePullBackOff"), "{err}");
     assert!(
+        err.contains("401 Unauthorized"),
+        "the registry's reason, from the pod's events: {err}"
+    );
+    assert!(
         cluster.names("pods").is_empty(),
         "the failed pod must be deleted"
     );
+    assert_role_covers(&cluster);
 }
 
 #[tokio::test]
@@ -235,10 +277,11 @@ async fn stopping_deletes_pod_with_grace_and_its_service() {
     let started = backend.start(&request("e1", spec())).await.unwrap();
     assert_eq!(
         started.address.to_string(),
-        "10.100.23.7:3838",
-        "reached through its Service"
+        "192.168.12.4:31538",
+        "reached at its node, on its Service's node port"
     );
     let svc = &created(&cluster, "services")[0];
+    assert_eq!(svc["spec"]["type"], "NodePort");
     assert_eq!(svc["spec"]["selector"]["vestibule.io/instance-id"], "e1");
     assert_eq!(backend.list().await, ["e1"]);
 
@@ -262,20 +305,51 @@ async fn stopping_deletes_pod_with_grace_and_its_service() {
     assert!(backend.list().await.is_empty());
     // Stopping again (or an unknown id) is not an error.
     backend.stop("e1").await.unwrap();
+    assert_role_covers(&cluster);
+}
+
+#[tokio::test]
+async fn a_cluster_ip_service_is_reached_at_its_cluster_ip() {
+    let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    let mut s = settings(false);
+    s.service_type = ServiceType::ClusterIp;
+    let started = backend(client, s)
+        .start(&request("e2", spec()))
+        .await
+        .unwrap();
+    assert_eq!(started.address.to_string(), "10.100.23.7:3838");
+    assert_eq!(
+        created(&cluster, "services")[0]["spec"]["type"],
+        "ClusterIP"
+    );
 }
 
 #[tokio::test]
 async fn a_restarted_vestibule_adopts_its_running_pods_by_label() {
     let (client, cluster) = FakeCluster::start(Vec::new());
-    let mut mine = serde_json::from_value::<Value>(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "sp-pod-f1",
-            "labels": {"app.kubernetes.io/managed-by": "vestibule", "vestibule.io/instance-id": "f1", "vestibule.io/spec-id": "01_hello"},
-            "annotations": {"vestibule.io/user": "bob@example.org", "vestibule.io/port": "3838", "vestibule.io/spec-id": "01_hello"}},
-        "spec": {"containers": [{"name": "app", "image": IMAGE}]},
-    })).unwrap();
-    mine["status"] = running(IMAGE, true);
-    cluster.insert("pods", mine);
+    let owned = json!([{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "namespace": NAMESPACE, "name": "scratch-bob"}]);
+    cluster.insert(
+        "pods",
+        left_pod(
+            "f1",
+            "default",
+            NAMESPACE,
+            running(IMAGE, true),
+            json!({"vestibule.io/owned-objects": owned.to_string()}),
+        ),
+    );
+    cluster.insert("persistentvolumeclaims", claim("scratch-bob", None, "1Gi"));
+    let failed = json!({"phase": "Failed", "reason": "Evicted"});
+    cluster.insert(
+        "pods",
+        left_pod("f2", "default", NAMESPACE, failed, json!({})),
+    );
+    // Another vestibule's pod in the same namespace, and someone else's.
+    cluster.insert(
+        "pods",
+        left_pod("x1", "staging", NAMESPACE, running(IMAGE, true), json!({})),
+    );
     let mut foreign = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "other", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
@@ -291,20 +365,162 @@ async fn a_restarted_vestibule_adopts_its_running_pods_by_label() {
         ("f1", "01_hello", "bob@example.org")
     );
     assert_eq!(r.address.to_string(), "192.168.30.17:3838");
+    assert_eq!(r.spec_hash, "00ff");
+    assert_eq!(
+        r.created_unix_ms, 1_795_334_340_000,
+        "the pod's creationTimestamp"
+    );
     let list = cluster
         .seen()
         .into_iter()
         .find(|s| s.method == http::Method::GET && resource_path(&s.path) == "pods")
         .unwrap();
     assert!(
-        list.query
-            .contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dvestibule"),
+        list.query.contains(
+            "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dvestibule%2Cvestibule.io%2Frealm%3Ddefault"
+        ),
         "{}",
         list.query
     );
-    // An adopted instance can be stopped like any other.
+    let mut pods = cluster.names("pods");
+    pods.sort();
+    assert_eq!(
+        pods,
+        ["other", "sp-pod-f1", "sp-pod-x1"],
+        "the failed pod is removed"
+    );
+
+    // An adopted instance is stopped like any other, with what it created.
     backend.stop("f1").await.unwrap();
-    assert_eq!(cluster.names("pods"), ["other"]);
+    let mut pods = cluster.names("pods");
+    pods.sort();
+    assert_eq!(pods, ["other", "sp-pod-x1"]);
+    assert!(
+        cluster.names("persistentvolumeclaims").is_empty(),
+        "its additional manifest is deleted with it, though another run created it"
+    );
+    assert_role_covers(&cluster);
+}
+
+#[tokio::test]
+async fn leftovers_of_this_realm_are_removed_when_not_recovering() {
+    let (client, cluster) = FakeCluster::start(Vec::new());
+    cluster.insert(
+        "pods",
+        left_pod("l1", "default", NAMESPACE, running(IMAGE, true), json!({})),
+    );
+    cluster.insert(
+        "pods",
+        left_pod("l2", "default", "team-a", running(IMAGE, true), json!({})),
+    );
+    cluster.insert(
+        "pods",
+        left_pod("l3", "staging", NAMESPACE, running(IMAGE, true), json!({})),
+    );
+    let mut spec = spec();
+    spec.kubernetes.pod_patches = Some(
+        serde_json::from_value(
+            json!([{"op": "replace", "path": "/metadata/namespace", "value": "team-a"}]),
+        )
+        .unwrap(),
+    );
+    let backend = Arc::new(
+        KubernetesBackend::new(client, settings(true), Duration::from_secs(5)).with_apps(&[spec]),
+    );
+    backend.remove_leftovers().await;
+    assert_eq!(
+        cluster.names("pods"),
+        ["sp-pod-l3"],
+        "both namespaces are cleaned; the other realm's pod stays"
+    );
+    let grace: Vec<_> = cluster
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == http::Method::DELETE)
+        .map(|s| s.body["gracePeriodSeconds"].clone())
+        .collect();
+    assert_eq!(grace, [json!(10), json!(10)]);
+}
+
+#[tokio::test]
+async fn an_app_runs_in_the_namespace_its_pod_patches_name() {
+    let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    let mut spec = spec();
+    spec.kubernetes.pod_patches = Some(
+        serde_json::from_value(
+            json!([{"op": "replace", "path": "/metadata/namespace", "value": "team-a"}]),
+        )
+        .unwrap(),
+    );
+    spec.kubernetes.additional_manifests = vec![claim("scratch-#{proxy.userId}", None, "1Gi")];
+    let backend = Arc::new(
+        KubernetesBackend::new(client, settings(false), Duration::from_secs(5))
+            .with_poll_interval(Duration::from_millis(20))
+            .with_apps(std::slice::from_ref(&spec)),
+    );
+    backend.start(&request("n1", spec)).await.unwrap();
+    let posted: Vec<String> = cluster
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == http::Method::POST)
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(
+        posted,
+        [
+            "/api/v1/namespaces/team-a/persistentvolumeclaims",
+            "/api/v1/namespaces/team-a/pods",
+            "/api/v1/namespaces/team-a/services"
+        ]
+    );
+    assert_eq!(
+        backend.health("n1").await,
+        vestibule::backend::Health::Running
+    );
+    assert_eq!(backend.list().await, ["n1"], "found in its own namespace");
+    backend.stop("n1").await.unwrap();
+    assert!(cluster.names("pods").is_empty() && cluster.names("services").is_empty());
+    assert!(cluster.names("persistentvolumeclaims").is_empty());
+}
+
+#[tokio::test]
+async fn a_volume_that_does_not_mount_is_named_when_the_pod_times_out() {
+    let (client, cluster) = FakeCluster::start(vec![container_creating(IMAGE)]);
+    cluster.insert(
+        "events",
+        event(
+            "sp-pod-v1",
+            "Warning",
+            "FailedMount",
+            "MountVolume.SetUp failed for volume \"home\" : persistentvolumeclaim \"home-alice\" not found",
+        ),
+    );
+    let mut s = settings(true);
+    s.pod_wait_time = Duration::from_millis(200);
+    let err = backend(client, s)
+        .start(&request("v1", spec()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did not start within 0.2 s"), "{err}");
+    assert!(
+        err.contains("a volume could not be mounted")
+            && err.contains("persistentvolumeclaim \"home-alice\" not found"),
+        "{err}"
+    );
+    let events_read = cluster
+        .seen()
+        .into_iter()
+        .find(|s| resource_path(&s.path) == "events")
+        .unwrap();
+    assert!(
+        events_read
+            .query
+            .contains("involvedObject.name%3Dsp-pod-v1"),
+        "{}",
+        events_read.query
+    );
+    assert_role_covers(&cluster);
 }
 
 #[tokio::test]
@@ -378,6 +594,20 @@ async fn additional_manifests_are_created_once_and_kept_or_deleted_per_policy() 
         "50Gi"
     );
 
+    let owned: Value = serde_json::from_str(
+        created(&cluster, "pods")[0]["metadata"]["annotations"]["vestibule.io/owned-objects"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let owned_names: Vec<&str> = owned
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(owned_names, ["scratch-alice", "cache-alice", "shared"]);
+
     backend.stop("h1").await.unwrap();
     let mut left = cluster.names("persistentvolumeclaims");
     left.sort();
@@ -394,6 +624,53 @@ async fn additional_manifests_are_created_once_and_kept_or_deleted_per_policy() 
         .filter(|c| c["metadata"]["name"] == "home-alice")
         .count();
     assert_eq!(home_posts, 1);
+}
+
+#[tokio::test]
+async fn manifest_kinds_are_looked_up_in_the_cluster() {
+    let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    let backend = backend(client, settings(true));
+    let mut spec = spec();
+    spec.kubernetes.additional_manifests = vec![json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "only-vestibule-#{proxy.userId}"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})];
+    backend.start(&request("k1", spec.clone())).await.unwrap();
+    assert!(
+        cluster.seen().iter().any(|s| s.method == http::Method::POST
+            && s.path == "/apis/networking.k8s.io/v1/namespaces/shiny/networkpolicies"),
+        "the plural comes from discovery: {:?}",
+        cluster.calls()
+    );
+
+    spec.kubernetes.additional_manifests = vec![json!({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-#{proxy.userId}"},
+        "spec": {"capacity": {"storage": "1Gi"}}})];
+    let err = backend
+        .start(&request("k2", spec.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("PersistentVolume is a cluster-wide kind"),
+        "{err}"
+    );
+
+    spec.kubernetes.additional_manifests =
+        vec![json!({"apiVersion": "v1", "kind": "Frobnicator", "metadata": {"name": "f"}})];
+    let err = backend
+        .start(&request("k3", spec))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the cluster does not serve Frobnicator in v1"),
+        "{err}"
+    );
+    assert!(
+        !cluster.names("pods").contains(&"sp-pod-k3".to_string()),
+        "no pod is created when a manifest fails"
+    );
 }
 
 #[tokio::test]
@@ -450,5 +727,144 @@ fn bad_kubernetes_settings_are_reported_at_their_line() {
     assert!(
         err.contains("k.yml:14:7") && err.contains("apiVersion, kind and metadata.name"),
         "{err}"
+    );
+}
+
+#[test]
+fn client_certificates_service_type_and_cluster_domain_are_read() {
+    let dir = std::env::temp_dir().join(format!("vestibule-kcerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let load = |extra: &str| {
+        let yaml = format!(
+            "proxy:\n  container-backend: kubernetes\n  kubernetes:\n    url: https://10.0.0.1:6443\n{extra}  specs:\n  - id: a\n    container-image: img\n"
+        );
+        vestibule::config::load_str(
+            std::path::Path::new("k.yml"),
+            &yaml,
+            &std::collections::HashMap::<String, String>::new(),
+        )
+    };
+    let certs = dir.display().to_string();
+    std::fs::write(dir.join("ca.pem"), "x").unwrap();
+    let err = load(&format!("    cert-path: {certs}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("k.yml:5:16") && err.contains("missing: cert.pem, key.pem"),
+        "{err}"
+    );
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::write(dir.join(f), "x").unwrap();
+    }
+    let loaded = load(&format!(
+        "    cert-path: {certs}\n    service-type: ClusterIP\n    cluster-domain: cluster.local\n"
+    ))
+    .unwrap();
+    let k = &loaded.config.proxy.kubernetes;
+    assert_eq!(k.cert_path.as_deref(), Some(dir.as_path()));
+    assert_eq!(k.service_type, ServiceType::ClusterIp);
+    let warned: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("cluster-domain") && w.contains("ignored")),
+        "{warned:?}"
+    );
+    let err = load("    service-type: LoadBalancer\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("k.yml:5:19") && err.contains("NodePort"),
+        "{err}"
+    );
+}
+
+/// An API server on real TLS that demands a client certificate (openssl's test server, which
+/// answers `GET /version` from a file): `cert-path` must present ours and trust its CA.
+#[tokio::test]
+async fn cert_path_presents_a_client_certificate_to_the_api_server() {
+    common::chrome::install_tls_provider();
+    let dir = std::env::temp_dir().join(format!("vestibule-kapi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    certs::make_certificates(&dir);
+    certs::make_client_certificate(&dir, "vestibule");
+    let version =
+        r#"{"major":"1","minor":"33","gitVersion":"v1.33.5-eks-test","platform":"linux/amd64"}"#;
+    std::fs::write(
+        dir.join("version"),
+        format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{version}"),
+    )
+    .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-HTTP", "-accept"])
+        .arg(port.to_string())
+        .args([
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+            "-CAfile",
+            "ca.pem",
+            "-Verify",
+            "1",
+            "-verify_return_error",
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for (from, to) in [
+        ("ca.pem", "ca.pem"),
+        ("vestibule.pem", "cert.pem"),
+        ("vestibule.key", "key.pem"),
+    ] {
+        std::fs::copy(dir.join(from), keys.join(to)).unwrap();
+    }
+    let mut s = settings(true);
+    s.url = Some(format!("https://127.0.0.1:{port}"));
+    s.cert_path = Some(keys.clone());
+    let client = vestibule::backend::kubernetes::connect(&s).await.unwrap();
+    let answer = client.apiserver_version().await;
+
+    // A client certificate from a CA the server does not know is refused.
+    let stranger = dir.join("stranger");
+    std::fs::create_dir_all(&stranger).unwrap();
+    certs::make_certificates(&stranger);
+    certs::make_client_certificate(&stranger, "intruder");
+    std::fs::copy(stranger.join("intruder.pem"), keys.join("cert.pem")).unwrap();
+    std::fs::copy(stranger.join("intruder.key"), keys.join("key.pem")).unwrap();
+    let refused = match vestibule::backend::kubernetes::connect(&s).await {
+        Ok(c) => c.apiserver_version().await.is_err(),
+        Err(_) => true,
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        answer
+            .expect("version over TLS with a client certificate")
+            .git_version,
+        "v1.33.5-eks-test"
+    );
+    assert!(
+        refused,
+        "a certificate the API server does not trust must be refused"
     );
 }

@@ -1,5 +1,7 @@
 //! LDAP login against a real OpenLDAP server (Debian's slapd), through the real login form.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 #[path = "common/log_capture.rs"]
 mod log_capture;

@@ -114,10 +114,6 @@ pub trait Backend: Send + Sync + 'static {
     async fn health(&self, instance_id: &str) -> Health;
     /// The last lines the instance wrote to stdout/stderr, oldest first.
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String>;
-    /// How far a starting instance has come (e.g. "pulling image"), for the app page.
-    fn stage(&self, _instance_id: &str) -> Option<String> {
-        None
-    }
     /// Takes over the running instances an earlier run left (`recover-running-proxies`).
     /// Backends whose instances die with the server find none.
     async fn recover(&self) -> Vec<Recovered> {
@@ -129,4 +125,17 @@ pub trait Backend: Send + Sync + 'static {
     fn spec_hash(&self, _spec: &AppSpec) -> Option<String> {
         None
     }
+}
+
+/// A short fingerprint of an app's settings, recorded on each instance so an adopted one can be
+/// told apart from one the current config would start. FNV-1a: stable across builds, unlike
+/// std's hasher.
+pub fn spec_fingerprint(spec: &AppSpec) -> String {
+    let text = format!("{spec:?}");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }

@@ -3,13 +3,14 @@
 //! accepted too.
 
 use super::convert::{self, Fields};
-use super::kubernetes::{KubernetesSettings, KubernetesSpecSettings};
+use super::kubernetes::{KubernetesSettings, KubernetesSpecSettings, ServiceType};
 use super::node::{Node, Value};
 use super::report::{Report, index};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
+const SERVICE_TYPES: &[&str] = &["NodePort", "ClusterIP"];
 
 pub fn check_kubernetes(proxy: &Fields, report: &mut Report) -> KubernetesSettings {
     let k = Fields::of(
@@ -34,6 +35,18 @@ pub fn check_kubernetes(proxy: &Fields, report: &mut Report) -> KubernetesSettin
             .filter(|n| !n.trim().is_empty())
             .unwrap_or(defaults.namespace),
         internal_networking: k.boolean("internal-networking", report).unwrap_or(false),
+        service_type: match k
+            .get("service-type")
+            .and_then(|(n, p)| convert::choice(n, &p, SERVICE_TYPES, report))
+        {
+            Some("ClusterIP") => ServiceType::ClusterIp,
+            _ => defaults.service_type,
+        },
+        cert_path: cert_path(&k, report),
+        realm_id: proxy
+            .text("realm-id", report)
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or(defaults.realm_id),
         image_pull_policy: k
             .get("image-pull-policy")
             .and_then(|(n, p)| convert::choice(n, &p, PULL_POLICIES, report).map(str::to_string)),
@@ -43,6 +56,32 @@ pub fn check_kubernetes(proxy: &Fields, report: &mut Report) -> KubernetesSettin
             Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
             _ => defaults.pod_wait_time,
         },
+    }
+}
+
+/// The client-certificate directory; the three files must be there, or the server would fail
+/// only at its first API call.
+fn cert_path(k: &Fields, report: &mut Report) -> Option<std::path::PathBuf> {
+    let (node, path) = k.get("cert-path")?;
+    let dir = std::path::PathBuf::from(convert::text(node, &path, report)?);
+    let missing: Vec<&str> = super::kubernetes::CERT_FILES
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if missing.is_empty() {
+        Some(dir)
+    } else {
+        report.error(
+            &node.at,
+            &path,
+            format!(
+                "'{}' must hold ca.pem, cert.pem and key.pem; missing: {}",
+                dir.display(),
+                missing.join(", ")
+            ),
+        );
+        None
     }
 }
 

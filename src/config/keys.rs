@@ -266,7 +266,7 @@ pub static DOCKER: Level = Level {
 pub static KUBERNETES: Level = Level {
     keys: &[
         used("url"),
-        todo("cert-path"),
+        used("cert-path"),
         used("namespace"),
         used("internal-networking"),
         used("image-pull-policy"),
@@ -274,8 +274,12 @@ pub static KUBERNETES: Level = Level {
         used("image-pull-secrets"),
         used("node-selector"),
         used("pod-wait-time"),
-        todo("cluster-domain"),
-        todo("service-type"),
+        ignored(
+            "cluster-domain",
+            "vestibule reaches pods by IP and Services by node port or cluster IP, so it needs no cluster DNS domain; this key is ignored",
+        ),
+        // vestibule's own: NodePort (ShinyProxy's behaviour) or ClusterIP.
+        used("service-type"),
     ],
     others: Others::Unknown,
 };

@@ -2,7 +2,22 @@
 //! app's `kubernetes-*` extensions.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// How vestibule reaches an instance when it cannot reach pod IPs (`internal-networking: false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    /// ShinyProxy's way, for a server outside the cluster: the node's IP and the Service's node
+    /// port.
+    NodePort,
+    /// The Service's cluster IP, for a server inside the cluster whose pods' IPs are not
+    /// reachable.
+    ClusterIp,
+}
+
+/// What `cert-path` holds, as ShinyProxy (and Docker) name the files.
+pub const CERT_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KubernetesSettings {
@@ -11,6 +26,13 @@ pub struct KubernetesSettings {
     pub namespace: String,
     /// `true`: reach the pod IP; `false`: a Service per instance.
     pub internal_networking: bool,
+    /// `proxy.kubernetes.service-type` (vestibule's own key): the kind of that Service.
+    pub service_type: ServiceType,
+    /// `proxy.kubernetes.cert-path`: a directory with `ca.pem`, `cert.pem` and `key.pem` for a
+    /// `url` that needs a client certificate.
+    pub cert_path: Option<PathBuf>,
+    /// `proxy.realm-id`: pods of other realms (another vestibule in the namespace) are left alone.
+    pub realm_id: String,
     pub image_pull_policy: Option<String>,
     pub image_pull_secrets: Vec<String>,
     pub node_selector: BTreeMap<String, String>,
@@ -24,6 +46,9 @@ impl Default for KubernetesSettings {
             url: None,
             namespace: "default".into(),
             internal_networking: false,
+            service_type: ServiceType::NodePort,
+            cert_path: None,
+            realm_id: "default".into(),
             image_pull_policy: None,
             image_pull_secrets: Vec::new(),
             node_selector: BTreeMap::new(),

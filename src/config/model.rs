@@ -10,7 +10,7 @@ pub use super::check_docker::{
     DeviceRequest, DockerSettings, DockerSpecSettings, PullPolicy, SwarmSecret,
 };
 pub use super::container::{ContainerSettings, CpuQuantity, MemoryQuantity};
-pub use super::kubernetes::{KubernetesSettings, KubernetesSpecSettings};
+pub use super::kubernetes::{CERT_FILES, KubernetesSettings, KubernetesSpecSettings, ServiceType};
 
 #[derive(Debug, Clone)]
 pub struct Config {

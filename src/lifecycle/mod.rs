@@ -160,21 +160,9 @@ impl Manager {
     async fn run_launch(self: Arc<Self>, req: LaunchRequest) {
         let id = req.instance_id.clone();
         self.update(&id, |v| v.set_stage("starting the app"));
-        let starting = self.backend.start(&req);
-        tokio::pin!(starting);
-        // Backends that know finer stages (a pod being scheduled, its image pulled) report them.
-        let mut look = tokio::time::interval(std::time::Duration::from_millis(250));
-        let result = loop {
-            tokio::select! {
-                r = &mut starting => break r,
-                _ = look.tick() => {
-                    if let Some(stage) = self.backend.stage(&id) {
-                        self.update(&id, |v| v.set_stage(&stage));
-                    }
-                }
-            }
-        };
-        let started = match result {
+        // Backends that know finer stages (a pod being scheduled, its image pulled) report them
+        // through the request's `progress`.
+        let started = match self.backend.start(&req).await {
             Ok(s) => s,
             Err(e) => return self.fail(&id, e.to_string()).await,
         };

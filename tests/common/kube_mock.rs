@@ -96,6 +96,37 @@ impl FakeCluster {
         self.lock().seen.clone()
     }
 
+    /// Each namespaced request as an RBAC rule sees it: (API group, resource, verb).
+    pub fn rbac_calls(&self) -> Vec<(String, String, String)> {
+        self.seen()
+            .iter()
+            .filter(|s| s.path.contains("/namespaces/"))
+            .map(|s| {
+                let group = s
+                    .path
+                    .strip_prefix("/apis/")
+                    .and_then(|rest| rest.split('/').next())
+                    .unwrap_or_default();
+                let path = resource_path(&s.path);
+                let parts: Vec<&str> = path.split('/').collect();
+                let resource = match parts.as_slice() {
+                    [r, _, sub] => format!("{r}/{sub}"),
+                    [r, ..] => r.to_string(),
+                    [] => String::new(),
+                };
+                let verb = match (s.method.as_str(), parts.len()) {
+                    ("GET", 1) => "list",
+                    ("GET", _) => "get",
+                    ("POST", _) => "create",
+                    ("DELETE", _) => "delete",
+                    ("PATCH", _) => "patch",
+                    (other, _) => other,
+                };
+                (group.to_string(), resource, verb.to_string())
+            })
+            .collect()
+    }
+
     /// `(method, resource path without namespace)` of each request, e.g. `("POST", "pods")`.
     pub fn calls(&self) -> Vec<(String, String)> {
         self.seen()
@@ -120,18 +151,23 @@ impl FakeCluster {
             query: query.clone(),
             body: body.clone(),
         });
+        if let Some(list) = discovery(&path) {
+            return reply(StatusCode::OK, list);
+        }
         // /api/v1/namespaces/NS/RESOURCE[/NAME[/log]] or /apis/GROUP/VERSION/namespaces/...
-        let after_ns: Vec<&str> = path
-            .split("/namespaces/")
-            .nth(1)
-            .map(|rest| rest.split('/').skip(1).collect())
-            .unwrap_or_default();
+        let in_namespace = path.split("/namespaces/").nth(1).unwrap_or_default();
+        let namespace = in_namespace
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let after_ns: Vec<&str> = in_namespace.split('/').skip(1).collect();
         let resource = after_ns.first().copied().unwrap_or_default().to_string();
         let name = after_ns.get(1).map(|n| n.to_string());
         let sub = after_ns.get(2).copied();
         match (&parts.method, name, sub) {
-            (&Method::POST, None, _) => self.create(&resource, body),
-            (&Method::GET, None, _) => self.list(&resource, &query),
+            (&Method::POST, None, _) => self.create(&resource, &namespace, body),
+            (&Method::GET, None, _) => self.list(&resource, &namespace, &query),
             (&Method::GET, Some(_), Some("log")) => {
                 let log = self.lock().log.clone();
                 text(StatusCode::OK, log)
@@ -164,7 +200,7 @@ impl FakeCluster {
         }
     }
 
-    fn create(&self, resource: &str, body: Value) -> Response<Body> {
+    fn create(&self, resource: &str, namespace: &str, body: Value) -> Response<Body> {
         let name = body["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -178,10 +214,15 @@ impl FakeCluster {
                 &format!("{resource} \"{name}\" already exists"),
             );
         }
-        let mut object = with_meta(body);
+        let mut object = with_meta_in(body, namespace);
         match resource {
             "pods" => object["status"] = json!({"phase": "Pending", "qosClass": "Burstable"}),
-            "services" => object["spec"]["clusterIP"] = json!("10.100.23.7"),
+            "services" => {
+                object["spec"]["clusterIP"] = json!("10.100.23.7");
+                if object["spec"]["type"] == "NodePort" {
+                    object["spec"]["ports"][0]["nodePort"] = json!(31538);
+                }
+            }
             "persistentvolumeclaims" => object["status"] = json!({"phase": "Pending"}),
             _ => {}
         }
@@ -208,28 +249,42 @@ impl FakeCluster {
         reply(StatusCode::OK, state.objects[&key].clone())
     }
 
-    fn list(&self, resource: &str, query: &str) -> Response<Body> {
-        let selector = query
-            .split('&')
-            .find_map(|p| p.strip_prefix("labelSelector="))
-            .map(|s| urlencoding::decode(s).unwrap().to_string());
+    /// Lists by namespace, label selector and (as kubectl uses it for events) field selector.
+    fn list(&self, resource: &str, namespace: &str, query: &str) -> Response<Body> {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(name))
+                .map(|s| urlencoding::decode(s).unwrap().to_string())
+        };
+        let (labels, fields) = (param("labelSelector="), param("fieldSelector="));
+        let matches = |object: &Value, selector: &Option<String>, at: fn(&Value, &str) -> Value| {
+            selector.as_ref().is_none_or(|sel| {
+                sel.split(',').all(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap();
+                    at(object, k) == json!(v)
+                })
+            })
+        };
         let state = self.lock();
         let items: Vec<Value> = state
             .objects
             .iter()
-            .filter(|((r, _), _)| r == resource)
+            .filter(|((r, _), o)| r == resource && o["metadata"]["namespace"] == namespace)
             .map(|(_, o)| o.clone())
-            .filter(|o| match &selector {
-                None => true,
-                Some(sel) => sel.split(',').all(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap();
-                    o["metadata"]["labels"][k] == json!(v)
-                }),
+            .filter(|o| matches(o, &labels, |o, k| o["metadata"]["labels"][k].clone()))
+            .filter(|o| {
+                matches(o, &fields, |o, k| {
+                    o.pointer(&format!("/{}", k.replace('.', "/")))
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                })
             })
             .collect();
         let kind = match resource {
             "pods" => "PodList",
             "services" => "ServiceList",
+            "events" => "EventList",
             _ => "List",
         };
         reply(
@@ -237,6 +292,35 @@ impl FakeCluster {
             json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "4242"}, "items": items}),
         )
     }
+}
+
+/// What API discovery answers for the groups the tests use: kinds, plurals and scope.
+fn discovery(path: &str) -> Option<Value> {
+    let resource = |name: &str, kind: &str, namespaced: bool| {
+        json!({"name": name, "singularName": "", "kind": kind, "namespaced": namespaced,
+               "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+    };
+    let (group_version, resources) = match path {
+        "/api/v1" => (
+            "v1",
+            vec![
+                resource("pods", "Pod", true),
+                resource("pods/log", "Pod", true),
+                resource("services", "Service", true),
+                resource("persistentvolumeclaims", "PersistentVolumeClaim", true),
+                resource("persistentvolumes", "PersistentVolume", false),
+                resource("configmaps", "ConfigMap", true),
+                resource("events", "Event", true),
+            ],
+        ),
+        "/apis/networking.k8s.io/v1" => (
+            "networking.k8s.io/v1",
+            vec![resource("networkpolicies", "NetworkPolicy", true)],
+        ),
+        _ => return None,
+    };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": group_version, "resources": resources}))
 }
 
 /// The part of a path after the namespace, e.g. `pods/sp-pod-1/log`.
@@ -252,9 +336,17 @@ pub fn resource_path(path: &str) -> String {
         .unwrap_or_else(|| path.to_string())
 }
 
-fn with_meta(mut object: Value) -> Value {
+fn with_meta(object: Value) -> Value {
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(NAMESPACE)
+        .to_string();
+    with_meta_in(object, &namespace)
+}
+
+fn with_meta_in(mut object: Value, namespace: &str) -> Value {
     let meta = &mut object["metadata"];
-    meta["namespace"] = json!(NAMESPACE);
+    meta["namespace"] = json!(namespace);
     meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
     meta["resourceVersion"] = json!("4711");
     meta["creationTimestamp"] = json!("2026-11-22T07:59:00Z");
@@ -360,4 +452,36 @@ pub fn running(image: &str, ready: bool) -> Value {
         "containerStatuses": [{"name": "app", "image": image, "imageID": "sha256:abc", "ready": ready,
             "restartCount": 0, "started": true,
             "state": {"running": {"startedAt": "2026-11-22T07:59:04Z"}}}]})
+}
+
+/// An event about a pod, as the kubelet or scheduler records it.
+pub fn event(pod: &str, kind: &str, reason: &str, message: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{pod}.{}", uuid::Uuid::new_v4().simple())},
+        "involvedObject": {"kind": "Pod", "name": pod, "namespace": NAMESPACE, "apiVersion": "v1"},
+        "type": kind, "reason": reason, "message": message, "count": 3,
+        "firstTimestamp": "2026-11-22T07:59:02Z", "lastTimestamp": "2026-11-22T07:59:30Z",
+        "source": {"component": "kubelet"}})
+}
+
+/// A pod an earlier vestibule started, as the API server returns it.
+pub fn left_pod(
+    id: &str,
+    realm: &str,
+    namespace: &str,
+    status: Value,
+    annotations: Value,
+) -> Value {
+    let mut notes = json!({"vestibule.io/user": "bob@example.org", "vestibule.io/port": "3838",
+                           "vestibule.io/spec-id": "01_hello", "vestibule.io/spec-hash": "00ff"});
+    if let (Some(extra), Some(all)) = (annotations.as_object(), notes.as_object_mut()) {
+        all.extend(extra.clone());
+    }
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("sp-pod-{id}"), "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "vestibule", "vestibule.io/instance-id": id,
+                       "vestibule.io/spec-id": "01_hello", "vestibule.io/realm": realm},
+            "annotations": notes},
+        "spec": {"containers": [{"name": "app", "image": "img"}]},
+        "status": status})
 }

@@ -111,7 +111,7 @@ impl Slapd {
         // Anonymous clients may only bind; reading entries needs a login (the manager or the
         // user), as in most real directories.
         let (tls_conf, ca_file) = if tls {
-            let ca = make_certificates(&dir);
+            let ca = crate::certs::make_certificates(&dir);
             let conf = format!(
                 "TLSCACertificateFile {ca}\nTLSCertificateFile {d}/server.pem\n\
                  TLSCertificateKeyFile {d}/server.key\n",
@@ -203,74 +203,6 @@ access to * by users read by anonymous auth
             let _ = c.wait();
         }
     }
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`; returns the CA's file.
-fn make_certificates(dir: &std::path::Path) -> PathBuf {
-    let openssl = tool("openssl");
-    let run = |args: &[&str]| {
-        let out = Command::new(&openssl)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .expect("write ext");
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=vestibule test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-    dir.join("ca.pem")
 }
 
 impl Drop for Slapd {

@@ -29,7 +29,10 @@ pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String>
     labels.insert(INSTANCE_ID.into(), req.instance_id.clone());
     labels.insert(USER.into(), user);
     labels.insert(APP_ID.into(), req.spec.id.clone());
-    labels.insert(SPEC_HASH.into(), spec_hash(&req.spec));
+    labels.insert(
+        SPEC_HASH.into(),
+        crate::backend::spec_fingerprint(&req.spec),
+    );
     labels.insert(REALM.into(), realm.to_string());
     labels.insert(
         CREATED_MS.into(),
@@ -41,16 +44,4 @@ pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String>
 /// The Docker filter that selects this realm's instances.
 pub fn realm_filter(realm: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{REALM}={realm}")])])
-}
-
-/// A short fingerprint of the app's settings, so an adopted instance can be told apart from one
-/// the current config would start. FNV-1a: stable across builds, unlike std's hasher.
-pub fn spec_hash(spec: &crate::config::AppSpec) -> String {
-    let text = format!("{spec:?}");
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
 }

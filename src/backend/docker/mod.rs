@@ -340,7 +340,7 @@ impl Backend for DockerBackend {
     }
 
     fn spec_hash(&self, spec: &crate::config::AppSpec) -> Option<String> {
-        Some(labels::spec_hash(spec))
+        Some(super::spec_fingerprint(spec))
     }
 }
 

@@ -26,6 +26,7 @@ pub const GET_POD_LOG: ApiCall = call("", "pods/log", "get");
 pub const CREATE_SERVICE: ApiCall = call("", "services", "create");
 pub const GET_SERVICE: ApiCall = call("", "services", "get");
 pub const DELETE_SERVICE: ApiCall = call("", "services", "delete");
+pub const LIST_EVENTS: ApiCall = call("", "events", "list");
 /// Additional manifests may be of any kind; the shipped Role covers the kind the EKS setup
 /// uses (per-user PersistentVolumeClaims). Other kinds need their own rule.
 pub const GET_CLAIM: ApiCall = call("", "persistentvolumeclaims", "get");
@@ -42,6 +43,7 @@ pub const ALL: &[ApiCall] = &[
     CREATE_SERVICE,
     GET_SERVICE,
     DELETE_SERVICE,
+    LIST_EVENTS,
     GET_CLAIM,
     CREATE_CLAIM,
     PATCH_CLAIM,

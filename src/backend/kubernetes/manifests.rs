@@ -3,7 +3,9 @@
 
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, Scope};
+use serde::{Deserialize, Serialize};
 
 use super::naming::POLICY_ANNOTATION;
 
@@ -37,43 +39,61 @@ impl Policy {
     }
 }
 
-/// Where a manifest lives and under which name.
-#[derive(Debug, Clone)]
+/// Where a manifest lives and under which name; recorded on the pod (as JSON) for the ones
+/// deleted with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
-    pub resource: ApiResource,
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
     pub namespace: String,
     pub name: String,
 }
 
 impl ObjectRef {
     pub fn of(manifest: &serde_json::Value, default_namespace: &str) -> Result<Self, String> {
-        let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
-        let kind = manifest["kind"].as_str().unwrap_or_default();
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let name = manifest
-            .pointer("/metadata/name")
-            .and_then(|n| n.as_str())
-            .ok_or("a manifest has no metadata.name")?;
-        let namespace = manifest
-            .pointer("/metadata/namespace")
-            .and_then(|n| n.as_str())
-            .unwrap_or(default_namespace);
+        let text = |pointer: &str| manifest.pointer(pointer).and_then(|v| v.as_str());
+        let name = text("/metadata/name").ok_or("a manifest has no metadata.name")?;
         Ok(Self {
-            resource: ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)),
-            namespace: namespace.to_string(),
+            api_version: text("/apiVersion").unwrap_or_default().to_string(),
+            kind: text("/kind").unwrap_or_default().to_string(),
+            namespace: text("/metadata/namespace")
+                .unwrap_or(default_namespace)
+                .to_string(),
             name: name.to_string(),
         })
     }
 
-    fn api(&self, client: &Client) -> Api<DynamicObject> {
-        Api::namespaced_with(client.clone(), &self.namespace, &self.resource)
+    /// The API for this kind, as the cluster serves it: discovery gives the resource's plural
+    /// name and whether it is namespaced, which guessing from the kind cannot.
+    async fn api(&self, client: &Client) -> Result<Api<DynamicObject>, String> {
+        let (group, version) = match self.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", self.api_version.as_str()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &self.kind);
+        let (resource, capabilities) = discovery::pinned_kind(client, &gvk).await.map_err(|e| {
+            format!(
+                "the cluster does not serve {} in {}: {e}",
+                self.kind, self.api_version
+            )
+        })?;
+        if capabilities.scope != Scope::Namespaced {
+            return Err(format!(
+                "{} is a cluster-wide kind; additional manifests must be namespaced objects, which \
+                 vestibule's namespaced Role can manage",
+                self.kind
+            ));
+        }
+        Ok(Api::namespaced_with(
+            client.clone(),
+            &self.namespace,
+            &resource,
+        ))
     }
 
     fn describe(&self) -> String {
-        format!("{} {}", self.resource.kind, self.name)
+        format!("{} {}", self.kind, self.name)
     }
 }
 
@@ -85,7 +105,7 @@ pub async fn apply(
 ) -> Result<Option<ObjectRef>, String> {
     let policy = Policy::of(manifest)?;
     let at = ObjectRef::of(manifest, default_namespace)?;
-    let api = at.api(client);
+    let api = at.api(client).await?;
     let object: DynamicObject = serde_json::from_value(manifest.clone())
         .map_err(|e| format!("{} is not a Kubernetes object: {e}", at.describe()))?;
     let failed = |what: &str, e: kube::Error| format!("could not {what} {}: {e}", at.describe());
@@ -120,6 +140,7 @@ pub async fn apply(
 pub async fn delete(client: &Client, at: &ObjectRef) -> Result<(), String> {
     match at
         .api(client)
+        .await?
         .delete(&at.name, &DeleteParams::default())
         .await
     {

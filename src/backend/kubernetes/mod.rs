@@ -1,5 +1,6 @@
-//! `container-backend: kubernetes`: one pod per instance in `proxy.kubernetes.namespace`,
-//! reached at its IP (`internal-networking: true`) or through a Service of its own.
+//! `container-backend: kubernetes`: one pod per instance in `proxy.kubernetes.namespace` (or the
+//! namespace the app's pod patches set), reached at its IP (`internal-networking: true`) or
+//! through a Service of its own.
 //!
 //! Every API call made here is listed in [`api_calls`], which the shipped Role is checked against.
 
@@ -11,19 +12,22 @@ mod templating;
 pub mod waiting;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, Config};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Backend, BackendError, Health, LaunchRequest, Recovered, Started};
-use crate::config::KubernetesSettings;
+use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 use manifests::ObjectRef;
-use naming::{INSTANCE_LABEL, PORT_ANNOTATION, SPEC_LABEL, USER_ANNOTATION};
-use waiting::{Patience, Stage};
+use naming::{
+    INSTANCE_LABEL, OWNED_ANNOTATION, PORT_ANNOTATION, SPEC_HASH_ANNOTATION, SPEC_LABEL,
+    USER_ANNOTATION,
+};
+use waiting::{Patience, Watched};
 
 /// What a stopped pod gets to shut down cleanly before it is killed.
 pub const STOP_GRACE_SECONDS: u32 = 10;
@@ -32,12 +36,15 @@ pub struct KubernetesBackend {
     client: Client,
     settings: KubernetesSettings,
     patience: Patience,
+    /// Where to look for pods after a restart: the configured namespace and those the apps'
+    /// pod patches name.
+    namespaces: BTreeSet<String>,
     instances: Mutex<HashMap<String, Instance>>,
 }
 
 #[derive(Default)]
 struct Instance {
-    stage: Option<Stage>,
+    namespace: String,
     /// Additional (not persistent) manifests, deleted with the instance.
     owned: Vec<ObjectRef>,
     /// What the app printed before it failed to start.
@@ -58,6 +65,13 @@ pub async fn connect(settings: &KubernetesSettings) -> Result<Client, BackendErr
             .map_err(|e| unavailable(format!("no kubeconfig or in-cluster account: {e}")))?,
     };
     config.default_namespace = settings.namespace.clone();
+    if let Some(dir) = &settings.cert_path {
+        // kube reads the files itself when the client is built.
+        let [ca, cert, key] = crate::config::CERT_FILES.map(|f| dir.join(f));
+        config.root_cert_file = Some(ca);
+        config.auth_info.client_certificate = Some(cert.display().to_string());
+        config.auth_info.client_key = Some(key.display().to_string());
+    }
     Client::try_from(config).map_err(|e| unavailable(e.to_string()))
 }
 
@@ -75,9 +89,18 @@ impl KubernetesBackend {
                 container: container_wait_time,
                 poll: Duration::from_millis(500),
             },
+            namespaces: BTreeSet::from([settings.namespace.clone()]),
             settings,
             instances: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also looks after a restart in the namespaces these apps' pod patches put their pods in.
+    /// (A namespace templated per user cannot be known in advance, so is not searched.)
+    pub fn with_apps(mut self, specs: &[AppSpec]) -> Self {
+        self.namespaces
+            .extend(specs.iter().filter_map(pod::fixed_namespace));
+        self
     }
 
     /// How often the pod is looked at while it starts (tests use a short interval).
@@ -86,52 +109,84 @@ impl KubernetesBackend {
         self
     }
 
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.settings.namespace)
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
     }
 
-    fn services(&self) -> Api<Service> {
-        Api::namespaced(self.client.clone(), &self.settings.namespace)
+    fn services(&self, namespace: &str) -> Api<Service> {
+        Api::namespaced(self.client.clone(), namespace)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instance>> {
         self.instances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The namespace an instance's pod is in (the configured one for an instance not known).
+    fn namespace_of(&self, instance_id: &str) -> String {
+        self.lock()
+            .get(instance_id)
+            .map(|i| i.namespace.clone())
+            .unwrap_or_else(|| self.settings.namespace.clone())
+    }
+
     async fn launch(&self, req: &LaunchRequest) -> Result<Started, String> {
         let id = &req.instance_id;
         let user = pod::user_of(req);
-        for (manifest, persistent) in req
-            .spec
-            .kubernetes
-            .additional_manifests
-            .iter()
+        let mut pod = pod::build_pod(req, &self.settings)?;
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.settings.namespace.clone());
+        self.lock().insert(
+            id.clone(),
+            Instance {
+                namespace: namespace.clone(),
+                ..Instance::default()
+            },
+        );
+
+        let additional = req.spec.kubernetes.additional_manifests.iter();
+        let persistent = req.spec.kubernetes.persistent_manifests.iter();
+        let mut owned = Vec::new();
+        for (manifest, keep) in additional
             .map(|m| (m, false))
-            .chain(
-                req.spec
-                    .kubernetes
-                    .persistent_manifests
-                    .iter()
-                    .map(|m| (m, true)),
-            )
+            .chain(persistent.map(|m| (m, true)))
         {
             let mut manifest = manifest.clone();
             templating::fill(&mut manifest, &user, &req.env);
-            let made = manifests::apply(&self.client, &manifest, &self.settings.namespace).await?;
-            if let (Some(at), false) = (made, persistent) {
-                self.lock().entry(id.clone()).or_default().owned.push(at);
+            let made = manifests::apply(&self.client, &manifest, &namespace).await?;
+            if let (Some(at), false) = (made, keep) {
+                owned.push(at.clone());
+                if let Some(i) = self.lock().get_mut(id) {
+                    i.owned.push(at);
+                }
             }
         }
+        if !owned.is_empty() {
+            let record = serde_json::to_string(&owned).map_err(|e| e.to_string())?;
+            pod.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(OWNED_ANNOTATION.into(), record);
+        }
 
-        let pod = pod::build_pod(req, &self.settings)?;
         let name = naming::pod_name(id);
-        self.pods()
-            .create(&PostParams::default(), &pod)
+        let pods = self.pods(&namespace);
+        req.progress.stage("creating the pod");
+        pods.create(&PostParams::default(), &pod)
             .await
             .map_err(|e| format!("could not create pod {name}: {e}"))?;
         let image = req.spec.container_image.clone().unwrap_or_default();
-        let ready = waiting::until_ready(&self.pods(), &name, &image, self.patience, |stage| {
-            self.lock().entry(id.clone()).or_default().stage = Some(stage);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let watched = Watched {
+            pods: &pods,
+            events: &events,
+            name: &name,
+            image: &image,
+        };
+        let ready = waiting::until_ready(watched, self.patience, |stage| {
+            req.progress.stage(stage.describe())
         })
         .await?;
 
@@ -143,29 +198,58 @@ impl KubernetesBackend {
                 .ok_or_else(|| format!("pod {name} is ready but has no IP"))?;
             return address(ip, req.spec.port);
         }
-        let service = pod::build_service(req, &self.settings)?;
+        let service = pod::build_service(req, &self.settings, &namespace)?;
         let made = self
-            .services()
+            .services(&namespace)
             .create(&PostParams::default(), &service)
             .await
             .map_err(|e| format!("could not create the app's Service: {e}"))?;
-        let ip = made
-            .spec
-            .as_ref()
-            .and_then(|s| s.cluster_ip.as_deref())
-            .ok_or("the app's Service got no cluster IP")?;
-        address(ip, req.spec.port)
+        self.service_address(&ready, &made, req.spec.port)
+    }
+
+    /// Where the instance's Service is reached: the pod's node at the node port, or the
+    /// Service's cluster IP.
+    fn service_address(&self, pod: &Pod, service: &Service, port: u16) -> Result<Started, String> {
+        let spec = service.spec.as_ref();
+        match self.settings.service_type {
+            ServiceType::NodePort => {
+                let node = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.host_ip.as_deref())
+                    .ok_or("the app's pod has no node IP")?;
+                let node_port = spec
+                    .and_then(|s| s.ports.as_ref())
+                    .and_then(|p| p.first())
+                    .and_then(|p| p.node_port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or("the app's Service got no node port")?;
+                address(node, node_port)
+            }
+            ServiceType::ClusterIp => {
+                let ip = spec
+                    .and_then(|s| s.cluster_ip.as_deref())
+                    .ok_or("the app's Service got no cluster IP")?;
+                address(ip, port)
+            }
+        }
     }
 
     /// Removes the pod, its Service and its non-persistent manifests.
     async fn remove(&self, instance_id: &str) -> Result<(), String> {
+        let Instance {
+            namespace, owned, ..
+        } = self.lock().remove(instance_id).unwrap_or_else(|| Instance {
+            namespace: self.settings.namespace.clone(),
+            ..Instance::default()
+        });
         let grace = DeleteParams {
             grace_period_seconds: Some(STOP_GRACE_SECONDS),
             ..DeleteParams::default()
         };
         let mut problems = Vec::new();
         if let Err(e) = gone_is_fine(
-            self.pods()
+            self.pods(&namespace)
                 .delete(&naming::pod_name(instance_id), &grace)
                 .await,
         ) {
@@ -173,18 +257,13 @@ impl KubernetesBackend {
         }
         if !self.settings.internal_networking
             && let Err(e) = gone_is_fine(
-                self.services()
+                self.services(&namespace)
                     .delete(&naming::service_name(instance_id), &DeleteParams::default())
                     .await,
             )
         {
             problems.push(format!("service: {e}"));
         }
-        let owned = self
-            .lock()
-            .remove(instance_id)
-            .map(|i| i.owned)
-            .unwrap_or_default();
         for at in owned {
             if let Err(e) = manifests::delete(&self.client, &at).await {
                 problems.push(e);
@@ -196,6 +275,71 @@ impl KubernetesBackend {
             Err(problems.join("; "))
         }
     }
+
+    /// This realm's pods in every namespace it uses, with the instance each belongs to.
+    async fn labelled_pods(&self) -> Vec<(String, Pod)> {
+        let lp = ListParams::default().labels(&naming::selector(&self.settings.realm_id));
+        let mut found = Vec::new();
+        for namespace in &self.namespaces {
+            match self.pods(namespace).list(&lp).await {
+                Ok(list) => found.extend(list.items.into_iter().filter_map(|pod| {
+                    let id = pod.metadata.labels.as_ref()?.get(INSTANCE_LABEL)?.clone();
+                    Some((id, pod))
+                })),
+                Err(e) => {
+                    tracing::warn!(namespace, error = %e, "could not list the app pods")
+                }
+            }
+        }
+        found
+    }
+
+    /// Remembers a pod found after a restart, so stopping it removes what it owns.
+    fn remember(&self, instance_id: &str, pod: &Pod) {
+        let owned = annotation(pod, OWNED_ANNOTATION)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        self.lock().insert(
+            instance_id.to_string(),
+            Instance {
+                namespace: pod
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| self.settings.namespace.clone()),
+                owned,
+                log: Vec::new(),
+            },
+        );
+    }
+
+    /// Where an adopted pod is reached, when it runs and can be.
+    async fn address_of(&self, id: &str, pod: &Pod) -> Option<SocketAddr> {
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if !running {
+            return None;
+        }
+        let port: u16 = annotation(pod, PORT_ANNOTATION)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(3838);
+        if self.settings.internal_networking {
+            let ip = pod.status.as_ref()?.pod_ip.as_deref()?;
+            return address(ip, port).ok().map(|s| s.address);
+        }
+        let namespace = pod.metadata.namespace.as_deref()?;
+        let service = self
+            .services(namespace)
+            .get(&naming::service_name(id))
+            .await
+            .ok()?;
+        self.service_address(pod, &service, port)
+            .ok()
+            .map(|s| s.address)
+    }
+}
+
+fn annotation(pod: &Pod, key: &str) -> Option<String> {
+    pod.metadata.annotations.as_ref()?.get(key).cloned()
 }
 
 fn address(ip: &str, port: u16) -> Result<Started, String> {
@@ -241,15 +385,16 @@ impl Backend for KubernetesBackend {
     }
 
     async fn list(&self) -> Vec<String> {
-        self.recover()
+        self.labelled_pods()
             .await
             .into_iter()
-            .map(|r| r.instance_id)
+            .map(|(id, _)| id)
             .collect()
     }
 
     async fn health(&self, instance_id: &str) -> Health {
-        match self.pods().get(&naming::pod_name(instance_id)).await {
+        let pods = self.pods(&self.namespace_of(instance_id));
+        match pods.get(&naming::pod_name(instance_id)).await {
             Ok(pod) => match pod.status.and_then(|s| s.phase).as_deref() {
                 Some("Failed") => Health::Exited("its pod failed".into()),
                 Some("Succeeded") => Health::Exited("its pod exited".into()),
@@ -269,61 +414,47 @@ impl Backend for KubernetesBackend {
         log[log.len().saturating_sub(n)..].to_vec()
     }
 
-    fn stage(&self, instance_id: &str) -> Option<String> {
-        self.lock()
-            .get(instance_id)
-            .and_then(|i| i.stage)
-            .map(|s| s.describe().to_string())
-    }
-
-    /// The instances of an earlier run: running pods with vestibule's labels.
+    /// The running pods of this realm are adopted; the rest (failed, or never ready) removed.
     async fn recover(&self) -> Vec<Recovered> {
-        let lp = ListParams::default().labels(&naming::selector());
-        let pods = match self.pods().list(&lp).await {
-            Ok(list) => list.items,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the app pods");
-                return Vec::new();
-            }
-        };
         let mut found = Vec::new();
-        for pod in pods {
-            let meta = &pod.metadata;
-            let label = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k)).cloned();
-            let note = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k)).cloned();
-            let (Some(id), Some(spec)) = (
-                label(INSTANCE_LABEL),
-                note(SPEC_LABEL).or(label(SPEC_LABEL)),
-            ) else {
-                continue;
-            };
-            let port: u16 = note(PORT_ANNOTATION)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(3838);
-            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            let ip = if self.settings.internal_networking {
-                pod.status.as_ref().and_then(|s| s.pod_ip.clone())
-            } else {
-                match self.services().get(&naming::service_name(&id)).await {
-                    Ok(svc) => svc.spec.and_then(|s| s.cluster_ip),
-                    Err(_) => None,
+        for (id, pod) in self.labelled_pods().await {
+            self.remember(&id, &pod);
+            let spec = annotation(&pod, SPEC_LABEL);
+            let (Some(address), Some(spec_id)) = (self.address_of(&id, &pod).await, spec) else {
+                tracing::info!(instance = %id, "removing a pod an earlier run left unfinished");
+                if let Err(e) = self.remove(&id).await {
+                    tracing::warn!(instance = %id, error = %e, "cannot remove leftover");
                 }
-            };
-            let Some(Ok(ip)) = ip.map(|ip| ip.parse::<IpAddr>()) else {
                 continue;
             };
-            if running {
-                found.push(Recovered {
-                    instance_id: id,
-                    spec_id: spec,
-                    user: note(USER_ANNOTATION).unwrap_or_default(),
-                    address: SocketAddr::new(ip, port),
-                    // Pods carry no fingerprint of their app's settings yet.
-                    spec_hash: String::new(),
-                    created_unix_ms: 0,
-                })
-            }
+            found.push(Recovered {
+                instance_id: id,
+                spec_id,
+                user: annotation(&pod, USER_ANNOTATION).unwrap_or_default(),
+                address,
+                spec_hash: annotation(&pod, SPEC_HASH_ANNOTATION).unwrap_or_default(),
+                created_unix_ms: pod
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .and_then(|t| u64::try_from(t.0.as_millisecond()).ok())
+                    .unwrap_or(0),
+            });
         }
         found
+    }
+
+    async fn remove_leftovers(&self) {
+        for (id, pod) in self.labelled_pods().await {
+            tracing::info!(instance = %id, "removing a pod left by an earlier run");
+            self.remember(&id, &pod);
+            if let Err(e) = self.remove(&id).await {
+                tracing::warn!(instance = %id, error = %e, "cannot remove leftover");
+            }
+        }
+    }
+
+    fn spec_hash(&self, spec: &AppSpec) -> Option<String> {
+        Some(super::spec_fingerprint(spec))
     }
 }

@@ -8,6 +8,13 @@ pub const SPEC_LABEL: &str = "vestibule.io/spec-id";
 /// User names may hold characters a label value may not, so the user is an annotation.
 pub const USER_ANNOTATION: &str = "vestibule.io/user";
 pub const PORT_ANNOTATION: &str = "vestibule.io/port";
+/// Which vestibule (`proxy.realm-id`) owns the pod, so two of them can share a namespace.
+pub const REALM_LABEL: &str = "vestibule.io/realm";
+/// The fingerprint of the app's settings the pod was started with.
+pub const SPEC_HASH_ANNOTATION: &str = "vestibule.io/spec-hash";
+/// The additional (not persistent) manifests created with the pod, as JSON, so a restarted
+/// vestibule still deletes them when it stops an adopted instance.
+pub const OWNED_ANNOTATION: &str = "vestibule.io/owned-objects";
 /// ShinyProxy's annotation for what to do with an additional manifest that already exists.
 pub const POLICY_ANNOTATION: &str = "openanalytics.eu/sp-additional-manifest-policy";
 
@@ -19,8 +26,12 @@ pub fn service_name(instance_id: &str) -> String {
     format!("sp-service-{instance_id}")
 }
 
-pub fn selector() -> String {
-    format!("{MANAGED_BY}={MANAGER}")
+/// The pods of one realm.
+pub fn selector(realm: &str) -> String {
+    format!(
+        "{MANAGED_BY}={MANAGER},{REALM_LABEL}={}",
+        label_value(realm)
+    )
 }
 
 /// A label value: at most 63 characters of `[A-Za-z0-9_.-]`, starting and ending alphanumeric.

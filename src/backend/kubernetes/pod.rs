@@ -5,11 +5,12 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use serde_json::{Value, json};
 
 use super::naming::{
-    self, INSTANCE_LABEL, MANAGED_BY, MANAGER, PORT_ANNOTATION, SPEC_LABEL, USER_ANNOTATION,
+    self, INSTANCE_LABEL, MANAGED_BY, MANAGER, PORT_ANNOTATION, REALM_LABEL, SPEC_HASH_ANNOTATION,
+    SPEC_LABEL, USER_ANNOTATION,
 };
 use super::templating;
 use crate::backend::LaunchRequest;
-use crate::config::KubernetesSettings;
+use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 
 /// Who the instance is for; a pod records it so recovery can hand it back.
 pub fn user_of(req: &LaunchRequest) -> String {
@@ -34,6 +35,10 @@ pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<P
     labels.insert(MANAGED_BY.into(), json!(MANAGER));
     labels.insert(INSTANCE_LABEL.into(), json!(req.instance_id));
     labels.insert(SPEC_LABEL.into(), json!(naming::label_value(&spec.id)));
+    labels.insert(
+        REALM_LABEL.into(),
+        json!(naming::label_value(&settings.realm_id)),
+    );
 
     let mut container = json!({
         "name": "app",
@@ -84,6 +89,7 @@ pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<P
                 USER_ANNOTATION: user,
                 PORT_ANNOTATION: spec.port.to_string(),
                 SPEC_LABEL: spec.id,
+                SPEC_HASH_ANNOTATION: crate::backend::spec_fingerprint(spec),
             },
         },
         "spec": pod_spec,
@@ -171,21 +177,46 @@ fn host_volumes(req: &LaunchRequest, user: &str) -> Result<(Vec<Value>, Vec<Valu
     Ok((volumes, mounts))
 }
 
-/// The per-instance Service used when vestibule cannot reach pod IPs.
+/// The namespace an app's pods go to when its pod patches set one that does not depend on the
+/// user (ShinyProxy's way of running an app in a namespace of its own).
+pub fn fixed_namespace(spec: &AppSpec) -> Option<String> {
+    let patch = serde_json::to_value(spec.kubernetes.pod_patches.as_ref()?).ok()?;
+    patch
+        .as_array()?
+        .iter()
+        .filter(|op| matches!(op["op"].as_str(), Some("add" | "replace")))
+        .filter(|op| op["path"] == "/metadata/namespace")
+        .filter_map(|op| op["value"].as_str())
+        .next_back()
+        .filter(|ns| !ns.contains("#{"))
+        .map(str::to_string)
+}
+
+/// The per-instance Service used when vestibule cannot reach pod IPs: a NodePort (reached at
+/// the pod's node, as ShinyProxy does) or a ClusterIP.
 pub fn build_service(
     req: &LaunchRequest,
     settings: &KubernetesSettings,
+    namespace: &str,
 ) -> Result<Service, String> {
+    let kind = match settings.service_type {
+        ServiceType::NodePort => "NodePort",
+        ServiceType::ClusterIp => "ClusterIP",
+    };
     let service = json!({
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
             "name": naming::service_name(&req.instance_id),
-            "namespace": settings.namespace,
-            "labels": {MANAGED_BY: MANAGER, INSTANCE_LABEL: req.instance_id},
+            "namespace": namespace,
+            "labels": {
+                MANAGED_BY: MANAGER,
+                INSTANCE_LABEL: req.instance_id,
+                REALM_LABEL: naming::label_value(&settings.realm_id),
+            },
         },
         "spec": {
-            "type": "ClusterIP",
+            "type": kind,
             "selector": {INSTANCE_LABEL: req.instance_id},
             "ports": [{"port": req.spec.port, "targetPort": req.spec.port, "protocol": "TCP"}],
         },

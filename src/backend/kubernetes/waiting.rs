@@ -1,9 +1,9 @@
 //! Following a new pod until it is Ready, and turning what goes wrong on the way into a sentence
 //! a user understands.
 
-use k8s_openapi::api::core::v1::{ContainerStateWaiting, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateWaiting, Event, Pod};
 use kube::Api;
-use kube::api::LogParams;
+use kube::api::{ListParams, LogParams};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -46,13 +46,22 @@ enum Verdict {
     Failed(String),
 }
 
+/// The pod being waited for, and where to read about it.
+pub struct Watched<'a> {
+    pub pods: &'a Api<Pod>,
+    /// The events of the pod's namespace: they say what the pod's status does not (the
+    /// registry's reason for refusing an image, a volume that does not mount).
+    pub events: &'a Api<Event>,
+    pub name: &'a str,
+    pub image: &'a str,
+}
+
 pub async fn until_ready(
-    pods: &Api<Pod>,
-    name: &str,
-    image: &str,
+    watched: Watched<'_>,
     patience: Patience,
     mut on_stage: impl FnMut(Stage),
 ) -> Result<Pod, String> {
+    let Watched { pods, name, .. } = watched;
     let start = Instant::now();
     let mut running_since: Option<Instant> = None;
     loop {
@@ -60,11 +69,11 @@ pub async fn until_ready(
             .get(name)
             .await
             .map_err(|e| format!("could not read pod {name}: {e}"))?;
-        match verdict(&pod, image) {
+        match verdict(&pod, watched.image) {
             Verdict::Failed(why) if why.contains("CrashLoopBackOff") || why.contains("exited") => {
                 return Err(with_logs(pods, name, why).await);
             }
-            Verdict::Failed(why) => return Err(why),
+            Verdict::Failed(why) => return Err(explained(&watched, why).await),
             Verdict::Stage(Stage::Ready) => {
                 on_stage(Stage::Ready);
                 return Ok(pod);
@@ -86,12 +95,57 @@ pub async fn until_ready(
                         .await);
                     }
                 } else if now.duration_since(start) > patience.pod {
-                    return Err(timed_out(&pod, image, stage, patience.pod));
+                    let why = timed_out(&pod, watched.image, stage, patience.pod);
+                    return Err(explained(&watched, why).await);
                 }
             }
         }
         tokio::time::sleep(patience.poll).await;
     }
+}
+
+/// Adds the pod's latest warning event to a failure when it says more than the status did.
+async fn explained(watched: &Watched<'_>, why: String) -> String {
+    let Some(event) = latest_warning(watched.events, watched.name).await else {
+        return why;
+    };
+    let reason = event.reason.unwrap_or_default();
+    let message = event.message.unwrap_or_default();
+    let message = message.trim();
+    if message.is_empty() || why.contains(message) {
+        return why;
+    }
+    let told = match reason.as_str() {
+        "FailedMount" | "FailedAttachVolume" => {
+            format!("a volume could not be mounted: {message}")
+        }
+        "FailedScheduling" => short_resources(message),
+        "Failed" if message.contains("image") => format!("the registry said: {message}"),
+        _ => format!("{reason}: {message}"),
+    };
+    format!("{why}; {told}")
+}
+
+/// The most recent Warning event about the pod, if the events can be read at all.
+async fn latest_warning(events: &Api<Event>, pod: &str) -> Option<Event> {
+    let lp = ListParams::default().fields(&format!(
+        "involvedObject.kind=Pod,involvedObject.name={pod}"
+    ));
+    let list = match events.list(&lp).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::debug!(pod, error = %e, "cannot read the pod's events");
+            return None;
+        }
+    };
+    list.into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .max_by_key(|e| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+        })
 }
 
 fn verdict(pod: &Pod, image: &str) -> Verdict {

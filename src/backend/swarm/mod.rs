@@ -404,6 +404,6 @@ impl Backend for SwarmBackend {
     }
 
     fn spec_hash(&self, spec: &crate::config::AppSpec) -> Option<String> {
-        Some(labels::spec_hash(spec))
+        Some(super::spec_fingerprint(spec))
     }
 }
