@@ -6,103 +6,25 @@ mod common;
 
 use common::docker::*;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vestibule::config::PullPolicy;
-
-fn id_of(view: &serde_json::Value) -> String {
-    view["id"].as_str().expect("instance id").to_string()
-}
-
-fn assert_running(view: &serde_json::Value) {
-    assert_eq!(view["status"], "running", "launch failed: {view:#}");
-}
-
-async fn session_cookie(server: &TestServer, user: &str) -> String {
-    let b = Browser::new(server);
-    let resp = b.try_login(user, PASSWORD).await;
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vestibule_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("session cookie")
-        .to_string()
-}
-
-/// A tiny file server: `/token` holds a value drawn when the container started, so a test can
-/// tell the same container from a new one.
-fn token_spec(id: &str) -> vestibule::config::AppSpec {
-    shell_spec(
-        id,
-        "mkdir -p /www && echo ok > /www/index.html && echo $RANDOM$RANDOM$RANDOM > /www/token && \
-         exec /bin/busybox httpd -f -p 3838 -h /www",
-    )
-}
 
 #[tokio::test]
 async fn a_container_app_is_proxied_with_its_websocket_and_stop_removes_it() {
     let cfg = docker_config("proxy", 21000, vec![demo_spec("demo")]);
-    let server = TestServer::start(cfg.clone()).await;
-    let alice = Browser::login(&server, "alice").await;
-    let view = alice.launch("demo").await;
-    assert_running(&view);
-    let id = id_of(&view);
-
-    let page = alice.get(&format!("/app_proxy/{id}/")).await;
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.expect("page").contains("<html"));
-
-    let mut req = format!("ws://{}/app_proxy/{id}/ws", server.addr)
-        .into_client_request()
-        .expect("ws request");
-    req.headers_mut().insert(
-        "cookie",
-        session_cookie(&server, "alice")
-            .await
-            .parse()
-            .expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket through the proxy");
-    ws.send(Message::text("7")).await.expect("send");
-    let answer = loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => break t.to_string(),
-            Some(Ok(_)) => continue,
-            other => panic!("no answer over the websocket: {other:?}"),
-        }
-    };
-    assert!(answer.contains("49"), "7 squared, got {answer}");
-    drop(ws);
-
-    let containers = containers_of(&cfg);
-    assert_eq!(containers.len(), 1, "one container per instance");
-    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &containers[0]]);
-    let labels: serde_json::Value = serde_json::from_str(&labels).expect("labels");
-    assert_eq!(labels["vestibule.instance-id"], id.as_str());
-    assert_eq!(labels["vestibule.user"], "alice");
-    assert_eq!(labels["vestibule.app-id"], "demo");
-    assert!(
-        labels["vestibule.spec-hash"]
-            .as_str()
-            .is_some_and(|h| h.len() == 16)
-    );
-
-    let stop = alice
-        .api(reqwest::Method::DELETE, &format!("/api/proxy/{id}"))
-        .await;
-    assert!(stop.status().is_success(), "stop: {}", stop.status());
-    assert!(
-        docker_ok(&["inspect", &containers[0]]).is_none(),
-        "the container is removed once stopped"
-    );
-    server.shutdown().await;
-    remove_realm(&cfg);
+    demo_is_proxied_and_removed_on_stop(&cfg, |id, container| {
+        let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", container]);
+        let labels: serde_json::Value = serde_json::from_str(&labels).expect("labels");
+        assert_eq!(labels["vestibule.instance-id"], id);
+        assert_eq!(labels["vestibule.user"], "alice");
+        assert_eq!(labels["vestibule.app-id"], "demo");
+        assert!(
+            labels["vestibule.spec-hash"]
+                .as_str()
+                .is_some_and(|h| h.len() == 16)
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -182,23 +104,19 @@ async fn a_missing_image_is_named_in_the_error() {
     cfg.proxy.docker.image_pull_policy = PullPolicy::Never;
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
-    let view = alice.launch("never").await;
-    assert_eq!(view["status"], "failed");
-    let reason = view["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("'vestibule-test-missing:nope'"), "{reason}");
+    assert_launch_fails(&alice, "never", &["'vestibule-test-missing:nope'"]).await;
     server.shutdown().await;
 
     // IfNotPresent tries a pull, which cannot succeed here, and says so.
     let cfg = docker_config("pull", 21350, vec![pull]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
-    let view = alice.launch("pull").await;
-    assert_eq!(view["status"], "failed");
-    let reason = view["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.contains("'vestibule-test-missing-too:nope'") && reason.contains("pulled"),
-        "{reason}"
-    );
+    assert_launch_fails(
+        &alice,
+        "pull",
+        &["'vestibule-test-missing-too:nope'", "pulled"],
+    )
+    .await;
     assert!(containers_of(&cfg).is_empty());
     server.shutdown().await;
 }
@@ -209,10 +127,7 @@ async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
     let cfg = docker_config("crash", 21400, vec![spec]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
-    let view = alice.launch("crash").await;
-    assert_eq!(view["status"], "failed", "{view:#}");
-    let reason = view["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("exited with code 3"), "{reason}");
+    let view = assert_launch_fails(&alice, "crash", &["exited with code 3"]).await;
     let lines = view["log_lines"].to_string();
     assert!(lines.contains("missing-config-file"), "{view:#}");
     let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
@@ -226,52 +141,18 @@ async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
 
 #[tokio::test]
 async fn a_restarted_server_adopts_running_containers_and_the_app_keeps_its_state() {
-    let mut cfg = docker_config("recover", 21500, vec![token_spec("tokens")]);
-    cfg.proxy.recover_running_proxies = true;
-    cfg.proxy.stop_proxies_on_shutdown = false;
-    let first = TestServer::start(cfg.clone()).await;
-    let alice = Browser::login(&first, "alice").await;
-    let view = alice.launch("tokens").await;
-    assert_running(&view);
-    let id = id_of(&view);
-    let token = alice
-        .get(&format!("/app_proxy/{id}/token"))
-        .await
-        .text()
-        .await
-        .expect("token");
-    first.shutdown().await;
-    assert_eq!(
-        containers_of(&cfg).len(),
-        1,
-        "the container outlives the server"
-    );
-
-    let mut second_cfg = cfg.clone();
-    second_cfg.proxy.stop_proxies_on_shutdown = true;
-    let second = TestServer::start(second_cfg).await;
-    let alice = Browser::login(&second, "alice").await;
-    let again = alice.get(&format!("/app_proxy/{id}/token")).await;
-    assert_eq!(again.status(), 200, "the adopted instance answers");
-    assert_eq!(
-        again.text().await.expect("token"),
-        token,
-        "same container, same state"
-    );
-    let mine: serde_json::Value = alice.get("/api/proxy").await.json().await.expect("list");
-    assert!(mine.to_string().contains(&id), "listed as alice's: {mine}");
-    let bob = Browser::login(&second, "bob").await;
-    assert_eq!(
-        bob.get(&format!("/app_proxy/{id}/token")).await.status(),
-        403,
-        "ownership survives the restart"
-    );
-    second.shutdown().await;
-    assert!(
-        containers_of(&cfg).is_empty(),
-        "stop-proxies-on-shutdown removes it"
-    );
-    remove_realm(&cfg);
+    let cfg = docker_config("recover", 21500, vec![token_spec("tokens")]);
+    a_restarted_server_adopts_the_instance(cfg, async |server, alice, id| {
+        let mine: serde_json::Value = alice.get("/api/proxy").await.json().await.expect("list");
+        assert!(mine.to_string().contains(id), "listed as alice's: {mine}");
+        let bob = Browser::login(server, "bob").await;
+        assert_eq!(
+            bob.get(&format!("/app_proxy/{id}/token")).await.status(),
+            403,
+            "ownership survives the restart"
+        );
+    })
+    .await;
 }
 
 #[tokio::test]

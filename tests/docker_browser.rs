@@ -8,22 +8,6 @@ use common::app_browser::*;
 use common::chrome::Chrome;
 use common::docker::*;
 use common::*;
-use std::path::PathBuf;
-
-fn venv() -> PathBuf {
-    let venv = std::env::var_os("VESTIBULE_TEST_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vestibule/venv"))
-        })
-        .expect("VESTIBULE_TEST_VENV or HOME");
-    assert!(
-        venv.join("bin/python").exists(),
-        "no Python venv at {}: run scripts/install-test-deps.sh",
-        venv.display()
-    );
-    std::fs::canonicalize(&venv).unwrap_or(venv)
-}
 
 #[tokio::test]
 async fn shiny_for_python_in_a_container_follows_the_slider() {
@@ -56,15 +40,8 @@ async fn shiny_for_python_in_a_container_follows_the_slider() {
     let server = TestServer::start(cfg.clone()).await;
     let chrome = Chrome::start().await;
     let c = &chrome.client;
-    open_app(c, &server, "alice", "shiny-py").await;
-    wait_text(c, "#result", |t| t == "n*2 = 40").await;
-    c.execute(
-        "$('#n').data('ionRangeSlider').update({from: 42}); return true;",
-        vec![],
-    )
-    .await
-    .expect("move slider");
-    wait_text(c, "#result", |t| t == "n*2 = 84").await;
+    open_app(c, &server, "alice", "shiny-py", None).await;
+    move_shiny_slider_to_42(c, "n*2 = 40", "n*2 = 84").await;
     chrome.stop().await;
     server.shutdown().await;
     remove_realm(&cfg);

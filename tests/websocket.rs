@@ -16,20 +16,6 @@ fn demo_spec() -> vestibule::config::AppSpec {
         .clone()
 }
 
-/// The session cookie a logged-in browser holds.
-async fn session_cookie(server: &TestServer, user: &str) -> String {
-    let b = Browser::new(server);
-    let resp = b.try_login(user, PASSWORD).await;
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vestibule_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("session cookie")
-        .to_string()
-}
-
 async fn connect(
     server: &TestServer,
     id: &str,

@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 
 use fantoccini::{Client, Locator};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{PASSWORD, TestServer};
+use super::{PASSWORD, TestServer, repo_path};
 
 pub const APP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -31,9 +32,22 @@ pub async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> Stri
     );
 }
 
-/// Fills in and submits the login form, as a person would.
-pub async fn log_in(c: &Client, server: &TestServer, user: &str) {
+/// Saves what the browser shows to target/screenshots/`name`.png, for a person to look at.
+pub async fn screenshot(c: &Client, name: &str) {
+    let dir = repo_path("target/screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+    }
+}
+
+/// Fills in and submits the login form, as a person would; with `shot`, screenshots the login
+/// page as `{shot}-login`.
+pub async fn log_in(c: &Client, server: &TestServer, user: &str, shot: Option<&str>) {
     c.goto(&server.url("/login")).await.expect("login page");
+    if let Some(prefix) = shot {
+        screenshot(c, &format!("{prefix}-login")).await;
+    }
     for (field, text) in [("username", user), ("password", PASSWORD)] {
         c.find(Locator::Id(field))
             .await
@@ -51,15 +65,18 @@ pub async fn log_in(c: &Client, server: &TestServer, user: &str) {
 }
 
 /// Logs in through the form and opens the app from its portal tile; returns inside the app's
-/// iframe.
-pub async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str) {
-    log_in(c, server, user).await;
+/// iframe. With `shot`, screenshots the login page and the portal on the way.
+pub async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str, shot: Option<&str>) {
+    log_in(c, server, user, shot).await;
     let tile = c
         .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Id(&format!("tile-{spec}")))
         .await
         .expect("the portal shows the app's tile");
+    if let Some(prefix) = shot {
+        screenshot(c, &format!("{prefix}-portal")).await;
+    }
     tile.click().await.expect("open app");
     let deadline = tokio::time::Instant::now() + APP_TIMEOUT;
     loop {
@@ -85,4 +102,35 @@ pub async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str) {
         .enter_frame()
         .await
         .expect("enter frame");
+}
+
+/// For the Shiny test apps (tests/apps/shiny_py, tests/apps/rshiny): waits for `#result` to read
+/// `before`, moves the slider `#n` to 42 and waits for `after`, which only comes over the app's
+/// WebSocket.
+pub async fn move_shiny_slider_to_42(c: &Client, before: &str, after: &str) {
+    wait_text(c, "#result", |t| t == before).await;
+    c.execute(
+        "$('#n').data('ionRangeSlider').update({from: 42}); return true;",
+        vec![],
+    )
+    .await
+    .expect("move slider");
+    wait_text(c, "#result", |t| t == after).await;
+}
+
+/// The Python virtualenv that scripts/install-test-deps.sh makes for the real apps, with its
+/// symlinks resolved, since containers mount it by this path (tests/docker_browser.rs).
+pub fn venv() -> PathBuf {
+    let venv = std::env::var_os("VESTIBULE_TEST_VENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vestibule/venv"))
+        })
+        .expect("VESTIBULE_TEST_VENV or HOME");
+    assert!(
+        venv.join("bin/python").exists(),
+        "no Python venv at {}: run scripts/install-test-deps.sh",
+        venv.display()
+    );
+    std::fs::canonicalize(&venv).unwrap_or(venv)
 }

@@ -1,5 +1,5 @@
 //! Headless Chromium driven through chromedriver (Debian's packages), for tests that need a
-//! real browser. The same set-up as tests/browser.rs, shareable by other test files.
+//! real browser.
 #![allow(dead_code)]
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -84,11 +84,7 @@ impl Chrome {
     }
 
     pub async fn screenshot(&self, name: &str) {
-        let dir = super::repo_path("target/screenshots");
-        let _ = std::fs::create_dir_all(&dir);
-        if let Ok(png) = self.client.screenshot().await {
-            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
-        }
+        super::app_browser::screenshot(&self.client, name).await;
     }
 
     pub async fn stop(mut self) {

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vestibule::config::{AppSpec, BackendKind, Config};
 
-use super::{config, vestibule_exe};
+use super::{Browser, TestServer, config, session_cookie, vestibule_exe};
 
 /// The port every test app listens on inside its container.
 pub const APP_PORT: u16 = 3838;
@@ -160,6 +163,16 @@ pub fn shell_spec(id: &str, script: &str) -> AppSpec {
     docker_spec(id, &["/bin/busybox", "sh", "-c", script])
 }
 
+/// A tiny file server: `/token` holds a value drawn when the container started, so a test can
+/// tell the same container from a new one.
+pub fn token_spec(id: &str) -> AppSpec {
+    shell_spec(
+        id,
+        "mkdir -p /www && echo ok > /www/index.html && echo $RANDOM$RANDOM$RANDOM > /www/token && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    )
+}
+
 /// A Docker-backed config with its own realm and port range, so tests running side by side
 /// never adopt, remove or collide with each other's containers.
 pub fn docker_config(realm: &str, port_base: u16, specs: Vec<AppSpec>) -> Config {
@@ -222,4 +235,166 @@ pub fn remove_services(cfg: &Config) {
     for id in services_of(cfg) {
         let _ = docker_ok(&["service", "rm", &id]);
     }
+}
+
+fn is_swarm(cfg: &Config) -> bool {
+    cfg.proxy.container_backend == BackendKind::DockerSwarm
+}
+
+/// What one instance runs in, for assertion messages.
+fn instance_noun(cfg: &Config) -> &'static str {
+    if is_swarm(cfg) {
+        "service"
+    } else {
+        "container"
+    }
+}
+
+/// Ids of the running containers or services of a realm, whichever `cfg`'s backend makes.
+pub fn instances_of(cfg: &Config) -> Vec<String> {
+    if is_swarm(cfg) {
+        services_of(cfg)
+    } else {
+        containers_of(cfg)
+    }
+}
+
+/// Removes whatever containers or services a test left in its realm.
+pub fn remove_instances(cfg: &Config) {
+    if is_swarm(cfg) {
+        remove_services(cfg);
+    } else {
+        remove_realm(cfg);
+    }
+}
+
+pub fn id_of(view: &serde_json::Value) -> String {
+    view["id"].as_str().expect("instance id").to_string()
+}
+
+pub fn assert_running(view: &serde_json::Value) {
+    assert_eq!(view["status"], "running", "launch failed: {view:#}");
+}
+
+/// Launches `spec` as `user`, checks that it fails with a reason naming each of `words`, and
+/// returns the final view.
+pub async fn assert_launch_fails(user: &Browser, spec: &str, words: &[&str]) -> serde_json::Value {
+    let view = user.launch(spec).await;
+    assert_eq!(view["status"], "failed", "{view:#}");
+    let reason = view["reason"].as_str().unwrap_or_default();
+    for word in words {
+        assert!(reason.contains(word), "{reason}");
+    }
+    view
+}
+
+/// Sends 7 over the demo app's WebSocket through the proxy, as alice, and expects its square.
+async fn assert_demo_websocket_squares(server: &TestServer, id: &str) {
+    let mut req = format!("ws://{}/app_proxy/{id}/ws", server.addr)
+        .into_client_request()
+        .expect("ws request");
+    req.headers_mut().insert(
+        "cookie",
+        session_cookie(server, "alice")
+            .await
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket through the proxy");
+    ws.send(Message::text("7")).await.expect("send");
+    let answer = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer over the websocket: {other:?}"),
+        }
+    };
+    assert!(answer.contains("49"), "7 squared, got {answer}");
+}
+
+/// Alice launches `cfg`'s "demo" app ([`demo_spec`]), whose page and WebSocket must answer
+/// through the proxy; `inspect` looks at the one container or service it runs in, given the
+/// instance id and the container's or service's id. Stopping the instance must remove it.
+pub async fn demo_is_proxied_and_removed_on_stop(cfg: &Config, inspect: impl FnOnce(&str, &str)) {
+    let noun = instance_noun(cfg);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("demo").await;
+    assert_running(&view);
+    let id = id_of(&view);
+
+    let page = alice.get(&format!("/app_proxy/{id}/")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("page").contains("<html"));
+    assert_demo_websocket_squares(&server, &id).await;
+
+    let instances = instances_of(cfg);
+    assert_eq!(instances.len(), 1, "one {noun} per instance");
+    inspect(&id, &instances[0]);
+
+    let stop = alice
+        .api(reqwest::Method::DELETE, &format!("/api/proxy/{id}"))
+        .await;
+    assert!(stop.status().is_success(), "stop: {}", stop.status());
+    let removed = if is_swarm(cfg) {
+        services_of(cfg).is_empty()
+    } else {
+        // `containers_of` lists running containers only: a stopped one left behind would pass.
+        docker_ok(&["inspect", &instances[0]]).is_none()
+    };
+    assert!(removed, "the {noun} is removed once stopped");
+    server.shutdown().await;
+    remove_instances(cfg);
+}
+
+/// Alice launches `cfg`'s first app (a [`token_spec`]) and vestibule restarts with recovery on:
+/// the second server must adopt the running container or service, which proves itself the same
+/// by its token. `more` checks further, as alice on the second server, given the instance id,
+/// before that server's shutdown removes the instance.
+pub async fn a_restarted_server_adopts_the_instance(
+    mut cfg: Config,
+    more: impl AsyncFnOnce(&TestServer, &Browser, &str),
+) {
+    let noun = instance_noun(&cfg);
+    let app = cfg.proxy.specs[0].id.clone();
+    cfg.proxy.recover_running_proxies = true;
+    cfg.proxy.stop_proxies_on_shutdown = false;
+    let first = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&first, "alice").await;
+    let view = alice.launch(&app).await;
+    assert_running(&view);
+    let id = id_of(&view);
+    let token = alice
+        .get(&format!("/app_proxy/{id}/token"))
+        .await
+        .text()
+        .await
+        .expect("token");
+    first.shutdown().await;
+    assert_eq!(
+        instances_of(&cfg).len(),
+        1,
+        "the {noun} outlives the server"
+    );
+
+    let mut second_cfg = cfg.clone();
+    second_cfg.proxy.stop_proxies_on_shutdown = true;
+    let second = TestServer::start(second_cfg).await;
+    let alice = Browser::login(&second, "alice").await;
+    let again = alice.get(&format!("/app_proxy/{id}/token")).await;
+    assert_eq!(again.status(), 200, "the adopted instance answers");
+    assert_eq!(
+        again.text().await.expect("token"),
+        token,
+        "same {noun}, same state"
+    );
+    more(&second, &alice, &id).await;
+    second.shutdown().await;
+    assert!(
+        instances_of(&cfg).is_empty(),
+        "stop-proxies-on-shutdown removes it"
+    );
+    remove_instances(&cfg);
 }

@@ -236,6 +236,20 @@ impl Browser {
     }
 }
 
+/// The session cookie a logged-in browser holds.
+pub async fn session_cookie(server: &TestServer, user: &str) -> String {
+    let b = Browser::new(server);
+    let resp = b.try_login(user, PASSWORD).await;
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vestibule_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string()
+}
+
 /// Polls `check` every 100 ms until it holds or `within` passes.
 pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where
