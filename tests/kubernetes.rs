@@ -108,9 +108,16 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
         running(IMAGE, false),
         running(IMAGE, true),
     ]);
-    let backend = backend(client, settings(true));
+    // Polling once a minute: only a watch sees the pod's changes in time.
+    let backend = Arc::new(
+        KubernetesBackend::new(client, settings(true), Duration::from_secs(5))
+            .with_poll_interval(Duration::from_secs(60)),
+    );
     let (req, stages) = request_watching("a1", spec());
-    let started = backend.start(&req).await.unwrap();
+    let started = tokio::time::timeout(Duration::from_secs(5), backend.start(&req))
+        .await
+        .expect("the pod's changes are watched, not polled")
+        .unwrap();
     assert_eq!(started.address.to_string(), "192.168.30.17:3838");
     assert_eq!(
         *stages.lock().unwrap(),
@@ -175,6 +182,21 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
         "internal networking needs no Service"
     );
     assert_role_covers(&cluster);
+}
+
+#[tokio::test]
+async fn without_watch_permission_the_pod_is_polled() {
+    let (client, cluster) = FakeCluster::start(vec![
+        container_creating(IMAGE),
+        running(IMAGE, false),
+        running(IMAGE, true),
+    ]);
+    cluster.refuse_watches();
+    let started = backend(client, settings(true))
+        .start(&request("w1", spec()))
+        .await
+        .unwrap();
+    assert_eq!(started.address.to_string(), "192.168.30.17:3838");
 }
 
 #[tokio::test]

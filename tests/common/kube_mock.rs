@@ -31,6 +31,8 @@ struct State {
     reads: BTreeMap<String, usize>,
     seen: Vec<Seen>,
     log: String,
+    /// Answer watches with 403, as an API server does for a Role without `watch`.
+    refuse_watch: bool,
 }
 
 #[derive(Clone)]
@@ -53,8 +55,12 @@ impl FakeCluster {
         let serving = cluster.clone();
         tokio::spawn(async move {
             while let Some((request, reply)) = handle.next_request().await {
-                let response = serving.answer(request).await;
-                reply.send_response(response);
+                // Each on its own task: a watch is held open while other requests go on.
+                let serving = serving.clone();
+                tokio::spawn(async move {
+                    let response = serving.answer(request).await;
+                    reply.send_response(response);
+                });
             }
         });
         (kube::Client::new(service, NAMESPACE), cluster)
@@ -62,6 +68,10 @@ impl FakeCluster {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap()
+    }
+
+    pub fn refuse_watches(&self) {
+        self.lock().refuse_watch = true;
     }
 
     pub fn set_log(&self, text: &str) {
@@ -115,6 +125,7 @@ impl FakeCluster {
                     [] => String::new(),
                 };
                 let verb = match (s.method.as_str(), parts.len()) {
+                    ("GET", 1) if s.query.contains("watch=true") => "watch",
                     ("GET", 1) => "list",
                     ("GET", _) => "get",
                     ("POST", _) => "create",
@@ -167,6 +178,9 @@ impl FakeCluster {
         let sub = after_ns.get(2).copied();
         match (&parts.method, name, sub) {
             (&Method::POST, None, _) => self.create(&resource, &namespace, body),
+            (&Method::GET, None, _) if query.contains("watch=true") => {
+                self.watch(&resource, &query).await
+            }
             (&Method::GET, None, _) => self.list(&resource, &namespace, &query),
             (&Method::GET, Some(_), Some("log")) => {
                 let log = self.lock().log.clone();
@@ -247,6 +261,53 @@ impl FakeCluster {
             }
         }
         reply(StatusCode::OK, state.objects[&key].clone())
+    }
+
+    /// A watch on one pod (`fieldSelector=metadata.name=...`): while the pod's script has
+    /// steps to go, a change is reported at once (the next read shows it); once it has settled,
+    /// the watch is held open until its timeout, as the API server does when nothing changes.
+    async fn watch(&self, resource: &str, query: &str) -> Response<Body> {
+        if self.lock().refuse_watch {
+            return status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!("{resource} is forbidden: cannot watch resource \"{resource}\""),
+            );
+        }
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(name))
+                .map(|s| urlencoding::decode(s).unwrap().to_string())
+        };
+        let name = param("fieldSelector=")
+            .and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string))
+            .unwrap_or_default();
+        let timeout: u64 = param("timeoutSeconds=")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(290);
+        let object = {
+            let state = self.lock();
+            let settled = state.script.is_empty()
+                || state.reads.get(&name).copied().unwrap_or(0) >= state.script.len();
+            let object = state
+                .objects
+                .get(&(resource.to_string(), name.clone()))
+                .cloned();
+            object.filter(|_| !settled)
+        };
+        let events = match object {
+            Some(object) => json!({"type": "MODIFIED", "object": object}).to_string() + "\n",
+            None => {
+                tokio::time::sleep(std::time::Duration::from_secs(timeout)).await;
+                String::new()
+            }
+        };
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Body::from(Bytes::from(events)))
+            .unwrap()
     }
 
     /// Lists by namespace, label selector and (as kubectl uses it for events) field selector.

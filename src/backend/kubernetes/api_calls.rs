@@ -21,6 +21,8 @@ const fn call(group: &'static str, resource: &'static str, verb: &'static str) -
 pub const CREATE_POD: ApiCall = call("", "pods", "create");
 pub const GET_POD: ApiCall = call("", "pods", "get");
 pub const LIST_PODS: ApiCall = call("", "pods", "list");
+/// Following a starting pod, so its readiness is seen at once rather than at the next poll.
+pub const WATCH_PODS: ApiCall = call("", "pods", "watch");
 pub const DELETE_POD: ApiCall = call("", "pods", "delete");
 pub const GET_POD_LOG: ApiCall = call("", "pods/log", "get");
 pub const CREATE_SERVICE: ApiCall = call("", "services", "create");
@@ -38,6 +40,7 @@ pub const ALL: &[ApiCall] = &[
     CREATE_POD,
     GET_POD,
     LIST_PODS,
+    WATCH_PODS,
     DELETE_POD,
     GET_POD_LOG,
     CREATE_SERVICE,

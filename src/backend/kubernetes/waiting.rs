@@ -1,9 +1,10 @@
 //! Following a new pod until it is Ready, and turning what goes wrong on the way into a sentence
 //! a user understands.
 
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStateWaiting, Event, Pod};
 use kube::Api;
-use kube::api::{ListParams, LogParams};
+use kube::api::{ListParams, LogParams, WatchEvent, WatchParams};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -100,7 +101,57 @@ pub async fn until_ready(
                 }
             }
         }
-        tokio::time::sleep(patience.poll).await;
+        let deadline = match running_since {
+            Some(since) => since + patience.container,
+            None => start + patience.pod,
+        };
+        let version = pod.metadata.resource_version.as_deref();
+        next_change(pods, name, version, deadline, patience.poll).await;
+    }
+}
+
+/// The longest a single watch waits before the pod is read again anyway, in case a change was
+/// missed.
+const LONGEST_WATCH: Duration = Duration::from_secs(10);
+
+/// Returns when the pod changes after `version` (a watch, so a change is seen at once), or at
+/// `deadline`. Where watching fails (a proxy that does not stream, a Role without `watch`), it
+/// waits `poll` instead.
+async fn next_change(
+    pods: &Api<Pod>,
+    name: &str,
+    version: Option<&str>,
+    deadline: Instant,
+    poll: Duration,
+) {
+    let limit = deadline
+        .saturating_duration_since(Instant::now())
+        .min(LONGEST_WATCH);
+    let Some(version) = version else {
+        return tokio::time::sleep(poll.min(limit)).await;
+    };
+    let server_timeout = u32::try_from(limit.as_secs()).unwrap_or(u32::MAX).max(1);
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(server_timeout)
+        .disable_bookmarks();
+    let watched = tokio::time::timeout(limit, async {
+        let stream = pods
+            .watch(&params, version)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stream = std::pin::pin!(stream);
+        match stream.next().await {
+            Some(Ok(WatchEvent::Error(e))) => Err(e.message),
+            Some(Err(e)) => Err(e.to_string()),
+            // A change, or the server ended the watch: either way, read the pod again.
+            _ => Ok(()),
+        }
+    })
+    .await;
+    if let Ok(Err(why)) = watched {
+        tracing::debug!(pod = name, error = %why, "cannot watch the pod; polling");
+        tokio::time::sleep(poll.min(limit)).await;
     }
 }
 
