@@ -253,9 +253,11 @@ async fn app_connections_are_reused_and_a_silently_closed_one_is_replaced() {
 
     // Each round arms the connection that served it to drop its next request unanswered; the
     // next GET is usually sent on that connection.
-    for round in 0..10 {
+    for round in 0..20 {
         let armed = alice.get(&format!("/app_proxy/{id}/conn?drop-next")).await;
         assert_eq!(armed.status(), 200);
+        // All of it read: the proxy has had the whole answer, so the connection is idle.
+        armed.text().await.expect("armed body");
         // Give the proxy a moment to see the armed connection idle again, as it would between
         // a user's clicks.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

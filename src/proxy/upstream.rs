@@ -45,7 +45,8 @@ impl UpstreamPool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|sender| !sender.is_closed());
         let ready = idle.iter().rposition(|sender| sender.is_ready())?;
-        Some(idle.swap_remove(ready))
+        // The most recently returned connection: kept in order, so the oldest ones age out.
+        Some(idle.remove(ready))
     }
 
     fn put(&self, sender: SendRequest<Body>) {
