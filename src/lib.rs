@@ -5,6 +5,7 @@ pub mod backend;
 pub mod config;
 pub mod demo_app;
 pub mod lifecycle;
+pub mod observe;
 pub mod proxy;
 pub mod web;
 
@@ -147,8 +148,9 @@ pub async fn run(
     };
     if let Some(listener) = management {
         let stop = stopping.clone();
+        let router = web::management_router(manager.clone());
         tokio::spawn(async move {
-            let served = axum::serve(listener, web::management_router())
+            let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
             if let Err(e) = served {

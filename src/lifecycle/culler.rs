@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::{FAILURE_LOG_LINES, InstanceStatus, Manager};
+use super::{FAILURE_LOG_LINES, InstanceStatus, Manager, StopReason};
 use crate::backend::Health;
 
 /// How long a failed launch stays visible to its user before it is forgotten.
@@ -40,6 +40,10 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
         for (id, verdict) in judge(&manager).await {
             match verdict {
                 Verdict::Crashed(how) => {
+                    let app = manager.lock().get(&id).map(|e| e.spec.id.clone());
+                    if let Some(app) = app {
+                        manager.metrics.stopped(&app, "crashed");
+                    }
                     let lines = manager.backend.last_log_lines(&id, FAILURE_LOG_LINES);
                     manager.routes.remove(&id);
                     manager.update(&id, |v| {
@@ -48,10 +52,10 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
                     let _ = manager.backend.stop(&id).await;
                 }
                 Verdict::Idle => {
-                    manager.stop(&id, "idle (heartbeat-timeout)").await;
+                    manager.stop(&id, StopReason::Idle).await;
                 }
                 Verdict::TooOld => {
-                    manager.stop(&id, "max-lifetime reached").await;
+                    manager.stop(&id, StopReason::MaxLifetime).await;
                 }
                 Verdict::ForgetFailure => {
                     manager.lock().remove(&id);

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::auth::Identity;
 use crate::backend::{Backend, Health, LaunchRequest};
 use crate::config::{AppSpec, Config};
+use crate::observe::Metrics;
 
 /// How many of the app's log lines a failed launch shows.
 const FAILURE_LOG_LINES: usize = 30;
@@ -40,9 +41,48 @@ struct Entry {
     view: watch::Sender<InstanceView>,
 }
 
+/// Why an instance is stopped: said in the log and counted in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    User,
+    Admin,
+    Api,
+    Idle,
+    MaxLifetime,
+    Logout,
+    Shutdown,
+}
+
+impl StopReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            StopReason::User => "user",
+            StopReason::Admin => "admin",
+            StopReason::Api => "api",
+            StopReason::Idle => "idle",
+            StopReason::MaxLifetime => "max_lifetime",
+            StopReason::Logout => "logout",
+            StopReason::Shutdown => "shutdown",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            StopReason::User => "stopped by its user",
+            StopReason::Admin => "stopped by an administrator",
+            StopReason::Api => "stopped through the API",
+            StopReason::Idle => "idle (heartbeat-timeout)",
+            StopReason::MaxLifetime => "max-lifetime reached",
+            StopReason::Logout => "its user logged out",
+            StopReason::Shutdown => "the server is shutting down",
+        }
+    }
+}
+
 pub struct Manager {
     config: Arc<Config>,
     backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
     routes: Arc<RouteTable>,
     entries: Mutex<HashMap<String, Entry>>,
     accepting: std::sync::atomic::AtomicBool,
@@ -53,10 +93,25 @@ impl Manager {
         Arc::new(Self {
             config,
             backend,
+            metrics: Arc::new(Metrics::new()),
             routes: Arc::new(RouteTable::default()),
             entries: Mutex::new(HashMap::new()),
             accepting: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The metrics text, with the instance gauges counted now.
+    pub fn render_metrics(&self) -> String {
+        let mut counts: HashMap<(String, String), i64> = HashMap::new();
+        for e in self.lock().values() {
+            let status = e.view.borrow().status.name().to_string();
+            *counts.entry((e.spec.id.clone(), status)).or_default() += 1;
+        }
+        self.metrics.render(counts)
     }
 
     pub fn routes(&self) -> &Arc<RouteTable> {
@@ -158,13 +213,14 @@ impl Manager {
     }
 
     async fn run_launch(self: Arc<Self>, req: LaunchRequest) {
+        let began = Instant::now();
         let id = req.instance_id.clone();
         self.update(&id, |v| v.set_stage("starting the app"));
         // Backends that know finer stages (a pod being scheduled, its image pulled) report them
         // through the request's `progress`.
         let started = match self.backend.start(&req).await {
             Ok(s) => s,
-            Err(e) => return self.fail(&id, e.to_string()).await,
+            Err(e) => return self.fail(&id, &req.spec.id, e.to_string()).await,
         };
         self.update(&id, |v| v.set_stage("waiting for the app to answer"));
         let wait = self.config.proxy.container_wait_time;
@@ -197,7 +253,7 @@ impl Manager {
                     wait.as_secs()
                 ),
             };
-            return self.fail(&id, reason).await;
+            return self.fail(&id, &req.spec.id, reason).await;
         }
         let still_wanted = {
             let entries = self.lock();
@@ -218,6 +274,7 @@ impl Manager {
             }
         };
         if still_wanted {
+            self.metrics.launch_started(&req.spec.id, began.elapsed());
             tracing::info!(instance = %id, app = %req.spec.id, "app is ready");
         } else {
             // Stopped while it was starting.
@@ -225,7 +282,8 @@ impl Manager {
         }
     }
 
-    async fn fail(&self, id: &str, reason: String) {
+    async fn fail(&self, id: &str, app: &str, reason: String) {
+        self.metrics.launch_failed(app);
         let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
         tracing::warn!(instance = %id, %reason, "launch failed");
         self.routes.remove(id);
@@ -242,22 +300,20 @@ impl Manager {
     }
 
     /// Stops an instance and forgets it. Returns false when there was nothing to stop.
-    pub async fn stop(&self, id: &str, why: &str) -> bool {
-        let known = {
+    pub async fn stop(&self, id: &str, why: StopReason) -> bool {
+        let app = {
             let entries = self.lock();
-            match entries.get(id) {
-                Some(e) => {
-                    e.view.send_modify(|v| v.set_stopping());
-                    true
-                }
-                None => false,
-            }
+            entries.get(id).map(|e| {
+                e.view.send_modify(|v| v.set_stopping());
+                e.spec.id.clone()
+            })
         };
-        if !known {
+        let Some(app) = app else {
             return false;
-        }
+        };
         self.routes.remove(id);
-        tracing::info!(instance = %id, reason = why, "stopping app");
+        self.metrics.stopped(&app, why.label());
+        tracing::info!(instance = %id, %app, reason = why.describe(), "stopping app");
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");
         }
@@ -316,7 +372,7 @@ impl Manager {
                 .collect()
         };
         for id in ids {
-            self.stop(&id, "logout").await;
+            self.stop(&id, StopReason::Logout).await;
         }
     }
 
@@ -369,7 +425,8 @@ impl Manager {
             return;
         }
         let ids: Vec<String> = self.lock().keys().cloned().collect();
-        futures_util::future::join_all(ids.iter().map(|id| self.stop(id, "shutdown"))).await;
+        futures_util::future::join_all(ids.iter().map(|id| self.stop(id, StopReason::Shutdown)))
+            .await;
     }
 
     /// Runs the periodic checks (crashes, idle, max lifetime) until `stop` fires.

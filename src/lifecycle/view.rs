@@ -16,6 +16,17 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
+    /// The lowercase name the API and the metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceStatus::Starting => "starting",
+            InstanceStatus::Running => "running",
+            InstanceStatus::Stopping => "stopping",
+            InstanceStatus::Stopped => "stopped",
+            InstanceStatus::Failed => "failed",
+        }
+    }
+
     pub fn counts_against_limits(self) -> bool {
         matches!(self, InstanceStatus::Starting | InstanceStatus::Running)
     }

@@ -12,7 +12,7 @@ use super::AppState;
 use super::context::{ApiUser, RequestCtx};
 use super::errors::{ApiError, launch_status};
 use crate::auth::Identity;
-use crate::lifecycle::{InstanceStatus, InstanceView};
+use crate::lifecycle::{InstanceStatus, InstanceView, StopReason};
 
 const MAX_WATCH: Duration = Duration::from_secs(60);
 
@@ -106,9 +106,8 @@ pub async fn stop(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     visible(&st, &who, &id)?;
-    st.manager
-        .stop(&id, &format!("stopped through the API by {}", who.user))
-        .await;
+    tracing::info!(instance = %id, by = %who.user, "stop requested through the API");
+    st.manager.stop(&id, StopReason::Api).await;
     Ok(Json(serde_json::json!({ "status": "stopped", "id": id })).into_response())
 }
 

@@ -12,6 +12,7 @@ use super::{AppState, cookies};
 use crate::auth::session::{COOKIE_NAME, random_token};
 use crate::auth::{Session, csrf};
 use crate::config::AuthMethod;
+use crate::observe::LoginOutcome;
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -109,6 +110,7 @@ pub async fn submit(
     let user = f.username.trim();
     if let Err(wait) = st.throttle.attempt(user, ctx.client_ip) {
         tracing::warn!(event = "login_throttled", user, ip = %ctx.client_ip, "too many login attempts");
+        st.manager.metrics().login(LoginOutcome::Throttled);
         let msg = format!(
             "Too many login attempts. Try again in {} seconds.",
             wait.as_secs().max(1)
@@ -125,6 +127,7 @@ pub async fn submit(
     match st.authenticator.authenticate(user, &f.password).await {
         Ok(identity) => {
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
+            st.manager.metrics().login(LoginOutcome::Success);
             // A new id at login, so a session id planted before login is worthless.
             if let Some(old) = &ctx.session {
                 st.sessions.delete(&old.id).await;
@@ -143,10 +146,15 @@ pub async fn submit(
         }
         Err(e) => {
             tracing::warn!(event = "login_failed", user, ip = %ctx.client_ip, reason = %e, "login failed");
-            let status = match e {
-                crate::auth::AuthError::BadCredentials => StatusCode::UNAUTHORIZED,
-                crate::auth::AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            let (status, outcome) = match e {
+                crate::auth::AuthError::BadCredentials => {
+                    (StatusCode::UNAUTHORIZED, LoginOutcome::Refused)
+                }
+                crate::auth::AuthError::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, LoginOutcome::Unavailable)
+                }
             };
+            st.manager.metrics().login(outcome);
             render_form(
                 &st,
                 &ctx,

@@ -62,9 +62,23 @@ fn v<T: serde::Serialize + ?Sized>(x: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(x))
 }
 
-/// The management port (`management.server.port`): health for probes, apart from user traffic.
-pub fn management_router() -> Router {
-    Router::new().route("/actuator/health", get(api::health))
+/// The management port (`management.server.port`): health for probes and Prometheus metrics,
+/// apart from user traffic.
+pub fn management_router(manager: Arc<crate::lifecycle::Manager>) -> Router {
+    Router::new()
+        .route("/actuator/health", get(api::health))
+        .route(
+            "/actuator/prometheus",
+            get(move || async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    manager.render_metrics(),
+                )
+            }),
+        )
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::context::{PageUser, RequestCtx};
 use super::{AppState, v};
 use crate::auth::csrf;
-use crate::lifecycle::InstanceStatus;
+use crate::lifecycle::{InstanceStatus, StopReason};
 
 #[derive(Deserialize)]
 pub struct CsrfForm {
@@ -88,7 +88,7 @@ pub async fn stop_mine(
     }
     match st.manager.get(&id) {
         Some(v) if v.user == s.identity.user => {
-            st.manager.stop(&id, "stopped by its user").await;
+            st.manager.stop(&id, StopReason::User).await;
             Redirect::to("/my-apps").into_response()
         }
         Some(_) => not_allowed(&st, &s, "This is not your app."),
@@ -120,7 +120,7 @@ pub async fn admin_stop(
     if !csrf::matches(&s.csrf, form.csrf.as_deref()) {
         return csrf_failure(&st, &s);
     }
-    st.manager.stop(&id, "stopped by an administrator").await;
+    st.manager.stop(&id, StopReason::Admin).await;
     tracing::info!(event = "admin_stop", admin = %s.identity.user, instance = %id, "admin stopped an app");
     Redirect::to("/admin").into_response()
 }

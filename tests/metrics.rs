@@ -1,0 +1,119 @@
+//! Prometheus metrics on the management port: what an operator's dashboard shows after users
+//! log in, launch apps (one of which fails) and stop them.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+async fn scrape(port: u16) -> String {
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/actuator/prometheus"))
+        .await
+        .expect("scrape");
+    assert_eq!(resp.status(), 200);
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    resp.text().await.expect("metrics text")
+}
+
+/// The value of the sample `line_start` (metric name and labels), if present.
+fn sample(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|rest| rest.trim().split(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn launches_stops_instances_and_logins_are_counted() {
+    let port = free_port();
+    let broken = process_spec(
+        "broken",
+        &[
+            "sh",
+            "-c",
+            "echo 'Error: package shiny is missing' >&2; exit 3",
+        ],
+    );
+    let mut cfg = config(vec![echo_spec("echo"), broken]);
+    cfg.server.management_port = Some(port);
+    let server = TestServer::start(cfg).await;
+
+    let stranger = Browser::new(&server);
+    assert_eq!(stranger.try_login("alice", "wrong").await.status(), 401);
+    let alice = Browser::login(&server, "alice").await;
+    let running = alice.launch("echo").await;
+    assert_eq!(running["status"], "running");
+    let failed = alice.launch("broken").await;
+    assert_eq!(failed["status"], "failed");
+
+    let text = scrape(port).await;
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let value = |s: &str| sample(&text, s);
+    assert_eq!(
+        value(r#"vestibule_app_launches_total{app="echo",outcome="started"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"vestibule_app_launches_total{app="broken",outcome="failed"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"vestibule_app_launch_duration_seconds_count{app="echo"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"vestibule_instances{app="echo",status="running"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"vestibule_logins_total{outcome="success"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"vestibule_logins_total{outcome="refused"}"#),
+        Some(1.0),
+        "{text}"
+    );
+
+    let id = running["id"].as_str().expect("id");
+    let stopped = alice
+        .api(reqwest::Method::DELETE, &format!("/api/proxy/{id}"))
+        .await;
+    assert_eq!(stopped.status(), 200);
+    let gone = eventually(Duration::from_secs(5), || async {
+        let text = scrape(port).await;
+        sample(&text, r#"vestibule_instances{app="echo",status="running"}"#).is_none()
+            && sample(
+                &text,
+                r#"vestibule_app_stops_total{app="echo",reason="api"}"#,
+            ) == Some(1.0)
+    })
+    .await;
+    assert!(
+        gone,
+        "the stop is counted and the instance no longer shown: {}",
+        scrape(port).await
+    );
+
+    // Metrics are for the operator's network, not for users on the main port.
+    assert_eq!(alice.get("/actuator/prometheus").await.status(), 404);
+    server.shutdown().await;
+}
