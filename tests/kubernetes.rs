@@ -234,6 +234,21 @@ async fn an_image_that_cannot_be_pulled_is_named_and_the_pod_removed() {
         err.contains("401 Unauthorized"),
         "the registry's reason, from the pod's events: {err}"
     );
+    // The lifecycle stops a failed instance to clean up: that must look in the right namespace.
+    backend.stop("b1").await.unwrap();
+    let deletes: Vec<String> = cluster
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == http::Method::DELETE)
+        .map(|s| s.path)
+        .collect();
+    assert!(
+        deletes.len() == 2
+            && deletes
+                .iter()
+                .all(|p| p == "/api/v1/namespaces/shiny/pods/sp-pod-b1"),
+        "{deletes:?}"
+    );
     assert!(
         cluster.names("pods").is_empty(),
         "the failed pod must be deleted"

@@ -42,7 +42,6 @@ pub struct KubernetesBackend {
     instances: Mutex<HashMap<String, Instance>>,
 }
 
-#[derive(Default)]
 struct Instance {
     namespace: String,
     /// Additional (not persistent) manifests, deleted with the instance.
@@ -142,7 +141,8 @@ impl KubernetesBackend {
             id.clone(),
             Instance {
                 namespace: namespace.clone(),
-                ..Instance::default()
+                owned: Vec::new(),
+                log: Vec::new(),
             },
         );
 
@@ -241,7 +241,8 @@ impl KubernetesBackend {
             namespace, owned, ..
         } = self.lock().remove(instance_id).unwrap_or_else(|| Instance {
             namespace: self.settings.namespace.clone(),
-            ..Instance::default()
+            owned: Vec::new(),
+            log: Vec::new(),
         });
         let grace = DeleteParams {
             grace_period_seconds: Some(STOP_GRACE_SECONDS),
@@ -366,10 +367,19 @@ impl Backend for KubernetesBackend {
             Ok(started) => Ok(started),
             Err(why) => {
                 let log: Vec<String> = why.lines().skip(1).map(str::to_string).collect();
+                let namespace = self.namespace_of(&req.instance_id);
                 if let Err(e) = self.remove(&req.instance_id).await {
                     tracing::warn!(instance = %req.instance_id, error = %e, "cleanup after a failed start was incomplete");
                 }
-                self.lock().entry(req.instance_id.clone()).or_default().log = log;
+                // Kept for the failure page; a later stop looks in the same namespace.
+                self.lock().insert(
+                    req.instance_id.clone(),
+                    Instance {
+                        namespace,
+                        owned: Vec::new(),
+                        log,
+                    },
+                );
                 Err(BackendError::Start(why))
             }
         }
