@@ -905,3 +905,20 @@ async fn cert_path_presents_a_client_certificate_to_the_api_server() {
         "a certificate the API server does not trust must be refused"
     );
 }
+
+/// A user name becomes part of a hostPath: one that would climb out of the configured folder is
+/// refused before anything is created (as with Docker).
+#[tokio::test]
+async fn a_user_name_cannot_climb_out_of_a_host_volume() {
+    let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    let mut req = request("u1", spec());
+    req.env
+        .insert("SHINYPROXY_USERNAME".into(), "../../etc".into());
+    let err = backend(client, settings(true))
+        .start(&req)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot be used in a volume path"), "{err}");
+    assert!(created(&cluster, "pods").is_empty());
+}

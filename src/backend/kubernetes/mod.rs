@@ -8,7 +8,6 @@ pub mod api_calls;
 mod manifests;
 pub mod naming;
 mod pod;
-mod templating;
 pub mod waiting;
 
 use async_trait::async_trait;
@@ -20,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::templating;
 use super::{Backend, BackendError, Health, LaunchRequest, Recovered, Started};
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 use manifests::ObjectRef;

@@ -8,8 +8,8 @@ use super::naming::{
     self, INSTANCE_LABEL, MANAGED_BY, MANAGER, PORT_ANNOTATION, REALM_LABEL, SPEC_HASH_ANNOTATION,
     SPEC_LABEL, USER_ANNOTATION,
 };
-use super::templating;
 use crate::backend::LaunchRequest;
+use crate::backend::templating;
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 
 /// Who the instance is for; a pod records it so recovery can hand it back.
@@ -159,7 +159,7 @@ fn host_volumes(req: &LaunchRequest, user: &str) -> Result<(Vec<Value>, Vec<Valu
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     for (i, written) in req.spec.container_volumes.iter().enumerate() {
-        let text = templating::fill_text(written, user, &req.env);
+        let text = templating::fill_volume(written, user, &req.env)?;
         let parts: Vec<&str> = text.split(':').collect();
         let (host, target, read_only) = match parts.as_slice() {
             [h, t] => (*h, *t, false),
