@@ -820,3 +820,29 @@ fn container_resources_are_ignored_with_a_warning_for_local_processes() {
     assert!(w.message.contains("ignored"), "{w}");
     assert_eq!(loaded.config.proxy.specs[0].container.memory_limit, None);
 }
+
+#[test]
+fn http_headers_are_read_and_bad_ones_named_at_their_line() {
+    let yaml = "proxy:\n  container-backend: process\n  specs:\n  - id: a\n    container-cmd: [\"x\"]\n    add-default-http-headers: false\n    http-headers:\n      X-Team: data-#{proxy.userId}\n      Bad Name: x\n";
+    let Err(err) = load_str(Path::new("h.yml"), yaml, &no_env()) else {
+        panic!("a header name with a space must be refused");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("h.yml:9:7") && err.contains("not a valid HTTP header name"),
+        "{err}"
+    );
+    let good = yaml.replace("      Bad Name: x\n", "");
+    let loaded = load_str(Path::new("h.yml"), &good, &no_env()).expect("loads");
+    let spec = &loaded.config.proxy.specs[0];
+    assert!(!spec.add_default_http_headers);
+    assert_eq!(spec.http_headers["X-Team"], "data-#{proxy.userId}");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .all(|w| !w.to_string().contains("http-headers")),
+        "{:?}",
+        loaded.warnings
+    );
+}

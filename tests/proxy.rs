@@ -229,6 +229,41 @@ async fn app_direct_starts_the_app_on_demand_and_serves_it_without_the_portal() 
     server.shutdown().await;
 }
 
+/// `http-headers` reach the app filled in for the user, replacing a client's copy; with
+/// `add-default-http-headers: false` no identity header is sent, not even a client's forgery.
+#[tokio::test]
+async fn an_apps_own_headers_are_sent_and_the_defaults_can_be_turned_off() {
+    let mut spec = echo_spec("echo");
+    spec.http_headers = [
+        ("X-Team".to_string(), "data-#{proxy.userId}".to_string()),
+        ("X-Env".to_string(), "prod".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    spec.add_default_http_headers = false;
+    let server = TestServer::start(config(vec![spec])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("echo").await;
+    let id = view["id"].as_str().expect("id");
+    let echo: Value = alice
+        .http
+        .get(server.url(&format!("/app_proxy/{id}/")))
+        .header("X-Team", "evil")
+        .header("X-SP-UserId", "root")
+        .send()
+        .await
+        .expect("proxied")
+        .json()
+        .await
+        .expect("json");
+    let h = &echo["headers"];
+    assert_eq!(h["x-team"], serde_json::json!(["data-alice"]), "{h}");
+    assert_eq!(h["x-env"], serde_json::json!(["prod"]));
+    assert!(h.get("x-sp-userid").is_none(), "{h}");
+    assert!(h.get("x-sp-usergroups").is_none(), "{h}");
+    server.shutdown().await;
+}
+
 /// Requests share upstream connections, and a GET the app dropped because it closed the
 /// connection just as the request arrived is repeated on a new one.
 #[tokio::test]

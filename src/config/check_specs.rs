@@ -9,7 +9,7 @@ use super::keys::canonical;
 use super::model::{AppSpec, BackendKind};
 use super::node::{At, Node, Value};
 use super::report::{Report, child, index};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -172,6 +172,10 @@ fn check_spec(
             .and_then(|(n, p)| convert::port(n, &p, false, report))
             .unwrap_or(3838),
         target_path: f.text("target-path", report).unwrap_or_default(),
+        http_headers: http_headers(&f, report),
+        add_default_http_headers: f
+            .boolean("add-default-http-headers", report)
+            .unwrap_or(true),
         access_groups: f.text_list("access-groups", report).unwrap_or_default(),
         access_users: f.text_list("access-users", report).unwrap_or_default(),
         access_expressions: super::check_access::check_access(&f, report),
@@ -192,6 +196,38 @@ fn check_spec(
         .map(|(n, p)| (n.at.clone(), p))
         .unwrap_or_else(|| (item.at.clone(), path.to_string()));
     Some((spec, id_at, id_path))
+}
+
+/// `http-headers`: names and values must be valid HTTP, or every request would fail later.
+fn http_headers(f: &Fields, report: &mut Report) -> BTreeMap<String, String> {
+    let headers = text_map(f, "http-headers", report);
+    let Some((node, path)) = f.get("http-headers") else {
+        return headers;
+    };
+    let mut valid = BTreeMap::new();
+    for (name, value) in headers {
+        let at = match &node.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|e| e.key == name)
+                .map(|e| e.key_at.clone())
+                .unwrap_or_else(|| node.at.clone()),
+            _ => node.at.clone(),
+        };
+        let item = child(&path, &name);
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            report.error(&at, &item, "not a valid HTTP header name");
+        } else if http::HeaderValue::from_str(&value).is_err() {
+            report.error(
+                &at,
+                &item,
+                "the value holds characters a header cannot carry",
+            );
+        } else {
+            valid.insert(name, value);
+        }
+    }
+    valid
 }
 
 fn check_id(f: &Fields, item: &Node, path: &str, report: &mut Report) -> Option<String> {

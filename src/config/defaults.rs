@@ -32,6 +32,8 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         docker: Default::default(),
         port: 0,
         target_path: String::new(),
+        http_headers: BTreeMap::new(),
+        add_default_http_headers: true,
         access_groups: Vec::new(),
         access_users: Vec::new(),
         access_expressions: Default::default(),

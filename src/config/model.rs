@@ -193,6 +193,10 @@ pub struct AppSpec {
     pub port: u16,
     /// Path inside the app that the proxy forwards to; "" or "/" for the root.
     pub target_path: String,
+    /// `http-headers`: sent to the app with every request, `#{proxy.userId}` filled in.
+    pub http_headers: BTreeMap<String, String>,
+    /// `add-default-http-headers`: send `X-SP-UserId` and `X-SP-UserGroups` (default true).
+    pub add_default_http_headers: bool,
     pub access_groups: Vec<String>,
     pub access_users: Vec<String>,
     /// `access-expression` / `access-cel` (alternatives) and their strict twins (all must hold).

@@ -19,6 +19,7 @@ use crate::auth::Identity;
 use crate::backend::{Backend, Health, LaunchRequest};
 use crate::config::{AppSpec, Config};
 use crate::observe::Metrics;
+use crate::proxy::headers::AppHeaders;
 
 /// How many of the app's log lines a failed launch shows.
 const FAILURE_LOG_LINES: usize = 30;
@@ -260,12 +261,14 @@ impl Manager {
             match entries.get(&id) {
                 Some(e) if e.view.borrow().status == InstanceStatus::Starting => {
                     let owner = e.view.borrow().user.clone();
+                    let headers = AppHeaders::for_instance(&req.spec, &owner, &req.env);
                     self.routes.insert(Route::new(
                         id.clone(),
                         owner,
                         req.spec.id.clone(),
                         started.address,
                         &req.spec.target_path,
+                        headers,
                     ));
                     e.view.send_modify(|v| v.set_running());
                     true
@@ -398,12 +401,15 @@ impl Manager {
                 view.created_unix_ms = r.created_unix_ms;
             }
             view.set_running();
+            // The launch's runtime values are gone; only the user can be filled in again.
+            let headers = AppHeaders::for_instance(&spec, &r.user, &BTreeMap::new());
             self.routes.insert(Route::new(
                 r.instance_id.clone(),
                 r.user.clone(),
                 spec.id.clone(),
                 r.address,
                 &spec.target_path,
+                headers,
             ));
             tracing::info!(instance = %r.instance_id, app = %spec.id, user = %r.user, "recovered a running instance");
             self.lock().insert(

@@ -23,6 +23,8 @@ pub struct Route {
     pub target_path: String,
     /// Idle HTTP connections to the instance, reused by the proxy.
     pub upstream: crate::proxy::upstream::UpstreamPool,
+    /// Headers added to every request for the app.
+    pub headers: crate::proxy::headers::AppHeaders,
     epoch: Instant,
     last_activity_ms: AtomicU64,
     open_connections: AtomicUsize,
@@ -35,6 +37,7 @@ impl Route {
         spec_id: String,
         target: SocketAddr,
         target_path: &str,
+        headers: crate::proxy::headers::AppHeaders,
     ) -> Self {
         Self {
             instance_id,
@@ -45,6 +48,7 @@ impl Route {
             target,
             target_path: target_path.trim_end_matches('/').to_string(),
             upstream: Default::default(),
+            headers,
             epoch: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             open_connections: AtomicUsize::new(0),

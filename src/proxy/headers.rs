@@ -61,21 +61,65 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Identity headers for the app. Copies the client sent are removed first, so a user cannot
-/// claim to be someone else.
-pub fn set_identity(headers: &mut HeaderMap, who: &Identity) {
-    let is_ours = |k: &HeaderName| k.as_str().starts_with("x-sp-");
-    if headers.keys().any(is_ours) {
-        let spoofed: Vec<HeaderName> = headers.keys().filter(|k| is_ours(k)).cloned().collect();
-        for name in spoofed {
-            headers.remove(name);
+/// What a route adds to every request for its app: the identity headers (unless the app's
+/// `add-default-http-headers` is false) and its `http-headers`, filled in for the instance's user.
+#[derive(Debug, Clone, Default)]
+pub struct AppHeaders {
+    pub identity: bool,
+    pub extra: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl AppHeaders {
+    pub fn for_instance(
+        spec: &crate::config::AppSpec,
+        user: &str,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        let extra = spec
+            .http_headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = crate::backend::templating::fill_text(value, user, env);
+                match (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    (Ok(n), Ok(v)) => Some((n, v)),
+                    _ => {
+                        tracing::warn!(app = %spec.id, header = %name, "http-headers value is not a valid header once filled in; not sent");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Self {
+            identity: spec.add_default_http_headers,
+            extra,
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&who.user) {
-        headers.insert(HeaderName::from_static("x-sp-userid"), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&who.groups.join(",")) {
-        headers.insert(HeaderName::from_static("x-sp-usergroups"), v);
+
+    /// Sets the headers on a request to the app. Copies of the identity headers the client sent
+    /// are removed first, so a user cannot claim to be someone else; the app's own headers
+    /// replace any the client sent under the same name.
+    pub fn apply(&self, headers: &mut HeaderMap, who: &Identity) {
+        let is_ours = |k: &HeaderName| k.as_str().starts_with("x-sp-");
+        if headers.keys().any(is_ours) {
+            let spoofed: Vec<HeaderName> = headers.keys().filter(|k| is_ours(k)).cloned().collect();
+            for name in spoofed {
+                headers.remove(name);
+            }
+        }
+        if self.identity {
+            if let Ok(v) = HeaderValue::from_str(&who.user) {
+                headers.insert(HeaderName::from_static("x-sp-userid"), v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&who.groups.join(",")) {
+                headers.insert(HeaderName::from_static("x-sp-usergroups"), v);
+            }
+        }
+        for (name, value) in &self.extra {
+            headers.insert(name.clone(), value.clone());
+        }
     }
 }
 
@@ -175,10 +219,19 @@ mod tests {
             groups: vec!["g1".into(), "g2".into()],
             is_admin: false,
         };
-        set_identity(&mut h, &who);
+        let defaults = AppHeaders {
+            identity: true,
+            extra: Vec::new(),
+        };
+        defaults.apply(&mut h, &who);
         assert_eq!(h.get_all("x-sp-userid").iter().count(), 1);
         assert_eq!(h["x-sp-userid"], "bob");
         assert_eq!(h["x-sp-usergroups"], "g1,g2");
+
+        // Without the defaults, a client's copies are still removed, not passed on.
+        let mut h = map(&[("X-SP-UserId", "admin")]);
+        AppHeaders::default().apply(&mut h, &who);
+        assert!(h.get("x-sp-userid").is_none());
     }
 
     #[test]

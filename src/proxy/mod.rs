@@ -62,7 +62,7 @@ impl Proxy {
         let h = &mut parts.headers;
         headers::strip_hop_by_hop(h, upgrade);
         headers::strip_own_cookies(h);
-        headers::set_identity(h, f.identity);
+        f.route.headers.apply(h, f.identity);
         headers::set_forwarded(h, f.client_ip, f.scheme);
         if !h.contains_key(header::HOST)
             && let Ok(host) = HeaderValue::from_str(f.route.authority.as_str())

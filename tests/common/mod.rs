@@ -7,7 +7,6 @@ pub mod chrome;
 pub mod docker;
 pub mod oidc_provider;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,28 +25,19 @@ pub fn vestibule_exe() -> PathBuf {
 
 /// A spec that runs `cmd` as a local process, with a short wait so failures are quick.
 pub fn process_spec(id: &str, cmd: &[&str]) -> AppSpec {
+    // The built-in demo app's settings, so a new AppSpec field needs no change here.
+    let demo = embedded_default(&vestibule_exe(), String::new())
+        .proxy
+        .specs
+        .remove(0);
     AppSpec {
         id: id.into(),
         display_name: format!("App {id}"),
         description: None,
-        logo_url: None,
         container_cmd: cmd.iter().map(|s| s.to_string()).collect(),
-        container_image: None,
-        container_env: BTreeMap::new(),
-        container_volumes: Vec::new(),
-        container: Default::default(),
-        kubernetes: Default::default(),
-        docker: Default::default(),
-        port: 0,
-        target_path: String::new(),
-        access_groups: Vec::new(),
-        access_users: Vec::new(),
-        access_expressions: Default::default(),
         heartbeat_timeout: None,
-        max_lifetime: None,
-        stop_on_logout: true,
         max_instances: Some(2),
-        process_workdir: None,
+        ..demo
     }
 }
 
