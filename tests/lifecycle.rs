@@ -298,3 +298,39 @@ async fn an_instance_is_stopped_at_its_max_lifetime_even_while_in_use() {
     assert!(stopped, "still running past its max lifetime");
     server.shutdown().await;
 }
+
+/// An app that dies while a user is on it: the next page says so, with the app's last words,
+/// instead of a bare 502.
+#[tokio::test]
+async fn an_app_that_crashes_after_starting_shows_its_last_output_on_the_next_page() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("echo").await;
+    let id = view["id"].as_str().expect("id").to_string();
+    let page = |path: String| {
+        alice
+            .http
+            .get(server.url(&path))
+            .header("Accept", "text/html,application/xhtml+xml")
+            .send()
+    };
+    let crashed = page(format!("/app_proxy/{id}/crash")).await.expect("crash");
+    assert_eq!(crashed.status(), 502);
+    let text = crashed.text().await.expect("page");
+    assert!(text.contains("The app is not answering"), "{text}");
+
+    let explained = eventually(std::time::Duration::from_secs(5), || async {
+        let resp = page(format!("/app_proxy/{id}/")).await.expect("after");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        status.is_server_error()
+            && text.contains("<html")
+            && text.contains("cannot allocate vector of size 8.0 Gb")
+    })
+    .await;
+    assert!(
+        explained,
+        "the page after the crash must show the app's last output"
+    );
+    server.shutdown().await;
+}

@@ -326,6 +326,11 @@ impl Manager {
         true
     }
 
+    /// The last lines an instance wrote, as a failure page shows them.
+    pub fn recent_log(&self, id: &str) -> Vec<String> {
+        self.backend.last_log_lines(id, FAILURE_LOG_LINES)
+    }
+
     pub fn get(&self, id: &str) -> Option<InstanceView> {
         self.lock().get(id).map(|e| self.snapshot(e))
     }

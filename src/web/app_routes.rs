@@ -60,6 +60,14 @@ pub async fn app_proxy(
                 "the app is still starting\n",
             )
                 .into_response(),
+            Some(v) if wants_page(&req) => failure_page(
+                &st,
+                Some(session),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The app is not running",
+                v.reason.as_deref().unwrap_or("the app was stopped"),
+                &v.log_lines,
+            ),
             Some(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "the app is not running\n").into_response()
             }
@@ -70,6 +78,14 @@ pub async fn app_proxy(
         return forbidden(session, &id);
     }
     forward(&st, &ctx, session, route, rest_at, req).await
+}
+
+/// Whether the browser is loading a page (it accepts HTML), not fetching data for one.
+fn wants_page(req: &Request) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 fn forbidden(session: &Session, id: &str) -> Response {
@@ -89,6 +105,8 @@ async fn forward(
     rest_at: usize,
     req: Request,
 ) -> Response {
+    let page = wants_page(&req);
+    let instance = route.instance_id.clone();
     let f = Forward {
         route,
         identity: &session.identity,
@@ -98,8 +116,23 @@ async fn forward(
     };
     match st.proxy.forward(f, req).await {
         Ok(resp) => resp,
+        Err(ProxyError::Upstream(e)) if page => {
+            tracing::warn!(%instance, error = %e, "upstream error");
+            // A page the user navigated to: say what happened, with what the app last wrote
+            // (usually why it crashed), rather than a bare 502.
+            failure_page(
+                st,
+                Some(session),
+                StatusCode::BAD_GATEWAY,
+                "The app is not answering",
+                &format!(
+                    "the app did not answer ({e}). Reload to try again, or stop it from My apps and start it anew."
+                ),
+                &st.manager.recent_log(&instance),
+            )
+        }
         Err(ProxyError::Upstream(e)) => {
-            tracing::warn!(error = %e, "upstream error");
+            tracing::warn!(%instance, error = %e, "upstream error");
             (
                 StatusCode::BAD_GATEWAY,
                 format!("the app is not answering: {e}\n"),

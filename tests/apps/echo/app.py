@@ -36,6 +36,11 @@ class Handler(BaseHTTPRequestHandler):
                 DROPPED += 1
             self.close_connection = True
             return
+        if self.path.startswith("/crash"):
+            # An app dying mid-request, as R does when a model fit runs out of memory.
+            sys.stderr.write("fatal: cannot allocate vector of size 8.0 Gb\n")
+            sys.stderr.flush()
+            os._exit(3)
         if self.path.startswith("/dropped"):
             self.send_json({"dropped": DROPPED})
             return
