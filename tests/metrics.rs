@@ -3,42 +3,13 @@
 
 mod common;
 
+use common::metrics::{management_port, sample, scrape};
 use common::*;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-async fn scrape(port: u16) -> String {
-    let resp = reqwest::get(format!("http://127.0.0.1:{port}/actuator/prometheus"))
-        .await
-        .expect("scrape");
-    assert_eq!(resp.status(), 200);
-    let kind = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
-    resp.text().await.expect("metrics text")
-}
-
-/// The value of the sample `line_start` (metric name and labels), if present.
-fn sample(text: &str, line_start: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|rest| rest.trim().split(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn launches_stops_instances_and_logins_are_counted() {
-    let port = free_port();
+    let port = management_port();
     let broken = process_spec(
         "broken",
         &[
@@ -83,12 +54,12 @@ async fn launches_stops_instances_and_logins_are_counted() {
         "{text}"
     );
     assert_eq!(
-        value(r#"vestibule_logins_total{outcome="success"}"#),
+        value(r#"vestibule_logins_total{method="form",outcome="success"}"#),
         Some(1.0),
         "{text}"
     );
     assert_eq!(
-        value(r#"vestibule_logins_total{outcome="refused"}"#),
+        value(r#"vestibule_logins_total{method="form",outcome="refused"}"#),
         Some(1.0),
         "{text}"
     );

@@ -287,6 +287,8 @@ async fn a_wrong_client_secret_is_refused_by_the_provider() {
     if let Some(o) = cfg.proxy.openid.as_mut() {
         o.client_secret = Secret("not-the-secret".into());
     }
+    let port = common::metrics::management_port();
+    cfg.server.management_port = Some(port);
     let server = TestServer::start(cfg).await;
     let http = client();
     let url = authorize_url(&http, &server).await;
@@ -295,6 +297,15 @@ async fn a_wrong_client_secret_is_refused_by_the_provider() {
     let body = resp.text().await.expect("body");
     assert!(body.contains("refused the login"), "{body}");
     assert!(!body.contains("not-the-secret"), "the secret is not shown");
+    let text = common::metrics::scrape(port).await;
+    assert_eq!(
+        common::metrics::sample(
+            &text,
+            r#"vestibule_logins_total{method="openid",outcome="refused"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
     server.shutdown().await;
 }
 

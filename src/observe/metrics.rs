@@ -35,6 +35,8 @@ struct InstanceLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
+    /// `form`, `openid` or `header`.
+    method: &'static str,
     outcome: &'static str,
 }
 
@@ -112,7 +114,7 @@ impl Metrics {
             "Instances now known, by app and status",
             instances.clone(),
         );
-        registry.register("logins", "Login attempts by outcome", logins.clone());
+        registry.register("logins", "Logins by method and outcome", logins.clone());
         Self {
             registry,
             launches,
@@ -152,9 +154,12 @@ impl Metrics {
             .inc();
     }
 
-    pub fn login(&self, outcome: LoginOutcome) {
+    /// A login by `method` (`form`, `openid`, `header`). HTTP Basic on API calls is not
+    /// counted: each call authenticates again, so it would count calls, not logins.
+    pub fn login(&self, method: &'static str, outcome: LoginOutcome) {
         self.logins
             .get_or_create(&LoginLabels {
+                method,
                 outcome: outcome.label(),
             })
             .inc();

@@ -116,6 +116,9 @@ async fn header_session(
         return Ok((s, false));
     }
     tracing::info!(event = "login", user = %identity.user, ip = %client_ip, via = "header", "logged in");
+    st.manager
+        .metrics()
+        .login("header", crate::observe::LoginOutcome::Success);
     let s = Session::new(identity);
     st.sessions.save(&s).await;
     Ok((Arc::new(s), true))

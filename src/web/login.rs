@@ -110,7 +110,7 @@ pub async fn submit(
     let user = f.username.trim();
     if let Err(wait) = st.throttle.attempt(user, ctx.client_ip) {
         tracing::warn!(event = "login_throttled", user, ip = %ctx.client_ip, "too many login attempts");
-        st.manager.metrics().login(LoginOutcome::Throttled);
+        st.manager.metrics().login("form", LoginOutcome::Throttled);
         let msg = format!(
             "Too many login attempts. Try again in {} seconds.",
             wait.as_secs().max(1)
@@ -127,7 +127,7 @@ pub async fn submit(
     match st.authenticator.authenticate(user, &f.password).await {
         Ok(identity) => {
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
-            st.manager.metrics().login(LoginOutcome::Success);
+            st.manager.metrics().login("form", LoginOutcome::Success);
             // A new id at login, so a session id planted before login is worthless.
             if let Some(old) = &ctx.session {
                 st.sessions.delete(&old.id).await;
@@ -154,7 +154,7 @@ pub async fn submit(
                     (StatusCode::SERVICE_UNAVAILABLE, LoginOutcome::Unavailable)
                 }
             };
-            st.manager.metrics().login(outcome);
+            st.manager.metrics().login("form", outcome);
             render_form(
                 &st,
                 &ctx,

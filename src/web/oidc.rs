@@ -16,6 +16,7 @@ use crate::auth::oidc::{CALLBACK_PATH, OidcError, OidcLogin, PENDING_COOKIE};
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::{Identity, Session};
 use crate::config::SameSite;
+use crate::observe::LoginOutcome;
 
 /// Sends the browser to the provider's login; afterwards it lands on `next`.
 pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: String) -> Response {
@@ -106,6 +107,7 @@ pub async fn callback(
                 is_admin,
             };
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, method = "openid", "logged in");
+            st.manager.metrics().login("openid", LoginOutcome::Success);
             if let Some(old) = &ctx.session {
                 st.sessions.delete(&old.id).await;
             }
@@ -124,6 +126,11 @@ pub async fn callback(
 
 fn failed(st: &AppState, ctx: &RequestCtx, e: &OidcError) -> Response {
     tracing::warn!(event = "login_failed", method = "openid", ip = %ctx.client_ip, reason = %e.detail(), "login failed");
+    let outcome = match e {
+        OidcError::Unavailable(_) => LoginOutcome::Unavailable,
+        _ => LoginOutcome::Refused,
+    };
+    st.manager.metrics().login("openid", outcome);
     let status = match e {
         OidcError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         OidcError::NoPendingLogin | OidcError::StateMismatch => StatusCode::BAD_REQUEST,

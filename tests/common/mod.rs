@@ -5,6 +5,7 @@
 pub mod app_browser;
 pub mod chrome;
 pub mod docker;
+pub mod metrics;
 pub mod oidc_provider;
 
 use std::net::SocketAddr;
