@@ -32,37 +32,16 @@ async fn launches_stops_instances_and_logins_are_counted() {
 
     let text = scrape(port).await;
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
-    let value = |s: &str| sample(&text, s);
-    assert_eq!(
-        value(r#"vestibule_app_launches_total{app="echo",outcome="started"}"#),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        value(r#"vestibule_app_launches_total{app="broken",outcome="failed"}"#),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        value(r#"vestibule_app_launch_duration_seconds_count{app="echo"}"#),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        value(r#"vestibule_instances{app="echo",status="running"}"#),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        value(r#"vestibule_logins_total{method="form",outcome="success"}"#),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        value(r#"vestibule_logins_total{method="form",outcome="refused"}"#),
-        Some(1.0),
-        "{text}"
-    );
+    for expected in [
+        r#"vestibule_app_launches_total{app="echo",outcome="started"}"#,
+        r#"vestibule_app_launches_total{app="broken",outcome="failed"}"#,
+        r#"vestibule_app_launch_duration_seconds_count{app="echo"}"#,
+        r#"vestibule_instances{app="echo",status="running"}"#,
+        r#"vestibule_logins_total{method="form",outcome="success"}"#,
+        r#"vestibule_logins_total{method="form",outcome="refused"}"#,
+    ] {
+        assert_eq!(sample(&text, expected), Some(1.0), "{expected} in\n{text}");
+    }
 
     let id = running["id"].as_str().expect("id");
     let stopped = alice
