@@ -37,14 +37,14 @@ pub enum JwtError {
 
 pub struct JwtBearer {
     cfg: OAuth2Config,
-    http: oidc_http::Client,
+    http: reqwest::Client,
     keys: Mutex<Option<(Arc<JwkSet>, Instant)>>,
 }
 
 impl JwtBearer {
     pub fn new(cfg: OAuth2Config) -> anyhow::Result<Self> {
-        let http = oidc_http::Client::builder()
-            .redirect(oidc_http::redirect::Policy::none())
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
             .build()?;
         Ok(Self {

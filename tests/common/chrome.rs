@@ -42,7 +42,8 @@ impl Chrome {
         let url = format!("http://127.0.0.1:{port}");
         let mut client = None;
         for _ in 0..50 {
-            let mut builder = ClientBuilder::rustls().expect("tls");
+            let mut builder =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
             match builder.capabilities(caps.clone()).connect(&url).await {
                 Ok(c) => {
                     client = Some(c);

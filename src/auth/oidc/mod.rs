@@ -81,7 +81,7 @@ pub struct Started {
 
 pub struct OidcLogin {
     cfg: Arc<OpenIdConfig>,
-    http: oidc_http::Client,
+    http: reqwest::Client,
     provider: Provider,
     pending: PendingLogins,
 }
@@ -90,8 +90,8 @@ impl OidcLogin {
     pub fn new(cfg: OpenIdConfig) -> anyhow::Result<Self> {
         let cfg = Arc::new(cfg);
         // Following redirects from the token endpoint would allow SSRF (openidconnect's advice).
-        let http = oidc_http::Client::builder()
-            .redirect(oidc_http::redirect::Policy::none())
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(HTTP_TIMEOUT)
             .build()?;
         Ok(Self {
@@ -319,7 +319,7 @@ impl OidcLogin {
 }
 
 fn expires_at(expires_in: Option<Duration>) -> Option<u64> {
-    expires_in.map(|d| tokens::unix_now() + d.as_secs())
+    expires_in.map(|d| crate::clock::now_unix_secs() + d.as_secs())
 }
 
 fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(

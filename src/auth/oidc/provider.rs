@@ -58,12 +58,12 @@ impl Endpoints {
 
 pub struct Provider {
     cfg: Arc<OpenIdConfig>,
-    http: oidc_http::Client,
+    http: reqwest::Client,
     cached: Mutex<Option<(Arc<Endpoints>, Instant)>>,
 }
 
 impl Provider {
-    pub fn new(cfg: Arc<OpenIdConfig>, http: oidc_http::Client) -> Self {
+    pub fn new(cfg: Arc<OpenIdConfig>, http: reqwest::Client) -> Self {
         Self {
             cfg,
             http,

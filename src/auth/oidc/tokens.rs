@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OidcTokens {
@@ -30,7 +29,8 @@ impl std::fmt::Debug for OidcTokens {
 
 impl OidcTokens {
     pub fn expired(&self) -> bool {
-        self.expires_at.is_some_and(|at| at <= unix_now())
+        self.expires_at
+            .is_some_and(|at| at <= crate::clock::now_unix_secs())
     }
 
     /// What an app instance receives from its user's login (ShinyProxy's name).
@@ -40,11 +40,4 @@ impl OidcTokens {
             self.access_token.clone(),
         )])
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
