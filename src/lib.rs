@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod demo_app;
 pub mod lifecycle;

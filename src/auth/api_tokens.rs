@@ -126,7 +126,7 @@ impl ApiTokens {
             id: random_token()[..12].to_string(),
             owner: owner.user.clone(),
             name: name.to_string(),
-            created_unix_ms: crate::lifecycle::unix_ms(std::time::SystemTime::now()),
+            created_unix_ms: crate::clock::now_unix_ms(),
         };
         self.store
             .insert(TokenRecord {

@@ -1,6 +1,5 @@
 //! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
 
-pub mod access;
 pub mod api_tokens;
 pub mod bearer_jwt;
 pub mod csrf;

@@ -1,7 +1,7 @@
 //! A bounded log per instance: the newest lines win, so a chatty app cannot exhaust memory.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 const MAX_LINE_BYTES: usize = 4096;
 
@@ -29,7 +29,7 @@ impl LogBuffer {
             line.truncate(cut);
             line.push_str(" …");
         }
-        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lines = self.lines.lock();
         if lines.len() == self.capacity {
             lines.pop_front();
         }
@@ -37,7 +37,7 @@ impl LogBuffer {
     }
 
     pub fn last(&self, n: usize) -> Vec<String> {
-        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = self.lines.lock();
         let skip = lines.len().saturating_sub(n);
         lines.iter().skip(skip).cloned().collect()
     }

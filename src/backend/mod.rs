@@ -7,7 +7,6 @@ mod log_buffer;
 pub mod process;
 pub mod supervisor;
 pub mod swarm;
-pub mod templating;
 
 pub use log_buffer::LogBuffer;
 

@@ -6,12 +6,13 @@
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -51,11 +52,7 @@ impl ProcessBackend {
     }
 
     fn get(&self, id: &str) -> Option<Arc<ProcInstance>> {
-        self.lock().get(id).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ProcInstance>>> {
-        self.instances.lock().unwrap_or_else(|p| p.into_inner())
+        self.instances.lock().get(id).cloned()
     }
 }
 
@@ -165,7 +162,7 @@ impl Backend for ProcessBackend {
             let _ = exit_tx.send(Some(how));
         });
 
-        self.lock().insert(
+        self.instances.lock().insert(
             req.instance_id.clone(),
             Arc::new(ProcInstance {
                 supervisor_pid,
@@ -197,13 +194,13 @@ impl Backend for ProcessBackend {
                 });
             }
         }
-        self.lock().remove(instance_id);
+        self.instances.lock().remove(instance_id);
         let _ = tokio::fs::remove_dir_all(&inst.dir).await;
         Ok(())
     }
 
     async fn list(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.instances.lock().keys().cloned().collect()
     }
 
     async fn health(&self, instance_id: &str) -> Health {

@@ -11,7 +11,9 @@ use nix::unistd::{Pid, getppid};
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 /// vestibule's pid, passed to the supervisor so it can tell whether vestibule died before the
 /// parent-death signal was armed.

@@ -5,7 +5,7 @@
 
 use super::convert::{self, Fields};
 use super::report::Report;
-use crate::auth::access::{self, AccessExpr, AccessExpressions};
+use crate::config::access::{self, AccessExpr, AccessExpressions};
 
 pub fn check_access(f: &Fields, report: &mut Report) -> AccessExpressions {
     let mut rules = AccessExpressions::default();

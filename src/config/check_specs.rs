@@ -83,7 +83,7 @@ fn check_spec(
             // Access expressions are compiled by check_access; `#{...}` there is the rule.
             let rule = canonical(&e.key).starts_with("access");
             if !rule {
-                super::expressions::check(&e.value, &child(path, &e.key), report);
+                super::template::check(&e.value, &child(path, &e.key), report);
             }
         }
     }
@@ -199,10 +199,10 @@ fn check_spec(
 }
 
 /// `http-headers`: names and values must be valid HTTP, or every request would fail later.
-fn http_headers(f: &Fields, report: &mut Report) -> BTreeMap<String, String> {
+fn http_headers(f: &Fields, report: &mut Report) -> BTreeMap<String, super::Template> {
     let headers = text_map(f, "http-headers", report);
     let Some((node, path)) = f.get("http-headers") else {
-        return headers;
+        return BTreeMap::new();
     };
     let mut valid = BTreeMap::new();
     for (name, value) in headers {
@@ -224,7 +224,7 @@ fn http_headers(f: &Fields, report: &mut Report) -> BTreeMap<String, String> {
                 "the value holds characters a header cannot carry",
             );
         } else {
-            valid.insert(name, value);
+            valid.insert(name, super::Template::parse(&value));
         }
     }
     valid

@@ -32,6 +32,7 @@
 //!   evaluate, are errors rather than warnings: ignoring them would let in people the file
 //!   keeps out.
 
+pub mod access;
 mod auth_model;
 mod check;
 mod check_access;
@@ -49,7 +50,6 @@ mod convert;
 mod defaults;
 mod diagnostics;
 pub mod env_overrides;
-pub mod expressions;
 mod interpolate;
 mod key_check;
 mod keys;
@@ -57,11 +57,13 @@ mod kubernetes;
 mod model;
 mod node;
 mod report;
+pub mod template;
 
 pub use auth_model::*;
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};
 pub use model::*;
+pub use template::Template;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -194,13 +194,13 @@ pub struct AppSpec {
     /// Path inside the app that the proxy forwards to; "" or "/" for the root.
     pub target_path: String,
     /// `http-headers`: sent to the app with every request, `#{proxy.userId}` filled in.
-    pub http_headers: BTreeMap<String, String>,
+    pub http_headers: BTreeMap<String, super::Template>,
     /// `add-default-http-headers`: send `X-SP-UserId` and `X-SP-UserGroups` (default true).
     pub add_default_http_headers: bool,
     pub access_groups: Vec<String>,
     pub access_users: Vec<String>,
     /// `access-expression` / `access-cel` (alternatives) and their strict twins (all must hold).
-    pub access_expressions: crate::auth::access::AccessExpressions,
+    pub access_expressions: crate::config::access::AccessExpressions,
     /// Resolved: the spec's own value, else the proxy default. `None` disables culling.
     pub heartbeat_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
@@ -217,7 +217,7 @@ impl AppSpec {
     /// then any match of groups, users or expressions grants access; with none set, everyone
     /// may (ShinyProxy's rules).
     pub fn allows(&self, user: &str, groups: &[String]) -> bool {
-        let subject = crate::auth::access::Subject { user, groups };
+        let subject = crate::config::access::Subject { user, groups };
         let rules = &self.access_expressions;
         if !rules.all.iter().all(|r| r.allows(&subject)) {
             return false;

@@ -40,7 +40,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
         for (id, verdict) in judge(&manager).await {
             match verdict {
                 Verdict::Crashed(how) => {
-                    let app = manager.lock().get(&id).map(|e| e.spec.id.clone());
+                    let app = manager.entries.lock().get(&id).map(|e| e.spec.id.clone());
                     if let Some(app) = app {
                         manager.metrics.stopped(&app, "crashed");
                     }
@@ -58,7 +58,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
                     manager.stop(&id, StopReason::MaxLifetime).await;
                 }
                 Verdict::ForgetFailure => {
-                    manager.lock().remove(&id);
+                    manager.entries.lock().remove(&id);
                 }
             }
         }
@@ -81,7 +81,7 @@ struct Candidate {
 
 async fn judge(manager: &Manager) -> Vec<(String, Verdict)> {
     let candidates: Vec<Candidate> = {
-        let entries = manager.lock();
+        let entries = manager.entries.lock();
         entries
             .iter()
             .map(|(id, e)| Candidate {

@@ -3,15 +3,13 @@
 
 mod culler;
 mod readiness;
-pub mod routes;
 mod view;
 
-pub use routes::{Route, RouteTable};
 pub use view::{InstanceStatus, InstanceView};
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -20,6 +18,7 @@ use crate::backend::{Backend, Health, LaunchRequest};
 use crate::config::{AppSpec, Config};
 use crate::observe::Metrics;
 use crate::proxy::headers::AppHeaders;
+use crate::proxy::{Route, RouteTable};
 
 /// How many of the app's log lines a failed launch shows.
 const FAILURE_LOG_LINES: usize = 30;
@@ -108,7 +107,7 @@ impl Manager {
     /// The metrics text, with the instance gauges counted now.
     pub fn render_metrics(&self) -> String {
         let mut counts: HashMap<(String, String), i64> = HashMap::new();
-        for e in self.lock().values() {
+        for e in self.entries.lock().values() {
             let status = e.view.borrow().status.name().to_string();
             *counts.entry((e.spec.id.clone(), status)).or_default() += 1;
         }
@@ -121,10 +120,6 @@ impl Manager {
 
     pub fn config(&self) -> &Arc<Config> {
         &self.config
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts a new instance of `spec_id` for `who`, subject to access rules and limits. Returns
@@ -162,7 +157,7 @@ impl Manager {
         let public_path = format!("/app_proxy/{id}/");
         let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
         {
-            let mut entries = self.lock();
+            let mut entries = self.entries.lock();
             let live = |e: &&Entry| e.view.borrow().status.counts_against_limits();
             if let Some(max) = spec.max_instances {
                 let mine = entries
@@ -257,7 +252,7 @@ impl Manager {
             return self.fail(&id, &req.spec.id, reason).await;
         }
         let still_wanted = {
-            let entries = self.lock();
+            let entries = self.entries.lock();
             match entries.get(&id) {
                 Some(e) if e.view.borrow().status == InstanceStatus::Starting => {
                     let owner = e.view.borrow().user.clone();
@@ -297,7 +292,7 @@ impl Manager {
     }
 
     fn update(&self, id: &str, change: impl FnOnce(&mut InstanceView)) {
-        if let Some(e) = self.lock().get(id) {
+        if let Some(e) = self.entries.lock().get(id) {
             e.view.send_modify(change);
         }
     }
@@ -305,7 +300,7 @@ impl Manager {
     /// Stops an instance and forgets it. Returns false when there was nothing to stop.
     pub async fn stop(&self, id: &str, why: StopReason) -> bool {
         let app = {
-            let entries = self.lock();
+            let entries = self.entries.lock();
             entries.get(id).map(|e| {
                 e.view.send_modify(|v| v.set_stopping());
                 e.spec.id.clone()
@@ -320,7 +315,7 @@ impl Manager {
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");
         }
-        if let Some(e) = self.lock().remove(id) {
+        if let Some(e) = self.entries.lock().remove(id) {
             e.view.send_modify(|v| v.set_stopped());
         }
         true
@@ -332,16 +327,16 @@ impl Manager {
     }
 
     pub fn get(&self, id: &str) -> Option<InstanceView> {
-        self.lock().get(id).map(|e| self.snapshot(e))
+        self.entries.lock().get(id).map(|e| self.snapshot(e))
     }
 
     pub fn watch(&self, id: &str) -> Option<watch::Receiver<InstanceView>> {
-        self.lock().get(id).map(|e| e.view.subscribe())
+        self.entries.lock().get(id).map(|e| e.view.subscribe())
     }
 
     /// The user's instances, or everyone's for `None`; oldest first.
     pub fn list(&self, user: Option<&str>) -> Vec<InstanceView> {
-        let entries = self.lock();
+        let entries = self.entries.lock();
         let mut views: Vec<InstanceView> = entries
             .values()
             .filter(|e| user.is_none_or(|u| e.view.borrow().user == u))
@@ -372,7 +367,7 @@ impl Manager {
     /// Stops the user's instances of apps with `stop-on-logout`.
     pub async fn stop_on_logout(&self, user: &str) {
         let ids: Vec<String> = {
-            let entries = self.lock();
+            let entries = self.entries.lock();
             entries
                 .iter()
                 .filter(|(_, e)| e.spec.stop_on_logout && e.view.borrow().user == user)
@@ -417,7 +412,7 @@ impl Manager {
                 headers,
             ));
             tracing::info!(instance = %r.instance_id, app = %spec.id, user = %r.user, "recovered a running instance");
-            self.lock().insert(
+            self.entries.lock().insert(
                 r.instance_id.clone(),
                 Entry {
                     spec,
@@ -435,7 +430,7 @@ impl Manager {
         if !self.config.proxy.stop_proxies_on_shutdown {
             return;
         }
-        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        let ids: Vec<String> = self.entries.lock().keys().cloned().collect();
         futures_util::future::join_all(ids.iter().map(|id| self.stop(id, StopReason::Shutdown)))
             .await;
     }
@@ -463,10 +458,4 @@ fn identity_env(
         env.insert(format!("{prefix}_PROXY_ID"), id.to_string());
     }
     env
-}
-
-pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

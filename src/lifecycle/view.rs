@@ -1,7 +1,6 @@
 //! What pages and the API see of an instance.
 
 use serde::Serialize;
-use std::time::SystemTime;
 
 use crate::config::AppSpec;
 
@@ -68,7 +67,7 @@ impl InstanceView {
             reason: None,
             log_lines: Vec::new(),
             public_path: public_path.to_string(),
-            created_unix_ms: super::unix_ms(SystemTime::now()),
+            created_unix_ms: crate::clock::now_unix_ms(),
             age_secs: 0,
             idle_secs: None,
         }

@@ -79,7 +79,7 @@ impl AppHeaders {
             .http_headers
             .iter()
             .filter_map(|(name, value)| {
-                let value = crate::backend::templating::fill_text(value, user, env);
+                let value = value.fill(user, env);
                 match (
                     HeaderName::from_bytes(name.as_bytes()),
                     HeaderValue::from_str(&value),

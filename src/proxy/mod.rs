@@ -2,6 +2,7 @@
 //! streaming bodies both ways.
 
 pub mod headers;
+pub mod routes;
 mod sse_guard;
 pub mod upstream;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
-use crate::lifecycle::Route;
+pub use routes::{OpenConnection, Route, RouteTable};
 
 /// Where a proxy failure came from: the app (502), the client that went away, or us (500).
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,9 @@
 //! The route table the data path reads: instance id → where it listens and who owns it.
 //!
 //! Readers never lock: the table is an immutable map swapped atomically by the lifecycle manager
-//! (the only writer), and activity is recorded in atomics on each route.
+//! (the only writer: `insert` and `remove` are the crate's, and only lifecycle calls them), and
+//! activity is recorded in atomics on each route. It lives beside the proxy so the data path
+//! depends on nothing in the control plane.
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -22,9 +24,9 @@ pub struct Route {
     /// `target-path` without a trailing slash ("" for the app's root).
     pub target_path: String,
     /// Idle HTTP connections to the instance, reused by the proxy.
-    pub upstream: crate::proxy::upstream::UpstreamPool,
+    pub upstream: super::upstream::UpstreamPool,
     /// Headers added to every request for the app.
-    pub headers: crate::proxy::headers::AppHeaders,
+    pub headers: super::headers::AppHeaders,
     epoch: Instant,
     last_activity_ms: AtomicU64,
     open_connections: AtomicUsize,
@@ -37,7 +39,7 @@ impl Route {
         spec_id: String,
         target: SocketAddr,
         target_path: &str,
-        headers: crate::proxy::headers::AppHeaders,
+        headers: super::headers::AppHeaders,
     ) -> Self {
         Self {
             instance_id,

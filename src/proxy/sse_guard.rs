@@ -6,7 +6,7 @@ use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::lifecycle::routes::OpenConnection;
+use super::routes::OpenConnection;
 
 pub struct HoldOpen<B> {
     inner: B,

@@ -9,15 +9,16 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::ProxyError;
-use crate::lifecycle::Route;
+use super::routes::Route;
 
 /// Idle connections kept per instance; more than this many concurrent requests open new ones that
 /// are closed afterwards.
@@ -32,7 +33,7 @@ pub struct UpstreamPool {
 
 impl std::fmt::Debug for UpstreamPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        let idle = self.idle.lock().len();
         write!(f, "UpstreamPool {{ idle: {idle} }}")
     }
 }
@@ -42,7 +43,7 @@ impl UpstreamPool {
     /// exchange is left for later rather than waited for (waiting could hang on a stalled
     /// upload); closed ones are dropped.
     fn take_idle(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.lock();
         idle.retain(|sender| !sender.is_closed());
         let ready = idle.iter().rposition(|sender| sender.is_ready())?;
         // The most recently returned connection: kept in order, so the oldest ones age out.
@@ -53,7 +54,7 @@ impl UpstreamPool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE {
             idle.push(sender);
         }

@@ -13,7 +13,8 @@ use super::AppState;
 use super::context::{RequestCtx, login_redirect};
 use super::pages::{error_page, failure_page};
 use crate::auth::Session;
-use crate::lifecycle::{InstanceStatus, Route};
+use crate::lifecycle::InstanceStatus;
+use crate::proxy::Route;
 use crate::proxy::{Forward, ProxyError, add_trailing_slash};
 
 /// Splits `<prefix><id>/<rest>` into the id and the offset where `/<rest>` starts; `None` when

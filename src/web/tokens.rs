@@ -221,7 +221,7 @@ async fn render(
     if ctx.via_token {
         return not_allowed(st, s, "Log in to manage API tokens.");
     }
-    let now = crate::lifecycle::unix_ms(std::time::SystemTime::now());
+    let now = crate::clock::now_unix_ms();
     let tokens: Vec<minijinja::Value> = st
         .api_tokens
         .list(&s.identity, true)

@@ -34,10 +34,7 @@ pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String>
         crate::backend::spec_fingerprint(&req.spec),
     );
     labels.insert(REALM.into(), realm.to_string());
-    labels.insert(
-        CREATED_MS.into(),
-        crate::lifecycle::unix_ms(std::time::SystemTime::now()).to_string(),
-    );
+    labels.insert(CREATED_MS.into(), crate::clock::now_unix_ms().to_string());
     labels
 }
 

@@ -18,9 +18,10 @@ use bollard::models::{ContainerInspectResponse, NetworkConnectRequest};
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::{Backend, BackendError, Health, LaunchRequest, LogBuffer, Recovered, Started};
@@ -64,12 +65,8 @@ impl DockerBackend {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance>>> {
-        self.instances.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn get(&self, id: &str) -> Option<Arc<Instance>> {
-        self.lock().get(id).cloned()
+        self.instances.lock().get(id).cloned()
     }
 
     async fn create_and_start(
@@ -138,7 +135,8 @@ impl DockerBackend {
             Ok::<_, String>(address)
         }
         .await;
-        self.lock()
+        self.instances
+            .lock()
             .insert(req.instance_id.clone(), Arc::new(instance));
         result.map(|address| (id, Started { address }))
     }
@@ -220,7 +218,7 @@ impl Backend for DockerBackend {
                 id: instance_id.to_string(),
                 reason,
             })?;
-        self.lock().remove(instance_id);
+        self.instances.lock().remove(instance_id);
         if let Some(p) = inst.host_port {
             self.ports.release(p);
         }
@@ -228,7 +226,7 @@ impl Backend for DockerBackend {
     }
 
     async fn list(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.instances.lock().keys().cloned().collect()
     }
 
     async fn health(&self, instance_id: &str) -> Health {
@@ -304,7 +302,7 @@ impl Backend for DockerBackend {
             }
             let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
             let log_done = logs::follow(self.docker.clone(), container_id.clone(), log.clone());
-            self.lock().insert(
+            self.instances.lock().insert(
                 instance_id.clone(),
                 Arc::new(Instance {
                     container_id,

@@ -1,9 +1,9 @@
 //! Host ports for published containers (`internal-networking: false`), handed out from
 //! `port-range-start` and taken back when the container goes.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
 
 pub struct PortAllocator {
     start: u16,
@@ -20,14 +20,10 @@ impl PortAllocator {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u16>> {
-        self.taken.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The first port of the range that is neither handed out nor in use by anything else on
     /// this host (another server may share the range).
     pub fn allocate(&self) -> Result<u16, String> {
-        let mut taken = self.lock();
+        let mut taken = self.taken.lock();
         for port in self.start..=self.max {
             if taken.contains(&port) {
                 continue;
@@ -45,10 +41,10 @@ impl PortAllocator {
 
     /// Marks a port as used by an adopted container.
     pub fn claim(&self, port: u16) {
-        self.lock().insert(port);
+        self.taken.lock().insert(port);
     }
 
     pub fn release(&self, port: u16) {
-        self.lock().remove(&port);
+        self.taken.lock().remove(&port);
     }
 }

@@ -14,12 +14,11 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, Config};
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use super::templating;
 use super::{Backend, BackendError, Health, LaunchRequest, Recovered, Started};
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 use manifests::ObjectRef;
@@ -116,13 +115,10 @@ impl KubernetesBackend {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instance>> {
-        self.instances.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The namespace an instance's pod is in (the configured one for an instance not known).
     fn namespace_of(&self, instance_id: &str) -> String {
-        self.lock()
+        self.instances
+            .lock()
             .get(instance_id)
             .map(|i| i.namespace.clone())
             .unwrap_or_else(|| self.settings.namespace.clone())
@@ -137,7 +133,7 @@ impl KubernetesBackend {
             .namespace
             .clone()
             .unwrap_or_else(|| self.settings.namespace.clone());
-        self.lock().insert(
+        self.instances.lock().insert(
             id.clone(),
             Instance {
                 namespace: namespace.clone(),
@@ -154,11 +150,11 @@ impl KubernetesBackend {
             .chain(persistent.map(|m| (m, true)))
         {
             let mut manifest = manifest.clone();
-            templating::fill(&mut manifest, &user, &req.env);
+            crate::config::template::fill_json(&mut manifest, &user, &req.env);
             let made = manifests::apply(&self.client, &manifest, &namespace).await?;
             if let (Some(at), false) = (made, keep) {
                 owned.push(at.clone());
-                if let Some(i) = self.lock().get_mut(id) {
+                if let Some(i) = self.instances.lock().get_mut(id) {
                     i.owned.push(at);
                 }
             }
@@ -239,11 +235,15 @@ impl KubernetesBackend {
     async fn remove(&self, instance_id: &str) -> Result<(), String> {
         let Instance {
             namespace, owned, ..
-        } = self.lock().remove(instance_id).unwrap_or_else(|| Instance {
-            namespace: self.settings.namespace.clone(),
-            owned: Vec::new(),
-            log: Vec::new(),
-        });
+        } = self
+            .instances
+            .lock()
+            .remove(instance_id)
+            .unwrap_or_else(|| Instance {
+                namespace: self.settings.namespace.clone(),
+                owned: Vec::new(),
+                log: Vec::new(),
+            });
         let grace = DeleteParams {
             grace_period_seconds: Some(STOP_GRACE_SECONDS),
             ..DeleteParams::default()
@@ -300,7 +300,7 @@ impl KubernetesBackend {
         let owned = annotation(pod, OWNED_ANNOTATION)
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default();
-        self.lock().insert(
+        self.instances.lock().insert(
             instance_id.to_string(),
             Instance {
                 namespace: pod
@@ -372,7 +372,7 @@ impl Backend for KubernetesBackend {
                     tracing::warn!(instance = %req.instance_id, error = %e, "cleanup after a failed start was incomplete");
                 }
                 // Kept for the failure page; a later stop looks in the same namespace.
-                self.lock().insert(
+                self.instances.lock().insert(
                     req.instance_id.clone(),
                     Instance {
                         namespace,
@@ -416,7 +416,7 @@ impl Backend for KubernetesBackend {
     }
 
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
-        let instances = self.lock();
+        let instances = self.instances.lock();
         let log = instances
             .get(instance_id)
             .map(|i| i.log.as_slice())

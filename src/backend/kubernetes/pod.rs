@@ -9,7 +9,8 @@ use super::naming::{
     SPEC_LABEL, USER_ANNOTATION,
 };
 use crate::backend::LaunchRequest;
-use crate::backend::templating;
+use crate::config::Template;
+use crate::config::template::fill_json;
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 
 /// Who the instance is for; a pod records it so recovery can hand it back.
@@ -96,7 +97,7 @@ pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<P
     });
     if let Some(patch) = &spec.kubernetes.pod_patches {
         let mut patch_json = serde_json::to_value(patch).map_err(|e| e.to_string())?;
-        templating::fill(&mut patch_json, &user, &req.env);
+        fill_json(&mut patch_json, &user, &req.env);
         let patch: json_patch::Patch =
             serde_json::from_value(patch_json).map_err(|e| e.to_string())?;
         json_patch::patch(&mut pod, &patch).map_err(|e| {
@@ -159,7 +160,7 @@ fn host_volumes(req: &LaunchRequest, user: &str) -> Result<(Vec<Value>, Vec<Valu
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     for (i, written) in req.spec.container_volumes.iter().enumerate() {
-        let text = templating::fill_volume(written, user, &req.env)?;
+        let text = Template::parse(written).fill_volume(user, &req.env)?;
         let parts: Vec<&str> = text.split(':').collect();
         let (host, target, read_only) = match parts.as_slice() {
             [h, t] => (*h, *t, false),

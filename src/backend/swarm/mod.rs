@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::{Task, TaskState};
 use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuilder};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -58,12 +59,8 @@ impl SwarmBackend {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Instance>>> {
-        self.instances.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn get(&self, id: &str) -> Option<Arc<Instance>> {
-        self.lock().get(id).cloned()
+        self.instances.lock().get(id).cloned()
     }
 
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, String> {
@@ -196,7 +193,7 @@ impl SwarmBackend {
         let service_id = created.id.unwrap_or_default();
         let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
         let log_done = logs::follow_service(self.docker.clone(), service_id.clone(), log.clone());
-        self.lock().insert(
+        self.instances.lock().insert(
             req.instance_id.clone(),
             Arc::new(Instance {
                 service_id: service_id.clone(),
@@ -279,7 +276,7 @@ impl Backend for SwarmBackend {
                 });
             }
         }
-        self.lock().remove(instance_id);
+        self.instances.lock().remove(instance_id);
         if let Some(p) = inst.host_port {
             self.ports.release(p);
         }
@@ -287,7 +284,7 @@ impl Backend for SwarmBackend {
     }
 
     async fn list(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.instances.lock().keys().cloned().collect()
     }
 
     async fn health(&self, instance_id: &str) -> Health {
@@ -370,7 +367,7 @@ impl Backend for SwarmBackend {
             let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
             let log_done =
                 logs::follow_service(self.docker.clone(), service_id.clone(), log.clone());
-            self.lock().insert(
+            self.instances.lock().insert(
                 instance_id.clone(),
                 Arc::new(Instance {
                     service_id,
