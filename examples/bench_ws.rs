@@ -9,7 +9,8 @@
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

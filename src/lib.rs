@@ -1,5 +1,7 @@
 //! vestibule: serves data-science web apps to many users behind one login.
 
+#[cfg(test)]
+mod architecture;
 pub mod auth;
 pub mod backend;
 pub mod clock;

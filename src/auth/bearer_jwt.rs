@@ -2,13 +2,13 @@
 //! authorization server (`Authorization: Bearer eyJ…`). It is checked here against the
 //! server's published keys (JWKS): signature, expiry, and issuer and audience when configured.
 
+use crate::clock::Instant;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::oidc::claims;
 use crate::config::OAuth2Config;

@@ -4,6 +4,7 @@
 //! a remote store; the store sits behind a trait so a shared (Redis) store can replace the
 //! in-memory one when several replicas serve the same users.
 
+use crate::clock::Instant;
 use async_trait::async_trait;
 use base64::Engine;
 use dashmap::DashMap;
@@ -11,7 +12,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 use super::Identity;
 use super::oidc::OidcTokens;

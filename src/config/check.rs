@@ -104,7 +104,6 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         container_backend,
         container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
         heartbeat_rate: positive_millis(proxy, "heartbeat-rate", 10_000, report),
-        heartbeat_timeout,
         default_max_instances,
         max_total_instances: limit(proxy, "max-total-instances", report).unwrap_or(None),
         default_max_lifetime,

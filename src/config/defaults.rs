@@ -66,7 +66,6 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             container_backend: BackendKind::Process,
             container_wait_time: Duration::from_secs(20),
             heartbeat_rate: Duration::from_secs(10),
-            heartbeat_timeout: Some(Duration::from_secs(600)),
             default_max_instances: Some(1),
             max_total_instances: None,
             default_max_lifetime: None,

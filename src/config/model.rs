@@ -150,8 +150,6 @@ pub struct ProxyConfig {
     /// Total time for an app to answer HTTP 200/30x before its launch fails.
     pub container_wait_time: Duration,
     pub heartbeat_rate: Duration,
-    /// `None` disables idle culling (ShinyProxy: heartbeat-timeout <= 0).
-    pub heartbeat_timeout: Option<Duration>,
     /// `None` = unlimited (ShinyProxy: -1).
     pub default_max_instances: Option<u32>,
     pub max_total_instances: Option<u32>,

@@ -3,18 +3,21 @@
 
 mod culler;
 mod readiness;
+#[cfg(test)]
+mod tests;
 mod view;
 
+pub use readiness::{HttpProbe, Probe};
 pub use view::{InstanceStatus, InstanceView};
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::auth::Identity;
 use crate::backend::{Backend, Health, LaunchRequest};
+use crate::clock::Instant;
 use crate::config::{AppSpec, Config};
 use crate::observe::Metrics;
 use crate::proxy::headers::AppHeaders;
@@ -82,6 +85,7 @@ impl StopReason {
 pub struct Manager {
     config: Arc<Config>,
     backend: Arc<dyn Backend>,
+    probe: Arc<dyn Probe>,
     metrics: Arc<Metrics>,
     routes: Arc<RouteTable>,
     entries: Mutex<HashMap<String, Entry>>,
@@ -90,9 +94,19 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(config: Arc<Config>, backend: Arc<dyn Backend>) -> Arc<Self> {
+        Self::with_probe(config, backend, Arc::new(HttpProbe::default()))
+    }
+
+    /// A manager that asks `probe` whether a started app is ready (tests use a fake).
+    pub fn with_probe(
+        config: Arc<Config>,
+        backend: Arc<dyn Backend>,
+        probe: Arc<dyn Probe>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
             backend,
+            probe,
             metrics: Arc::new(Metrics::new()),
             routes: Arc::new(RouteTable::default()),
             entries: Mutex::new(HashMap::new()),
@@ -222,6 +236,7 @@ impl Manager {
         let wait = self.config.proxy.container_wait_time;
         let backend = self.backend.clone();
         let ready = readiness::wait_until_ready(
+            self.probe.as_ref(),
             started.address,
             &req.spec.target_path,
             Instant::now() + wait,

@@ -1,5 +1,7 @@
-//! Waits until a freshly started app answers HTTP 200 or a redirect.
+//! Waits until a freshly started app answers. Readiness is decided here, once, for every
+//! backend: a backend only says where the app listens and whether it has died.
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
@@ -7,7 +9,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::time::Instant;
+
+use crate::clock::Instant;
 
 const POLL_EVERY: Duration = Duration::from_millis(200);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -19,9 +22,46 @@ pub enum NotReady {
     Exited(String),
 }
 
-/// Polls `http://address{path}` until it answers 2xx/3xx. `gone` is asked between attempts
+/// Asks an app once whether it is ready.
+#[async_trait]
+pub trait Probe: Send + Sync + 'static {
+    /// `Ok` when the app answered as a ready app does; otherwise what the probe saw, for a person.
+    async fn check(&self, address: SocketAddr, path: &str) -> Result<(), String>;
+}
+
+/// Ready means `http://address{path}` answers 2xx or a redirect.
+pub struct HttpProbe {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Default for HttpProbe {
+    fn default() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+#[async_trait]
+impl Probe for HttpProbe {
+    async fn check(&self, address: SocketAddr, path: &str) -> Result<(), String> {
+        let path = if path.is_empty() { "/" } else { path };
+        let uri: hyper::Uri = format!("http://{address}{path}")
+            .parse()
+            .map_err(|e| format!("bad probe address: {e}"))?;
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.get(uri)).await {
+            Ok(Ok(resp)) if resp.status().is_success() || resp.status().is_redirection() => Ok(()),
+            Ok(Ok(resp)) => Err(format!("it answered HTTP {}", resp.status())),
+            Ok(Err(e)) => Err(format!("connecting failed: {e}")),
+            Err(_) => Err("a probe timed out".to_string()),
+        }
+    }
+}
+
+/// Asks `probe` until the app is ready or `deadline` passes. `gone` is asked between attempts
 /// whether the app has died, so a crash is reported at once rather than at the deadline.
 pub async fn wait_until_ready<F, Fut>(
+    probe: &dyn Probe,
     address: SocketAddr,
     path: &str,
     deadline: Instant,
@@ -31,25 +71,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<String>>,
 {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let path = if path.is_empty() { "/" } else { path };
-    let uri: hyper::Uri = format!("http://{address}{path}")
-        .parse()
-        .map_err(|e| NotReady::TimedOut(format!("bad probe address: {e}")))?;
-    let mut last_seen;
     loop {
         if let Some(how) = gone().await {
             return Err(NotReady::Exited(how));
         }
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, client.get(uri.clone())).await {
-            Ok(Ok(resp)) if resp.status().is_success() || resp.status().is_redirection() => {
-                return Ok(());
-            }
-            Ok(Ok(resp)) => last_seen = format!("it answered HTTP {}", resp.status()),
-            Ok(Err(e)) => last_seen = format!("connecting failed: {e}"),
-            Err(_) => last_seen = "a probe timed out".to_string(),
-        }
+        let last_seen = match probe.check(address, path).await {
+            Ok(()) => return Ok(()),
+            Err(seen) => seen,
+        };
         if Instant::now() + POLL_EVERY > deadline {
             return Err(NotReady::TimedOut(last_seen));
         }

@@ -5,13 +5,13 @@
 //! activity is recorded in atomics on each route. It lives beside the proxy so the data path
 //! depends on nothing in the control plane.
 
+use crate::clock::Instant;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Route {

@@ -4,9 +4,9 @@
 //! in another browser. One browser may have several logins under way (tabs that all found
 //! their session expired), and each is used at most once.
 
+use crate::clock::Instant;
 use dashmap::DashMap;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How long a user may take at the provider's login page.
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);

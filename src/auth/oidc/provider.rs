@@ -2,6 +2,7 @@
 //! the config, or both (an explicit URL overrides the discovered one). Kept for an hour, so a
 //! provider that rotates its keys is followed without a restart.
 
+use crate::clock::Instant;
 use openidconnect::core::{CoreClient, CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{
     AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySetUrl,
@@ -10,7 +11,6 @@ use openidconnect::{
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::OidcError;
 use crate::config::OpenIdConfig;

@@ -1,12 +1,12 @@
 //! Following a new pod until it is Ready, and turning what goes wrong on the way into a sentence
 //! a user understands.
 
+use crate::clock::Instant;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStateWaiting, Event, Pod};
 use kube::Api;
 use kube::api::{ListParams, LogParams, WatchEvent, WatchParams};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How far a pod has come, as the app page shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,7 @@
 //! Access expressions, from the file to the portal: which tiles each user sees and which apps
 //! they may start.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashMap;
 use std::path::Path;
 use vestibule::config::{Config, load_str};

@@ -1,14 +1,8 @@
 //! LDAP login against a real OpenLDAP server (Debian's slapd), through the real login form.
 
-#[path = "common/certs.rs"]
-mod certs;
-mod common;
-#[path = "common/log_capture.rs"]
-mod log_capture;
-#[path = "common/slapd.rs"]
-mod slapd;
+use crate::common::{log_capture, slapd};
 
-use common::*;
+use crate::common::*;
 use slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd, free_port};
 use std::collections::HashMap;
 use std::path::Path;
@@ -99,8 +93,8 @@ async fn portal(b: &Browser) -> String {
 
 #[tokio::test]
 async fn directory_users_see_only_the_apps_their_groups_allow() {
-    let ldap = Slapd::start();
-    let server = TestServer::start(search_config(&ldap)).await;
+    let ldap = Slapd::shared();
+    let server = TestServer::start(search_config(ldap)).await;
 
     let alice = Browser::new(&server);
     assert_eq!(alice.try_login("alice", "alice-pw").await.status(), 303);
@@ -133,8 +127,8 @@ async fn directory_users_see_only_the_apps_their_groups_allow() {
 
 #[tokio::test]
 async fn wrong_passwords_injections_and_empty_passwords_are_refused() {
-    let ldap = Slapd::start();
-    let server = TestServer::start(search_config(&ldap)).await;
+    let ldap = Slapd::shared();
+    let server = TestServer::start(search_config(ldap)).await;
     let b = Browser::new(&server);
 
     let wrong = b.try_login("alice", "bob-pw").await;
@@ -181,7 +175,7 @@ async fn a_stopped_directory_is_reported_as_unavailable_not_as_a_wrong_password(
 
 #[tokio::test]
 async fn servers_are_tried_in_order_past_one_that_is_down() {
-    let ldap = Slapd::start();
+    let ldap = Slapd::shared();
     let down = format!("ldap://127.0.0.1:{}/dc=example,dc=org", free_port());
     let cfg = pattern_config(vec![dn_pattern_server(down), dn_pattern_server(ldap.url())]);
     let server = TestServer::start(cfg).await;

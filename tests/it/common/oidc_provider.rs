@@ -1,13 +1,13 @@
 //! A real OpenID Connect provider for tests: django-oauth-toolkit (tests/apps/oidc_provider)
-//! served by waitress on a free loopback port, with a fresh RS256 key and database per test.
-//! It checks the client secret, the redirect URI and PKCE like any production provider.
+//! served by waitress on a free loopback port, with a fresh RS256 key and database. It checks
+//! the client secret, the redirect URI and PKCE like any production provider. Tests that neither
+//! stop it nor need short-lived tokens share one per test binary ([`OidcProvider::shared`]).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use super::repo_path;
 
@@ -41,52 +41,61 @@ pub fn venv_python() -> PathBuf {
 }
 
 impl OidcProvider {
-    /// Starts the provider; access tokens live `access_token_seconds`.
+    /// The provider every test of this binary may share: access tokens live an hour.
+    pub async fn shared() -> &'static OidcProvider {
+        static SHARED: tokio::sync::OnceCell<OidcProvider> = tokio::sync::OnceCell::const_new();
+        SHARED.get_or_init(|| OidcProvider::start(3600)).await
+    }
+
+    /// Starts a provider of the test's own; access tokens live `access_token_seconds`.
     pub async fn start(access_token_seconds: u64) -> Self {
         let data = std::env::temp_dir().join(format!(
             "vestibule-oidc-{}-{}",
             std::process::id(),
             unique()
         ));
-        let mut child = Command::new(venv_python())
-            .arg(repo_path("tests/apps/oidc_provider/serve.py"))
-            .arg(&data)
-            .arg(CLIENT_ID)
-            .arg(CLIENT_SECRET)
-            .env(
-                "OIDC_ACCESS_TOKEN_SECONDS",
-                access_token_seconds.to_string(),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the OIDC provider (tests/apps/oidc_provider/serve.py)");
+        let dir = data.clone();
+        let mut child = super::keeper::spawn(move || {
+            super::keeper::dies_with_us(&mut Command::new(venv_python()))
+                .arg(repo_path("tests/apps/oidc_provider/serve.py"))
+                .arg(&dir)
+                .arg(CLIENT_ID)
+                .arg(CLIENT_SECRET)
+                .env(
+                    "OIDC_ACCESS_TOKEN_SECONDS",
+                    access_token_seconds.to_string(),
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+        })
+        .expect("start the OIDC provider (tests/apps/oidc_provider/serve.py)");
         let stdout = child.stdout.take().expect("provider stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let port = tokio::time::timeout(Duration::from_secs(90), async {
-            while let Ok(Some(line)) = lines.next_line().await {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps reading after the port line, so the provider never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(p) = line.strip_prefix("LISTENING ") {
-                    return p.trim().parse::<u16>().ok();
+                    let _ = tx.send(p.trim().parse::<u16>().ok());
                 }
             }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .expect(
-            "the OIDC provider did not start; is django-oauth-toolkit in the venv? \
-             (scripts/install-test-deps.sh)",
-        );
-        // Keep reading so the provider never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        });
+        let port = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(90)))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten()
+            .expect(
+                "the OIDC provider did not start; is django-oauth-toolkit in the venv? \
+                 (scripts/install-test-deps.sh)",
+            );
         Self { port, child, data }
     }
 
     /// Stops the provider, as an outage would.
     pub async fn stop(&mut self) {
-        let _ = self.child.kill().await;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The provider's RS256 signing key (PEM), for tests that sign tokens as the provider.
@@ -105,7 +114,8 @@ impl OidcProvider {
 
 impl Drop for OidcProvider {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }

@@ -2,10 +2,8 @@
 //! each instance is a one-replica service, proxied with its WebSocket, limited, removed on stop,
 //! failing in words, and adopted by a restarted server.
 
-mod common;
-
-use common::docker::*;
-use common::*;
+use crate::common::docker::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[tokio::test]
@@ -13,7 +11,7 @@ async fn a_service_is_proxied_with_its_websocket_limited_and_removed_on_stop() {
     let mut spec = demo_spec("demo");
     spec.container.memory_limit = Some(vestibule::config::MemoryQuantity::parse("256m").unwrap());
     spec.container.cpu_limit = Some(vestibule::config::CpuQuantity::parse("0.5").unwrap());
-    let cfg = swarm_config("proxy", 22000, vec![spec]);
+    let cfg = swarm_config("proxy", vec![spec]);
     demo_is_proxied_and_removed_on_stop(&cfg, |_, service| {
         let facts = docker(&[
             "service",
@@ -35,7 +33,7 @@ async fn swarm_failures_are_told_in_words() {
     let crash = shell_spec("crash", "echo missing-config-file >&2; exit 3");
     let mut nowhere = token_spec("nowhere");
     nowhere.docker.swarm_constraints = vec!["node.labels.vestibule-no-such-label == yes".into()];
-    let cfg = swarm_config("failures", 22100, vec![missing, crash, nowhere]);
+    let cfg = swarm_config("failures", vec![missing, crash, nowhere]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
 
@@ -54,6 +52,6 @@ async fn swarm_failures_are_told_in_words() {
 
 #[tokio::test]
 async fn a_restarted_server_adopts_running_services() {
-    let cfg = swarm_config("recover", 22200, vec![token_spec("tokens")]);
+    let cfg = swarm_config("recover", vec![token_spec("tokens")]);
     a_restarted_server_adopts_the_instance(cfg, async |_, _, _| {}).await;
 }

@@ -1,9 +1,7 @@
 //! Instance lifecycle with real processes: launch failures, crashes, idle culling, limits,
 //! stopping, logout and shutdown, and that no process outlives its instance.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;

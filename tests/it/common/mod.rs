@@ -3,10 +3,16 @@
 #![allow(dead_code)]
 
 pub mod app_browser;
+pub mod certs;
 pub mod chrome;
 pub mod docker;
+pub mod keeper;
+pub mod kube_mock;
+pub mod log_capture;
 pub mod metrics;
 pub mod oidc_provider;
+pub mod ports;
+pub mod slapd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

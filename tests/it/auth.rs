@@ -1,8 +1,6 @@
 //! Login, sessions and forms as a browser and an attacker see them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
     resp.headers()
@@ -179,10 +177,7 @@ async fn pages_send_anonymous_visitors_to_login_and_back() {
 
 #[tokio::test]
 async fn health_is_also_served_on_the_management_port() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::common::ports::free_port();
     let mut cfg = config(vec![echo_spec("echo")]);
     cfg.server.management_port = Some(port);
     let server = TestServer::start(cfg).await;

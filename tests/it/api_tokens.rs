@@ -1,9 +1,7 @@
 //! Personal API tokens: made on the page or through the API, used as `Authorization: Bearer`
 //! on the API and on app URLs, revoked, and then refused.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 
 async fn create_token(b: &Browser, name: &str) -> serde_json::Value {

@@ -1,16 +1,14 @@
 //! The Kubernetes backend against a mocked API server (no cluster can run here): what it sends,
 //! how it follows a pod, and what a user is told when the pod cannot start.
 
-#[path = "common/certs.rs"]
-mod certs;
-mod common;
-#[path = "common/kube_mock.rs"]
-mod kube_mock;
+use crate::common;
+use crate::common::{certs, kube_mock};
 
 use kube_mock::*;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use vestibule::backend::kubernetes::{KubernetesBackend, api_calls};
 use vestibule::backend::{Backend, LaunchRequest, Progress};
@@ -61,7 +59,7 @@ fn request_watching(id: &str, spec: AppSpec) -> (LaunchRequest, Arc<Mutex<Vec<St
     let seen = stages.clone();
     let mut req = request(id, spec);
     req.progress = Progress::new(move |stage| {
-        let mut v = seen.lock().unwrap();
+        let mut v = seen.lock();
         if v.last().map(String::as_str) != Some(stage) {
             v.push(stage.to_string());
         }
@@ -120,7 +118,7 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
         .unwrap();
     assert_eq!(started.address.to_string(), "192.168.30.17:3838");
     assert_eq!(
-        *stages.lock().unwrap(),
+        *stages.lock(),
         [
             "creating the pod",
             "waiting for a node",
@@ -856,10 +854,10 @@ async fn cert_path_presents_a_client_certificate_to_the_api_server() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "s_server did not start"
         );
         std::thread::sleep(Duration::from_millis(50));

@@ -1,9 +1,7 @@
 //! `authentication: customHeader`: vestibule behind a login proxy that names the user in a
 //! header, believed only from trusted networks.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use vestibule::config::{AuthMethod, Config};
 
 fn header_config(trusted: &[&str]) -> Config {

@@ -75,7 +75,7 @@ fn seed_loads_with_its_two_apps_and_groups() {
     assert_eq!(p.admin_groups, vec!["admins"]);
     assert_eq!(p.container_wait_time, Duration::from_secs(300));
     assert_eq!(p.heartbeat_rate, Duration::from_secs(10));
-    assert_eq!(p.heartbeat_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(p.specs[0].heartbeat_timeout, Some(Duration::from_secs(300)));
     assert_eq!(p.title, "ShinyProxy");
     assert_eq!(p.landing_page, "/");
     assert_eq!(p.default_max_instances, Some(1));
@@ -218,7 +218,7 @@ fn shinyproxy_defaults_apply_to_an_almost_empty_file() {
     assert_eq!(p.authentication, AuthMethod::None);
     assert_eq!(p.container_wait_time, Duration::from_millis(20_000));
     assert_eq!(p.heartbeat_rate, Duration::from_millis(10_000));
-    assert_eq!(p.heartbeat_timeout, Some(Duration::from_millis(60_000)));
+    assert_eq!(p.specs[0].heartbeat_timeout, Some(Duration::from_millis(60_000)));
     assert_eq!(p.default_max_instances, Some(1));
     assert_eq!(p.max_total_instances, None);
     assert_eq!(p.default_max_lifetime, None);
@@ -253,9 +253,9 @@ fn typo_key_warns_at_its_position_with_a_suggestion() {
             .ends_with("bad-typo.yml:3:3: warning: proxy.heartbeat-timout: unknown key; did you mean 'heartbeat-timeout'?"),
         "{w}"
     );
-    // The misspelt key is not taken for the real one.
+    // The misspelt key (5000) is not taken for the real one: the app keeps the default.
     assert_eq!(
-        loaded.config.proxy.heartbeat_timeout,
+        loaded.config.proxy.specs[0].heartbeat_timeout,
         Some(Duration::from_secs(60))
     );
 }
@@ -350,7 +350,7 @@ fn relaxed_spellings_are_the_same_key_and_duplicates_are_errors() {
     let loaded = ok(&format!("proxy:\n  heartbeatTimeout: 5000\n{PROCESS_APP}"));
     assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
     assert_eq!(
-        loaded.config.proxy.heartbeat_timeout,
+        loaded.config.proxy.specs[0].heartbeat_timeout,
         Some(Duration::from_secs(5))
     );
 

@@ -1,12 +1,12 @@
 //! `authentication: webservice` against a small real HTTP service started by the test.
 
-mod common;
-
+use crate::common::ports::free_port;
+use crate::common::*;
 use axum::Json;
 use axum::routing::post;
-use common::*;
 use http::{HeaderMap, StatusCode};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use vestibule::config::{AuthMethod, Config, WebserviceConfig};
 
 /// Accepts alice / alice-pw; records every body it receives.
@@ -21,7 +21,7 @@ async fn start_service() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
                     let log = log.clone();
                     async move {
                         assert_eq!(headers["content-type"], "application/json");
-                        log.lock().unwrap().push(body.clone());
+                        log.lock().push(body.clone());
                         if body["username"] == "alice" && body["password"] == "alice-pw" {
                             StatusCode::OK
                         } else {
@@ -62,7 +62,7 @@ async fn the_web_service_decides_who_logs_in() {
     // A quote in the name stays inside the JSON string: no extra fields reach the service.
     let sneaky = r#"x", "username": "alice"#;
     assert_eq!(b.try_login(sneaky, "alice-pw").await.status(), 401);
-    assert_eq!(seen.lock().unwrap()[1]["username"], sneaky);
+    assert_eq!(seen.lock()[1]["username"], sneaky);
 
     assert_eq!(b.try_login("alice", "alice-pw").await.status(), 303);
     let page = b.get("/").await.text().await.expect("portal");
@@ -84,11 +84,4 @@ async fn a_failing_or_absent_service_is_unavailable_not_a_wrong_password() {
         assert!(page.contains("unavailable"), "{page}");
         server.shutdown().await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
 }

@@ -16,10 +16,7 @@ pub struct Chrome {
 impl Chrome {
     pub async fn start() -> Self {
         install_tls_provider();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = super::ports::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

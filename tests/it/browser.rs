@@ -3,11 +3,9 @@
 //! the input and waits for the output to change, which only happens if the proxy carries the
 //! app's WebSocket (or, for Dash, its callback POSTs).
 
-mod common;
-
-use common::app_browser::*;
-use common::chrome::Chrome;
-use common::*;
+use crate::common::app_browser::*;
+use crate::common::chrome::Chrome;
+use crate::common::*;
 use fantoccini::{Client, Locator};
 use std::time::Duration;
 use vestibule::config::AppSpec;

@@ -1,10 +1,8 @@
 //! Prometheus metrics on the management port: what an operator's dashboard shows after users
 //! log in, launch apps (one of which fails) and stop them.
 
-mod common;
-
-use common::metrics::{management_port, sample, scrape};
-use common::*;
+use crate::common::metrics::{management_port, sample, scrape};
+use crate::common::*;
 use std::time::Duration;
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 //! nested roles claim, the access token in the app's environment, refresh, RP-initiated
 //! logout, and the attacks the flow's state, nonce and client secret are there to stop.
 
-mod common;
+use crate::common;
 
-use common::oidc_provider::{self, OidcProvider, absolute, location, login_at_provider};
-use common::*;
+use crate::common::oidc_provider::{self, OidcProvider, absolute, location, login_at_provider};
+use crate::common::*;
 use std::time::Duration;
 use vestibule::config::{AuthMethod, Config, OpenIdConfig, Secret};
 
@@ -92,8 +92,8 @@ async fn userinfo(provider: &OidcProvider, token: &str) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_provider() {
-    let provider = OidcProvider::start(3600).await;
-    let server = TestServer::start(oidc_config(&provider)).await;
+    let provider = OidcProvider::shared().await;
+    let server = TestServer::start(oidc_config(provider)).await;
 
     let http = client();
     let url = authorize_url(&http, &server).await;
@@ -148,7 +148,7 @@ async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_
     let token = env["SHINYPROXY_OIDC_ACCESS_TOKEN"]
         .as_str()
         .expect("the app receives the access token");
-    let info = userinfo(&provider, token).await;
+    let info = userinfo(provider, token).await;
     assert_eq!(
         info.status(),
         200,
@@ -187,8 +187,8 @@ async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_state_and_a_replayed_callback_are_refused() {
-    let provider = OidcProvider::start(3600).await;
-    let server = TestServer::start(oidc_config(&provider)).await;
+    let provider = OidcProvider::shared().await;
+    let server = TestServer::start(oidc_config(provider)).await;
 
     // The provider hands back whatever state it was given; vestibule must notice.
     let http = client();
@@ -224,8 +224,8 @@ async fn a_forged_state_and_a_replayed_callback_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_started_in_two_tabs_of_one_browser_both_complete() {
-    let provider = OidcProvider::start(3600).await;
-    let server = TestServer::start(oidc_config(&provider)).await;
+    let provider = OidcProvider::shared().await;
+    let server = TestServer::start(oidc_config(provider)).await;
     let http = client();
     let first_tab = authorize_url(&http, &server).await;
     let second_tab = authorize_url(&http, &server).await;
@@ -282,8 +282,8 @@ async fn capture_callback(http: &reqwest::Client, authorize: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_client_secret_is_refused_by_the_provider() {
-    let provider = OidcProvider::start(3600).await;
-    let mut cfg = oidc_config(&provider);
+    let provider = OidcProvider::shared().await;
+    let mut cfg = oidc_config(provider);
     if let Some(o) = cfg.proxy.openid.as_mut() {
         o.client_secret = Secret("not-the-secret".into());
     }
@@ -366,10 +366,7 @@ async fn the_session_ends_when_the_token_expires_and_cannot_be_refreshed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_cannot_be_reached_is_reported_as_unavailable() {
     // A port nothing listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::common::ports::free_port();
     let mut cfg = config(vec![echo_spec("echo")]);
     cfg.proxy.authentication = AuthMethod::OpenId;
     cfg.proxy.openid = Some(OpenIdConfig {
@@ -412,8 +409,8 @@ async fn a_provider_that_cannot_be_reached_is_reported_as_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_endpoints_and_a_comma_separated_roles_claim_work_without_discovery() {
-    let provider = OidcProvider::start(3600).await;
-    let mut cfg = oidc_config(&provider);
+    let provider = OidcProvider::shared().await;
+    let mut cfg = oidc_config(provider);
     if let Some(o) = cfg.proxy.openid.as_mut() {
         o.issuer = None;
         o.auth_url = Some(provider.url("/o/authorize/"));
@@ -447,8 +444,8 @@ fn sign(kid: &str, key: &jsonwebtoken::EncodingKey, claims: serde_json::Value) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_bearer_jwts_signed_by_the_provider_are_accepted_and_bad_ones_refused() {
-    let provider = OidcProvider::start(3600).await;
-    let mut cfg = oidc_config(&provider);
+    let provider = OidcProvider::shared().await;
+    let mut cfg = oidc_config(provider);
     // Password logins for people; JWTs from the authorization server for scripts.
     cfg.proxy.authentication = AuthMethod::Simple;
     cfg.proxy.openid = None;
@@ -566,11 +563,11 @@ fn check_reports_a_missing_client_id_and_endpoint_with_their_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_an_oidc_login_ends_on_the_portal_with_only_the_permitted_apps() {
-    use common::chrome::Chrome;
+    use crate::common::chrome::Chrome;
     use fantoccini::Locator;
 
-    let provider = OidcProvider::start(3600).await;
-    let server = TestServer::start(oidc_config(&provider)).await;
+    let provider = OidcProvider::shared().await;
+    let server = TestServer::start(oidc_config(provider)).await;
     let chrome = Chrome::start().await;
     let c = &chrome.client;
     c.goto(&server.url("/")).await.expect("open vestibule");

@@ -1,9 +1,7 @@
 //! The data path through a real server and real app processes: forwarding, header hygiene,
 //! isolation between users, streaming.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -156,7 +154,7 @@ async fn server_sent_events_flow_as_they_come() {
         .to_string();
     let mut resp = alice.get(&format!("/app_proxy/{id}/sse")).await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let first = resp.chunk().await.expect("chunk").expect("some data");
     assert!(String::from_utf8_lossy(&first).contains("tick 0"));
     // The app sleeps 0.5 s between events; a buffering proxy would deliver all after 1 s.

@@ -2,10 +2,11 @@
 //! a temporary directory, on a free 127.0.0.1 port, seeded with users and groups by `ldapadd`.
 //! Nothing system-wide is read or changed.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub const BASE_DN: &str = "dc=example,dc=org";
 pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
@@ -60,6 +61,8 @@ cn: admins
 uniqueMember: uid=bob,ou=people,dc=example,dc=org
 ";
 
+pub use super::ports::free_port;
+
 pub struct Slapd {
     child: Option<Child>,
     pub port: u16,
@@ -81,18 +84,17 @@ fn tool(name: &str) -> PathBuf {
     );
 }
 
-/// A port nobody listens on (bound and released at once).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 impl Slapd {
     /// Starts slapd and loads [`SEED`].
     pub fn start() -> Self {
         Self::start_with(false)
+    }
+
+    /// One server for the whole test binary, for tests that only read the seeded directory
+    /// (starting slapd and loading the seed costs about a second each time).
+    pub fn shared() -> &'static Slapd {
+        static SHARED: std::sync::OnceLock<Slapd> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Slapd::start)
     }
 
     /// As [`Slapd::start`], offering StartTLS with a certificate for 127.0.0.1 from a private
@@ -111,7 +113,7 @@ impl Slapd {
         // Anonymous clients may only bind; reading entries needs a login (the manager or the
         // user), as in most real directories.
         let (tls_conf, ca_file) = if tls {
-            let ca = crate::certs::make_certificates(&dir);
+            let ca = super::certs::make_certificates(&dir);
             let conf = format!(
                 "TLSCACertificateFile {ca}\nTLSCertificateFile {d}/server.pem\n\
                  TLSCertificateKeyFile {d}/server.key\n",
@@ -143,17 +145,19 @@ access to * by users read by anonymous auth
         );
         let conf_path = dir.join("slapd.conf");
         std::fs::write(&conf_path, conf).expect("write slapd.conf");
-        let child = Command::new(slapd)
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
-            .arg("-d")
-            .arg("0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start slapd");
+        let child = super::keeper::spawn(move || {
+            super::keeper::dies_with_us(&mut Command::new(slapd))
+                .arg("-f")
+                .arg(&conf_path)
+                .arg("-h")
+                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg("-d")
+                .arg("0")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        })
+        .expect("start slapd");
         let mut me = Self {
             child: Some(child),
             port,

@@ -2,16 +2,14 @@
 //! are proxied with their WebSockets, keep users' folders apart, get their limits, are removed on
 //! stop, report failures readably, and survive a restart of vestibule when asked to.
 
-mod common;
-
-use common::docker::*;
-use common::*;
+use crate::common::docker::*;
+use crate::common::*;
 use std::time::Duration;
 use vestibule::config::PullPolicy;
 
 #[tokio::test]
 async fn a_container_app_is_proxied_with_its_websocket_and_stop_removes_it() {
-    let cfg = docker_config("proxy", 21000, vec![demo_spec("demo")]);
+    let cfg = docker_config("proxy", vec![demo_spec("demo")]);
     demo_is_proxied_and_removed_on_stop(&cfg, |id, container| {
         let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", container]);
         let labels: serde_json::Value = serde_json::from_str(&labels).expect("labels");
@@ -36,7 +34,7 @@ async fn each_user_sees_only_their_own_folder() {
          exec /bin/busybox httpd -f -p 3838 -h /www",
     );
     spec.container_volumes = vec![format!("{}/#{{proxy.userId}}:/www", base.display())];
-    let cfg = docker_config("volumes", 21100, vec![spec]);
+    let cfg = docker_config("volumes", vec![spec]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
     let bob = Browser::login(&server, "bob").await;
@@ -72,7 +70,7 @@ async fn memory_and_cpu_limits_reach_the_container() {
     spec.container
         .labels
         .insert("team".into(), "analytics".into());
-    let cfg = docker_config("limits", 21200, vec![spec]);
+    let cfg = docker_config("limits", vec![spec]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
     assert_running(&alice.launch("limited").await);
@@ -100,7 +98,7 @@ async fn a_missing_image_is_named_in_the_error() {
     never.container_image = Some("vestibule-test-missing:nope".into());
     let mut pull = token_spec("pull");
     pull.container_image = Some("vestibule-test-missing-too:nope".into());
-    let mut cfg = docker_config("missing", 21300, vec![never]);
+    let mut cfg = docker_config("missing", vec![never]);
     cfg.proxy.docker.image_pull_policy = PullPolicy::Never;
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
@@ -108,7 +106,7 @@ async fn a_missing_image_is_named_in_the_error() {
     server.shutdown().await;
 
     // IfNotPresent tries a pull, which cannot succeed here, and says so.
-    let cfg = docker_config("pull", 21350, vec![pull]);
+    let cfg = docker_config("pull", vec![pull]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
     assert_launch_fails(
@@ -124,7 +122,7 @@ async fn a_missing_image_is_named_in_the_error() {
 #[tokio::test]
 async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
     let spec = shell_spec("crash", "echo missing-config-file >&2; exit 3");
-    let cfg = docker_config("crash", 21400, vec![spec]);
+    let cfg = docker_config("crash", vec![spec]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
     let view = assert_launch_fails(&alice, "crash", &["exited with code 3"]).await;
@@ -141,7 +139,7 @@ async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
 
 #[tokio::test]
 async fn a_restarted_server_adopts_running_containers_and_the_app_keeps_its_state() {
-    let cfg = docker_config("recover", 21500, vec![token_spec("tokens")]);
+    let cfg = docker_config("recover", vec![token_spec("tokens")]);
     a_restarted_server_adopts_the_instance(cfg, async |server, alice, id| {
         let mine: serde_json::Value = alice.get("/api/proxy").await.json().await.expect("list");
         assert!(mine.to_string().contains(id), "listed as alice's: {mine}");
@@ -157,7 +155,7 @@ async fn a_restarted_server_adopts_running_containers_and_the_app_keeps_its_stat
 
 #[tokio::test]
 async fn without_recovery_a_new_start_removes_leftovers() {
-    let mut cfg = docker_config("leftovers", 21600, vec![token_spec("tokens")]);
+    let mut cfg = docker_config("leftovers", vec![token_spec("tokens")]);
     // As after a SIGKILL: the first server never removes its container.
     cfg.proxy.stop_proxies_on_shutdown = false;
     let first = TestServer::start(cfg.clone()).await;
@@ -182,7 +180,7 @@ async fn internal_networking_reaches_the_container_on_its_network() {
     let _ = docker_ok(&["network", "create", &network]);
     let mut spec = token_spec("internal");
     spec.docker.network = Some(network.clone());
-    let mut cfg = docker_config("internal", 21700, vec![spec]);
+    let mut cfg = docker_config("internal", vec![spec]);
     cfg.proxy.docker.internal_networking = true;
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
@@ -216,7 +214,7 @@ async fn the_app_page_sees_the_container_stages() {
         "sleep 1; mkdir -p /www && echo ok > /www/index.html && \
          exec /bin/busybox httpd -f -p 3838 -h /www",
     );
-    let cfg = docker_config("stages", 21800, vec![spec]);
+    let cfg = docker_config("stages", vec![spec]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
     let resp = alice.api(reqwest::Method::POST, "/api/proxy/slow").await;

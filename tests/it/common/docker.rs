@@ -175,11 +175,11 @@ pub fn token_spec(id: &str) -> AppSpec {
 
 /// A Docker-backed config with its own realm and port range, so tests running side by side
 /// never adopt, remove or collide with each other's containers.
-pub fn docker_config(realm: &str, port_base: u16, specs: Vec<AppSpec>) -> Config {
+pub fn docker_config(realm: &str, specs: Vec<AppSpec>) -> Config {
     let mut cfg = config(specs);
     cfg.proxy.container_backend = BackendKind::Docker;
     cfg.proxy.docker.realm_id = format!("test-{realm}-{}", std::process::id());
-    cfg.proxy.docker.port_range_start = port_base;
+    cfg.proxy.docker.port_range_start = super::ports::block();
     cfg
 }
 
@@ -200,22 +200,36 @@ pub fn remove_realm(cfg: &Config) {
     }
 }
 
-/// Joins this engine to a swarm when it is not in one yet (and leaves it active).
+/// Joins this engine to a swarm when it is not in one yet (and leaves it active). Tests call it
+/// side by side, so it runs once per binary, and a swarm that appeared meanwhile (another test
+/// binary, or an earlier run) counts as success.
 pub fn ensure_swarm() {
-    let state = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]);
-    if state != "active" {
+    static JOINED: std::sync::Once = std::sync::Once::new();
+    JOINED.call_once(|| {
+        let state = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]);
+        if state == "active" {
+            return;
+        }
         // With several interfaces Docker asks which address to advertise; one node needs none
         // in particular.
-        if docker_ok(&["swarm", "init"]).is_none() {
-            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        for args in [
+            &["swarm", "init"][..],
+            &["swarm", "init", "--advertise-addr", "127.0.0.1"],
+        ] {
+            let out = Command::new("docker").args(args).output().expect("docker");
+            let said = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() || said.contains("already part of a swarm") {
+                return;
+            }
         }
-    }
+        panic!("docker swarm init failed: this engine cannot become a swarm manager");
+    });
 }
 
 /// A Swarm-backed config, as [`docker_config`].
-pub fn swarm_config(realm: &str, port_base: u16, specs: Vec<AppSpec>) -> Config {
+pub fn swarm_config(realm: &str, specs: Vec<AppSpec>) -> Config {
     ensure_swarm();
-    let mut cfg = docker_config(realm, port_base, specs);
+    let mut cfg = docker_config(realm, specs);
     cfg.proxy.container_backend = BackendKind::DockerSwarm;
     cfg.proxy.docker.service_wait_time = std::time::Duration::from_secs(30);
     cfg

@@ -1,9 +1,7 @@
 //! The `vestibule` binary as a user runs it: `check`, `hash-password`, and `serve` surviving
 //! nothing when it is killed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -87,10 +85,7 @@ async fn serve_with_running_app(tag: &str) -> Served {
     let dir = std::env::temp_dir().join(format!("vestibule-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let pid_file = dir.join("app.pid");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::common::ports::free_port();
     let config = dir.join("application.yml");
     let echo = repo_path("tests/apps/echo/app.py");
     // Tests run side by side: an argument unique to this one tells its app processes apart.

@@ -1,9 +1,7 @@
 //! WebSockets through the proxy: authorised like every other request, carried intact, and never
 //! cut for being quiet.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

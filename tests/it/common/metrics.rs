@@ -2,10 +2,7 @@
 
 /// A port for `management.server.port` (bound and released at once).
 pub fn management_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
+    super::ports::free_port()
 }
 
 /// The exposition text; checks it is served as OpenMetrics.

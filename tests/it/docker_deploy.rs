@@ -2,10 +2,8 @@
 //! networking, apps as sibling containers on a shared network. The image is built here from the
 //! test binary and its shared libraries, so nothing is pulled.
 
-mod common;
-
-use common::docker::*;
-use common::*;
+use crate::common::docker::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[tokio::test]

@@ -2,12 +2,10 @@
 //! portal and iframe. The container gets its Python from the host: /usr and the test virtualenv
 //! are mounted read-only into the scratch test image.
 
-mod common;
-
-use common::app_browser::*;
-use common::chrome::Chrome;
-use common::docker::*;
-use common::*;
+use crate::common::app_browser::*;
+use crate::common::chrome::Chrome;
+use crate::common::docker::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn shiny_for_python_in_a_container_follows_the_slider() {
@@ -35,7 +33,7 @@ async fn shiny_for_python_in_a_container_follows_the_slider() {
     spec.container_env
         .insert("LD_LIBRARY_PATH".into(), "/usr/lib/x86_64-linux-gnu".into());
     spec.container_env.insert("HOME".into(), "/tmp".into());
-    let mut cfg = docker_config("shiny", 21900, vec![spec]);
+    let mut cfg = docker_config("shiny", vec![spec]);
     cfg.proxy.container_wait_time = APP_TIMEOUT;
     let server = TestServer::start(cfg.clone()).await;
     let chrome = Chrome::start().await;

@@ -1,0 +1,29 @@
+//! Every integration test, in one binary: the crate and the test helpers are compiled and
+//! linked once, and shared peers (slapd, the OpenID Connect provider, test images) start once.
+//! `cargo test --test it -- <module>::` runs one area; CONTRIBUTING.md lists the tiers.
+
+mod common;
+
+mod access_expressions;
+mod api_tokens;
+mod auth;
+mod browser;
+mod cli;
+mod config_auth;
+mod config_check;
+mod custom_header;
+mod demo_app;
+mod deploy_manifests;
+mod docker;
+mod docker_browser;
+mod docker_config;
+mod docker_deploy;
+mod kubernetes;
+mod ldap;
+mod lifecycle;
+mod metrics;
+mod oidc;
+mod proxy;
+mod swarm;
+mod webservice;
+mod websocket;
