@@ -40,6 +40,8 @@ impl<'a> Fields<'a> {
     /// The value of a key (matched as Spring does), with its dotted path; `None` when the key is
     /// absent or empty. When a key is given twice the key check has reported it; the last wins.
     pub fn get(&self, name: &str) -> Option<(&'a Node, String)> {
+        #[cfg(test)]
+        reads::record(&self.path, name);
         let c = canonical(name);
         self.entries
             .iter()
@@ -239,4 +241,34 @@ pub fn choice<'c>(
         ),
     );
     None
+}
+
+/// Which keys the checkers ask for, so a test can hold the catalogue (`keys.rs`) to them.
+#[cfg(test)]
+pub(crate) mod reads {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local! {
+        static READ: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+    }
+
+    /// Records `path.name`, without list indices (`proxy.specs[2]` is `proxy.specs`).
+    pub fn record(path: &str, name: &str) {
+        let mut plain = String::with_capacity(path.len());
+        let mut in_index = false;
+        for c in path.chars() {
+            match c {
+                '[' => in_index = true,
+                ']' => in_index = false,
+                c if !in_index => plain.push(c),
+                _ => {}
+            }
+        }
+        READ.with(|r| r.borrow_mut().insert(super::child(&plain, name)));
+    }
+
+    pub fn take() -> BTreeSet<String> {
+        READ.with(|r| std::mem::take(&mut *r.borrow_mut()))
+    }
 }

@@ -34,6 +34,8 @@
 
 pub mod access;
 mod auth_model;
+#[cfg(test)]
+mod catalogue_test;
 mod check;
 mod check_access;
 mod check_container;

@@ -218,7 +218,10 @@ fn shinyproxy_defaults_apply_to_an_almost_empty_file() {
     assert_eq!(p.authentication, AuthMethod::None);
     assert_eq!(p.container_wait_time, Duration::from_millis(20_000));
     assert_eq!(p.heartbeat_rate, Duration::from_millis(10_000));
-    assert_eq!(p.specs[0].heartbeat_timeout, Some(Duration::from_millis(60_000)));
+    assert_eq!(
+        p.specs[0].heartbeat_timeout,
+        Some(Duration::from_millis(60_000))
+    );
     assert_eq!(p.default_max_instances, Some(1));
     assert_eq!(p.max_total_instances, None);
     assert_eq!(p.default_max_lifetime, None);

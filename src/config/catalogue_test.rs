@@ -1,0 +1,109 @@
+//! The catalogue of keys (keys.rs) and the checkers that read them must agree: a key marked as
+//! used that no checker reads would be accepted without a warning and silently do nothing, and a
+//! key a checker reads that the catalogue does not list would be warned about as a typo.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::check::check;
+use super::convert::reads;
+use super::keys::{Level, ROOT, Shape, Status};
+use super::node;
+use super::report::{Report, child};
+
+/// Every key of the catalogue with its status, as `proxy.specs.container-image`.
+fn catalogue() -> Vec<(String, Status)> {
+    fn walk(level: &Level, path: &str, out: &mut Vec<(String, Status)>) {
+        for key in level.keys {
+            let here = child(path, key.name);
+            out.push((here.clone(), key.status));
+            match key.shape {
+                Shape::Map(l) | Shape::List(l) | Shape::MapOrList(l) => walk(l, &here, out),
+                Shape::Leaf | Shape::Free => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&ROOT, "", &mut out);
+    out
+}
+
+/// Runs the checkers over a file with every section present, once per login method and backend,
+/// since each of those turns on its own checker.
+fn keys_the_checkers_read() -> BTreeSet<String> {
+    reads::take();
+    for auth in [
+        "none",
+        "simple",
+        "ldap",
+        "openid",
+        "webservice",
+        "customHeader",
+    ] {
+        for backend in ["process", "docker", "docker-swarm", "kubernetes"] {
+            let yaml = format!(
+                "proxy:
+  authentication: {auth}
+  container-backend: {backend}
+  users: [{{name: a, password: b}}]
+  ldap: {{url: 'ldap://127.0.0.1/dc=example'}}
+  openid: {{issuer: 'https://idp.example', client-id: c}}
+  oauth2: {{jwks-url: 'https://idp.example/jwks'}}
+  custom-header: {{}}
+  webservice: {{authentication-url: 'https://auth.example/login'}}
+  docker: {{}}
+  kubernetes: {{}}
+  specs:
+  - id: app
+    container-cmd: [run]
+    container-image: img
+server: {{}}
+management: {{server: {{}}}}
+"
+            );
+            let root = node::parse(&yaml).expect("test yaml");
+            let mut report = Report::new(Path::new("catalogue.yml"));
+            check(&root, Path::new("catalogue.yml"), &mut report);
+        }
+    }
+    reads::take()
+}
+
+#[test]
+fn every_used_key_is_read_and_every_read_key_is_catalogued_as_used() {
+    let read = keys_the_checkers_read();
+    assert!(
+        read.contains("proxy.specs.container-image"),
+        "the recorder must see the checkers' reads: {read:?}"
+    );
+    let catalogue = catalogue();
+    let canonical = |k: &str| super::keys::canonical(k);
+    let read_canonical: BTreeSet<String> = read.iter().map(|k| canonical(k)).collect();
+
+    let never_read: Vec<&str> = catalogue
+        .iter()
+        .filter(|(_, status)| *status == Status::Used)
+        .map(|(key, _)| key.as_str())
+        .filter(|key| !read_canonical.contains(&canonical(key)))
+        .collect();
+    assert!(
+        never_read.is_empty(),
+        "marked as used in keys.rs but read by no checker (they would be silently ignored): \
+         {never_read:#?}"
+    );
+
+    let not_used: Vec<String> = read
+        .iter()
+        .filter(|key| {
+            !catalogue
+                .iter()
+                .any(|(k, s)| *s == Status::Used && canonical(k) == canonical(key))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        not_used.is_empty(),
+        "read by a checker but not catalogued as used (they would be warned about): \
+         {not_used:#?}"
+    );
+}
