@@ -190,18 +190,18 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             let ip = ctx(parts)
                 .map(|c| c.client_ip)
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            if let Err(wait) = st.throttle.attempt(&user, ip) {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "too many login attempts; try again in {} s",
-                        wait.as_secs().max(1)
-                    ),
-                ));
+            if let Err(wait) = st.throttle.check(&user, ip) {
+                return Err(ApiError::throttled(wait));
             }
             return match st.authenticator.authenticate(&user, &password).await {
-                Ok(identity) => Ok(ApiUser(identity)),
+                Ok(identity) => {
+                    st.throttle.succeeded(&user);
+                    Ok(ApiUser(identity))
+                }
                 Err(e) => {
+                    if matches!(e, crate::auth::AuthError::BadCredentials) {
+                        st.throttle.failed(&user, ip);
+                    }
                     tracing::warn!(event = "login_failed", %user, %ip, via = "basic", "login failed");
                     Err(ApiError::unauthorized(e.to_string()))
                 }

@@ -108,11 +108,11 @@ pub async fn submit(
         );
     }
     let user = f.username.trim();
-    if let Err(wait) = st.throttle.attempt(user, ctx.client_ip) {
+    if let Err(wait) = st.throttle.check(user, ctx.client_ip) {
         tracing::warn!(event = "login_throttled", user, ip = %ctx.client_ip, "too many login attempts");
         st.manager.metrics().login("form", LoginOutcome::Throttled);
         let msg = format!(
-            "Too many login attempts. Try again in {} seconds.",
+            "Too many failed login attempts. Try again in {} seconds.",
             wait.as_secs().max(1)
         );
         return render_form(
@@ -126,6 +126,7 @@ pub async fn submit(
     }
     match st.authenticator.authenticate(user, &f.password).await {
         Ok(identity) => {
+            st.throttle.succeeded(user);
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
             st.manager.metrics().login("form", LoginOutcome::Success);
             // A new id at login, so a session id planted before login is worthless.
@@ -148,6 +149,7 @@ pub async fn submit(
             tracing::warn!(event = "login_failed", user, ip = %ctx.client_ip, reason = %e, "login failed");
             let (status, outcome) = match e {
                 crate::auth::AuthError::BadCredentials => {
+                    st.throttle.failed(user, ctx.client_ip);
                     (StatusCode::UNAUTHORIZED, LoginOutcome::Refused)
                 }
                 crate::auth::AuthError::Unavailable(_) => {

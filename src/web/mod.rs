@@ -5,6 +5,7 @@ mod app_routes;
 pub mod context;
 pub mod cookies;
 mod errors;
+pub mod forwarded;
 mod login;
 mod oidc;
 mod pages;

@@ -212,7 +212,11 @@ async fn limits_per_user_and_in_total_are_enforced() {
     let root = Browser::login(&server, "root").await;
     alice.launch("echo").await;
     let second = alice.api(Method::POST, "/api/proxy/echo").await;
-    assert_eq!(second.status(), 429);
+    assert_eq!(
+        second.status(),
+        409,
+        "an instance limit is no login throttle"
+    );
     let msg: Value = second.json().await.expect("json");
     assert!(
         msg["message"]
@@ -223,7 +227,7 @@ async fn limits_per_user_and_in_total_are_enforced() {
     );
     bob.launch("echo").await;
     let third = root.api(Method::POST, "/api/proxy/echo").await;
-    assert_eq!(third.status(), 429, "global limit");
+    assert_eq!(third.status(), 409, "global limit");
     server.shutdown().await;
 }
 

@@ -1,0 +1,202 @@
+//! Who the client is behind a load balancer. `X-Forwarded-For`, `-Proto` and `-Host` are believed
+//! only from trusted proxies: with Spring's `server.forward-headers-strategy: native` (or
+//! `framework`), loopback and private-range peers; with vestibule's `proxy.trusted-proxies`, the
+//! networks listed there. Anyone else could write those headers themselves.
+
+use http::HeaderMap;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// The networks whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<IpNet>) -> Self {
+        Self(nets)
+    }
+
+    /// Loopback and the private ranges a load balancer in a VPC or a cluster sends from.
+    pub fn private_ranges() -> Self {
+        let nets = [
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+        ];
+        Self(nets.iter().filter_map(|n| n.parse().ok()).collect())
+    }
+
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An IPv4 address seen as `::ffff:a.b.c.d` on a dual-stack socket is the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// What the request says about its client, once the trusted hops are peeled off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub ip: IpAddr,
+    /// `https` or `http`, when a trusted proxy said so.
+    pub proto: Option<String>,
+    /// The host the client asked for, when a trusted proxy said so.
+    pub host: Option<String>,
+    /// The `X-Forwarded-For` chain to pass on (trusted hops and the peer), or `None` when the
+    /// client's own copy must be dropped.
+    pub forwarded_for: Option<String>,
+}
+
+/// The client of a request that arrived from `peer`.
+pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Client {
+    let peer = canonical(peer);
+    if !trusted.trusts(peer) {
+        return Client {
+            ip: peer,
+            proto: None,
+            host: None,
+            forwarded_for: None,
+        };
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    // From the nearest hop outwards, the first address not of a trusted proxy is the client.
+    // Anything left of it was written by the client and proves nothing.
+    let mut ip = peer;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(addr) if trusted.trusts(addr) => ip = addr,
+            Some(addr) => {
+                ip = addr;
+                break;
+            }
+            None => break,
+        }
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    Client {
+        ip,
+        proto: first("x-forwarded-proto").map(|p| p.to_ascii_lowercase()),
+        host: first("x-forwarded-host"),
+        forwarded_for: (!hops.is_empty()).then(|| hops.join(", ")),
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(sock) = hop.parse::<std::net::SocketAddr>() {
+        return Some(canonical(sock.ip()));
+    }
+    hop.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+        .map(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_writes() {
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let c = client(ip("203.0.113.9"), &h, &TrustedProxies::private_ranges());
+        assert_eq!(c.ip, ip("203.0.113.9"));
+        assert_eq!((c.proto, c.forwarded_for), (None, None));
+        let nobody = client(ip("10.0.0.5"), &h, &TrustedProxies::default());
+        assert_eq!(
+            nobody.ip,
+            ip("10.0.0.5"),
+            "no trusted proxies: headers ignored"
+        );
+    }
+
+    #[test]
+    fn behind_a_balancer_the_client_is_the_first_untrusted_hop_from_the_right() {
+        // The client forged a first entry; the balancer appended the real address.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
+            ("x-forwarded-for", "10.0.3.4"),
+            ("x-forwarded-proto", "HTTPS"),
+            ("x-forwarded-host", "apps.example.org"),
+        ]);
+        let c = client(ip("10.0.1.2"), &h, &TrustedProxies::private_ranges());
+        assert_eq!(c.ip, ip("198.51.100.7"));
+        assert_eq!(c.proto.as_deref(), Some("https"));
+        assert_eq!(c.host.as_deref(), Some("apps.example.org"));
+        assert_eq!(
+            c.forwarded_for.as_deref(),
+            Some("6.6.6.6, 198.51.100.7, 10.0.3.4")
+        );
+    }
+
+    #[test]
+    fn an_explicit_list_replaces_the_private_ranges() {
+        let only_lb = TrustedProxies::new(vec!["192.0.2.10/32".parse().expect("net")]);
+        let h = headers(&[("x-forwarded-for", "10.9.9.9")]);
+        assert_eq!(client(ip("192.0.2.10"), &h, &only_lb).ip, ip("10.9.9.9"));
+        assert_eq!(client(ip("10.0.0.1"), &h, &only_lb).ip, ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn ports_brackets_mapped_addresses_and_garbage() {
+        let t = TrustedProxies::private_ranges();
+        let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
+        assert_eq!(client(ip("::ffff:10.0.0.1"), &h, &t).ip, ip("2001:db8::1"));
+        let h = headers(&[("x-forwarded-for", "198.51.100.7:5000")]);
+        assert_eq!(client(ip("127.0.0.1"), &h, &t).ip, ip("198.51.100.7"));
+        // An entry that is no address stops the walk at the last trusted hop.
+        let h = headers(&[("x-forwarded-for", "unknown, 10.0.0.8")]);
+        assert_eq!(client(ip("127.0.0.1"), &h, &t).ip, ip("10.0.0.8"));
+    }
+}
