@@ -105,6 +105,14 @@ async fn forward(
     rest_at: usize,
     req: Request,
 ) -> Response {
+    if let Some(name) = route.headers.forged(req.headers()) {
+        tracing::warn!(event = "forged_header", user = %session.identity.user, header = %name, "request carries a spelling of a header the proxy sets");
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("header '{name}' is reserved: the proxy sets it\n"),
+        )
+            .into_response();
+    }
     let page = wants_page(&req);
     let instance = route.instance_id.clone();
     let f = Forward {
