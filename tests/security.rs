@@ -73,3 +73,128 @@ async fn f1_underscore_identity_headers_never_reach_an_httpuv_app() {
     assert_eq!(resp.text().await.expect("body"), "user=alice;remote=alice");
     server.shutdown().await;
 }
+
+/// `next` values that would leave the site once a browser has read them: tab and newline are
+/// dropped by browsers (joining `/` and `/`), `\` is read as `/`, and encoded forms of each.
+const NEXT_ATTACKS: &[&str] = &[
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\nSet-Cookie: planted=1",
+    "/\\evil.example",
+    "\\/evil.example",
+    "/%09/evil.example",
+    "/%2F/evil.example",
+    "/%5C/evil.example",
+    "//evil.example",
+    "https://evil.example/",
+];
+
+#[tokio::test]
+async fn f3_login_next_stays_on_this_server() {
+    // One user per attempt: the login throttle allows five per user name and minute.
+    let mut cfg = config(vec![echo_spec("echo")]);
+    let template = cfg.proxy.users[0].clone();
+    for i in 0..NEXT_ATTACKS.len() {
+        cfg.proxy.users.push(vestibule::config::UserEntry {
+            name: format!("user{i}"),
+            ..template.clone()
+        });
+    }
+    let server = TestServer::start(cfg).await;
+    for (i, next) in NEXT_ATTACKS.iter().enumerate() {
+        let user = format!("user{i}");
+        let b = Browser::new(&server);
+        let page = b
+            .http
+            .get(server.url(&format!("/login?next={}", urlencoding::encode(next))))
+            .send()
+            .await
+            .expect("login page");
+        assert_eq!(page.status(), 200, "login page for next={next:?}");
+        let html = page.text().await.expect("html");
+        let token = hidden_field(&html, "_csrf").expect("login csrf");
+        let resp = b
+            .http
+            .post(server.url("/login"))
+            .form(&[
+                ("username", user.as_str()),
+                ("password", PASSWORD),
+                ("_csrf", &token),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("post login");
+        assert_eq!(resp.status(), 303, "login with next={next:?}");
+        assert_eq!(resp.headers()["location"], "/", "next={next:?}");
+
+        // Already logged in, the login page redirects at once: the same rule.
+        let resp = b
+            .http
+            .get(server.url(&format!("/login?next={}", urlencoding::encode(next))))
+            .send()
+            .await
+            .expect("login page, logged in");
+        assert_eq!(resp.status(), 303, "logged-in next={next:?}");
+        assert_eq!(resp.headers()["location"], "/", "logged-in next={next:?}");
+    }
+
+    // A path on this server still works, query and all.
+    let b = Browser::login(&server, "alice").await;
+    let resp = b
+        .http
+        .get(server.url(&format!(
+            "/login?next={}",
+            urlencoding::encode("/app/echo?x=1%202")
+        )))
+        .send()
+        .await
+        .expect("login page, logged in");
+    assert_eq!(resp.headers()["location"], "/app/echo?x=1%202");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn f3_chromium_lands_on_this_server_after_login() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let chrome = common::chrome::Chrome::start().await;
+    let c = &chrome.client;
+    for next in [
+        "/%09/evil.example",
+        "/%5C/evil.example",
+        "/%0A/evil.example",
+    ] {
+        c.goto(&server.url(&format!("/login?next={next}")))
+            .await
+            .expect("login page");
+        for (field, text) in [("username", "alice"), ("password", PASSWORD)] {
+            c.find(fantoccini::Locator::Id(field))
+                .await
+                .expect(field)
+                .send_keys(text)
+                .await
+                .expect("type");
+        }
+        c.find(fantoccini::Locator::Id("login-button"))
+            .await
+            .expect("login button")
+            .click()
+            .await
+            .expect("click");
+        let landed = eventually(std::time::Duration::from_secs(10), || async {
+            c.current_url().await.is_ok_and(|u| u.path() != "/login")
+        })
+        .await;
+        let url = c.current_url().await.expect("url");
+        assert!(landed, "login did not complete for {next}: {url}");
+        assert_eq!(
+            (url.host_str(), url.port()),
+            (Some("127.0.0.1"), Some(server.addr.port())),
+            "next={next} took the browser to {url}"
+        );
+        // Log out for the next round, through the form as a person would.
+        c.delete_all_cookies().await.expect("clear cookies");
+    }
+    chrome.stop().await;
+    server.shutdown().await;
+}
