@@ -35,12 +35,15 @@
 mod auth_model;
 mod check;
 mod check_access;
+mod check_browser;
+mod check_connections;
 mod check_container;
 mod check_docker;
 mod check_header;
 mod check_kubernetes;
 mod check_ldap;
 mod check_openid;
+mod check_process;
 mod check_specs;
 mod check_users;
 mod check_webservice;
@@ -59,6 +62,9 @@ mod node;
 mod report;
 
 pub use auth_model::*;
+pub use check_browser::{FrameOptions, normalise_origin};
+pub use check_connections::ConnectionLimits;
+pub use check_process::{DEFAULT_INHERIT_ENV, ProcessSettings};
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};
 pub use model::*;
