@@ -198,3 +198,73 @@ async fn f3_chromium_lands_on_this_server_after_login() {
     chrome.stop().await;
     server.shutdown().await;
 }
+
+/// What the echo app says it received.
+async fn echoed(req: reqwest::RequestBuilder) -> serde_json::Value {
+    let resp = req.send().await.expect("request to the app");
+    assert_eq!(resp.status(), 200, "the echo app answers");
+    resp.json().await.expect("echo json")
+}
+
+#[tokio::test]
+async fn f11_credentials_vestibule_accepts_never_reach_the_app() {
+    use base64::Engine;
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let path = app_path(&alice, "echo").await;
+    let resp = alice
+        .http
+        .post(server.url("/api/tokens"))
+        .header("X-CSRF-Token", &alice.csrf)
+        .json(&serde_json::json!({ "name": "f11" }))
+        .send()
+        .await
+        .expect("create token");
+    assert_eq!(resp.status(), 201);
+    let token: serde_json::Value = resp.json().await.expect("token");
+    let token = token["token"].as_str().expect("secret").to_string();
+    let password = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    let anon = reqwest::Client::new();
+
+    let leaks = [
+        format!("Basic {password}"),
+        format!("BASIC {password}"),
+        format!("Bearer {token}"),
+        format!("bearer {token}"),
+        format!("BEARER {token}"),
+    ];
+    for auth in &leaks {
+        // With the session cookie: vestibule did not need the header, but it is still alice's
+        // password or token, and a browser replays Basic credentials to every path.
+        let seen = echoed(
+            alice
+                .http
+                .get(server.url(&path))
+                .header("Authorization", auth),
+        )
+        .await;
+        assert!(
+            seen["headers"].get("authorization").is_none(),
+            "{auth:.12}… reached the app alongside the cookie: {seen}"
+        );
+        // Without a cookie, the token is what logs the request in.
+        if auth.to_ascii_lowercase().starts_with("bearer") {
+            let seen = echoed(anon.get(server.url(&path)).header("Authorization", auth)).await;
+            assert!(
+                seen["headers"].get("authorization").is_none(),
+                "{auth:.12}… reached the app: {seen}"
+            );
+        }
+    }
+
+    // A credential vestibule has no use for is the app's own: it passes.
+    let seen = echoed(
+        alice
+            .http
+            .get(server.url(&path))
+            .header("Authorization", "Bearer app-own-token"),
+    )
+    .await;
+    assert_eq!(seen["headers"]["authorization"][0], "Bearer app-own-token");
+    server.shutdown().await;
+}

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod api_tokens;
+pub mod authorization;
 pub mod bearer_jwt;
 pub mod csrf;
 pub mod header;

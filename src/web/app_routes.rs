@@ -103,8 +103,9 @@ async fn forward(
     session: &Session,
     route: Arc<Route>,
     rest_at: usize,
-    req: Request,
+    mut req: Request,
 ) -> Response {
+    super::tokens::strip_own_credentials(st, req.headers_mut());
     if let Some(name) = route.headers.forged(req.headers()) {
         tracing::warn!(event = "forged_header", user = %session.identity.user, header = %name, "request carries a spelling of a header the proxy sets");
         return (

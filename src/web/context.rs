@@ -4,15 +4,14 @@
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
 use http::request::Parts;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{Method, StatusCode, header};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::{AppState, cookies, errors::ApiError};
 use crate::auth::session::COOKIE_NAME;
-use crate::auth::{Identity, Session, csrf};
+use crate::auth::{Identity, Session, authorization, csrf};
 use crate::config::AuthMethod;
 
 #[derive(Clone)]
@@ -46,9 +45,9 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session = super::oidc::keep_fresh(&st, s).await;
     }
     let mut via_token = false;
-    if session.is_some() {
-        super::tokens::strip_own_token(&mut req);
-    } else if let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await {
+    if session.is_none()
+        && let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await
+    {
         session = Some(Arc::new(Session::new(identity)));
         via_token = true;
     }
@@ -178,14 +177,15 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             return Ok(ApiUser(session.identity.clone()));
         }
         if st.config.proxy.authentication == AuthMethod::OpenId
-            && basic_credentials(parts.headers.get(header::AUTHORIZATION)).is_some()
+            && authorization::basic(parts.headers.get(header::AUTHORIZATION)).is_some()
         {
             return Err(ApiError::unauthorized(
                 "this server logs in through OpenID Connect, not with passwords; \
                  scripts use an API token (Authorization: Bearer)",
             ));
         }
-        if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
+        if let Some((user, password)) =
+            authorization::basic(parts.headers.get(header::AUTHORIZATION))
         {
             let ip = ctx(parts)
                 .map(|c| c.client_ip)
@@ -211,14 +211,4 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             "log in first (session cookie or HTTP Basic)",
         ))
     }
-}
-
-fn basic_credentials(value: Option<&HeaderValue>) -> Option<(String, String)> {
-    let encoded = value?.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
 }
