@@ -57,6 +57,7 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
         BackendKind::Process => Ok(Arc::new(ProcessBackend::new(
             opts.supervisor_exe.clone(),
             opts.work_dir.join("instances"),
+            config.proxy.process.clone(),
         )?)),
         BackendKind::Docker => Ok(Arc::new(
             DockerBackend::connect(config.proxy.docker.clone())

@@ -268,3 +268,130 @@ async fn f11_credentials_vestibule_accepts_never_reach_the_app() {
     assert_eq!(seen["headers"]["authorization"][0], "Bearer app-own-token");
     server.shutdown().await;
 }
+
+/// The environment of a running process, as the kernel holds it.
+fn environ_of(pid: i32) -> std::collections::BTreeMap<String, String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn f4_an_app_process_gets_only_its_own_environment() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("vestibule-f4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pid_file = dir.join("app.pid");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let echo = repo_path("tests/apps/echo/app.py");
+    let yaml = format!(
+        "proxy:\n  port: {port}\n  bind-address: 127.0.0.1\n  authentication: simple\n  \
+         container-backend: process\n  process:\n    inherit-env: [PATH, HOME, \"LC_*\", F4_SHARED]\n  \
+         users:\n  - name: alice\n    password: \"${{ALICE_PW}}\"\n  specs:\n  - id: echo\n    \
+         container-env:\n      APP_GREETING: hello\n    \
+         container-cmd: [\"sh\", \"-c\", \"echo $$ > {pids}; exec python3 {echo}\"]\n",
+        pids = pid_file.display(),
+        echo = echo.display(),
+    );
+    let config = dir.join("application.yml");
+    std::fs::write(&config, &yaml).expect("config");
+
+    // `vestibule check` knows the new key: no "unknown key" warning for it.
+    let check = Command::new(vestibule_exe())
+        .args(["check", "--config", config.to_str().unwrap_or_default()])
+        .env("ALICE_PW", "pw")
+        .output()
+        .expect("check");
+    let said = String::from_utf8_lossy(&check.stderr).to_string()
+        + &String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(
+        !said.contains("inherit-env") && !said.contains("proxy.process"),
+        "{said}"
+    );
+
+    let mut server = Command::new(vestibule_exe())
+        .args(["serve", "--config", config.to_str().unwrap_or_default()])
+        .env("ALICE_PW", "f4-alice-password")
+        .env("OIDC_CLIENT_SECRET", "f4-client-secret")
+        .env("LC_ALL", "C.UTF-8")
+        .env("F4_SHARED", "shared-on-purpose")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = eventually(std::time::Duration::from_secs(10), || async {
+        http.get(format!("{base}/actuator/health"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "vestibule did not start");
+    let view: serde_json::Value = http
+        .post(format!("{base}/api/proxy/echo"))
+        .basic_auth("alice", Some("f4-alice-password"))
+        .send()
+        .await
+        .expect("launch")
+        .json()
+        .await
+        .expect("json");
+    let id = view["id"].as_str().expect("id").to_string();
+    let running = eventually(std::time::Duration::from_secs(15), || async {
+        let v: serde_json::Value = match http
+            .get(format!("{base}/api/proxy/{id}"))
+            .basic_auth("alice", Some("f4-alice-password"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        v["status"] == "running"
+    })
+    .await;
+    let pid: Option<i32> = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    let env = pid.map(environ_of);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(running, "the app did not start");
+    let env = env.expect("the app wrote its pid");
+
+    for secret in ["ALICE_PW", "OIDC_CLIENT_SECRET"] {
+        assert!(
+            !env.contains_key(secret),
+            "{secret} reached the app, which got {:?}",
+            env.keys()
+        );
+    }
+    assert!(
+        !env.values().any(|v| v.contains("f4-")),
+        "a secret reached the app, which got {:?}",
+        env.keys()
+    );
+    assert_eq!(
+        env.get("F4_SHARED").map(String::as_str),
+        Some("shared-on-purpose")
+    );
+    assert_eq!(env.get("LC_ALL").map(String::as_str), Some("C.UTF-8"));
+    assert_eq!(env.get("APP_GREETING").map(String::as_str), Some("hello"));
+    assert!(
+        env.contains_key("PATH") && env.contains_key("PORT"),
+        "{:?}",
+        env.keys()
+    );
+}
