@@ -395,3 +395,64 @@ async fn f4_an_app_process_gets_only_its_own_environment() {
         env.keys()
     );
 }
+
+/// The median time of a wrong-password API call for each user name in `names`, each from its
+/// own loopback address so that the login throttle (per address and per name) never answers
+/// in place of the password check.
+async fn wrong_password_timings(server: &TestServer, names: &[String], first_ip: u8) -> f64 {
+    let mut times = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let ip = std::net::IpAddr::from([127, 0, 0, first_ip + i as u8]);
+        let client = reqwest::Client::builder()
+            .local_address(ip)
+            .build()
+            .expect("client");
+        let started = std::time::Instant::now();
+        let resp = client
+            .get(server.url("/api/proxyspec"))
+            .basic_auth(name, Some("wrong password"))
+            .send()
+            .await
+            .expect("login attempt");
+        times.push(started.elapsed().as_secs_f64());
+        assert_eq!(resp.status(), 401, "{name} is refused, not throttled");
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+#[tokio::test]
+async fn f8_a_wrong_password_takes_as_long_for_every_kind_of_user() {
+    use vestibule::config::{PasswordSpec, UserEntry};
+    const ROUNDS: usize = 7;
+    let hashed = vestibule::auth::password::hash(PASSWORD).expect("hash");
+    let mut cfg = config(vec![]);
+    for i in 0..ROUNDS {
+        for (prefix, password) in [
+            ("plain", PasswordSpec::Plain(PASSWORD.into())),
+            ("hashed", PasswordSpec::Argon2(hashed.clone())),
+        ] {
+            cfg.proxy.users.push(UserEntry {
+                name: format!("{prefix}{i}"),
+                password,
+                groups: Vec::new(),
+            });
+        }
+    }
+    let server = TestServer::start(cfg).await;
+    let names =
+        |prefix: &str| -> Vec<String> { (0..ROUNDS).map(|i| format!("{prefix}{i}")).collect() };
+    // Hashed users first: the slowest kind warms up whatever is lazily set up.
+    let hashed = wrong_password_timings(&server, &names("hashed"), 10).await;
+    let plain = wrong_password_timings(&server, &names("plain"), 30).await;
+    let unknown = wrong_password_timings(&server, &names("ghost"), 50).await;
+    let slowest = hashed.max(plain).max(unknown);
+    let fastest = hashed.min(plain).min(unknown);
+    // A factor, not a margin: the machine may be busy, but a missing hash check is a factor
+    // of ten or more (0.5 ms against 18 ms in the attack notes).
+    assert!(
+        slowest < fastest * 3.0,
+        "medians differ too much: hashed {hashed:.4} s, plain {plain:.4} s, unknown {unknown:.4} s"
+    );
+    server.shutdown().await;
+}
