@@ -456,3 +456,133 @@ async fn f8_a_wrong_password_takes_as_long_for_every_kind_of_user() {
     );
     server.shutdown().await;
 }
+
+fn demo_spec() -> AppSpec {
+    vestibule::config::embedded_default(&vestibule_exe(), String::new())
+        .proxy
+        .specs[0]
+        .clone()
+}
+
+/// Opens the demo app's WebSocket as a browser on the page `origin` would.
+async fn ws_from(
+    server: &TestServer,
+    path: &str,
+    cookie: &str,
+    origin: Option<&str>,
+) -> Result<(), u16> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}{path}ws", server.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("cookie"));
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("origin", o.parse().expect("origin"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("websocket failed otherwise: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn f9_websockets_only_from_this_servers_pages_or_listed_origins() {
+    let mut cfg = config(vec![demo_spec()]);
+    cfg.proxy.allowed_origins = vec!["https://dashboards.example.org".into()];
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let path = app_path(&alice, "demo").await;
+    let cookie = session_cookie(&server, "alice").await;
+    let own = format!("http://{}", server.addr);
+
+    assert_eq!(ws_from(&server, &path, &cookie, Some(&own)).await, Ok(()));
+    assert_eq!(
+        ws_from(&server, &path, &cookie, None).await,
+        Ok(()),
+        "not a browser"
+    );
+    assert_eq!(
+        ws_from(
+            &server,
+            &path,
+            &cookie,
+            Some("https://dashboards.example.org")
+        )
+        .await,
+        Ok(()),
+        "a listed origin"
+    );
+    // Same site, other origin: the cookie goes along, the page is not ours.
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port() + 1);
+    for origin in ["http://evil.example", other_port.as_str(), "null"] {
+        assert_eq!(
+            ws_from(&server, &path, &cookie, Some(origin)).await,
+            Err(403),
+            "a page on {origin}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn f9_portal_pages_may_be_framed_only_by_the_portal() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    for page in ["/", "/login", "/app/echo", "/tokens", "/my-apps"] {
+        let resp = alice.get(page).await;
+        let h = resp.headers();
+        assert_eq!(
+            h.get("x-frame-options").and_then(|v| v.to_str().ok()),
+            Some("SAMEORIGIN"),
+            "{page}"
+        );
+        assert_eq!(
+            h.get("content-security-policy")
+                .and_then(|v| v.to_str().ok()),
+            Some("frame-ancestors 'self'"),
+            "{page}"
+        );
+    }
+    // The app's own responses are the app's business.
+    let path = app_path(&alice, "echo").await;
+    assert!(
+        alice
+            .get(&path)
+            .await
+            .headers()
+            .get("x-frame-options")
+            .is_none()
+    );
+    server.shutdown().await;
+
+    // `server.frame-options: deny`, as ShinyProxy spells it.
+    let dir = std::env::temp_dir().join(format!("vestibule-f9-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("application.yml");
+    std::fs::write(
+        &file,
+        "proxy:\n  container-backend: process\n  allowed-origins: [\"https://a.example:443\"]\n\
+         server:\n  frame-options: deny\n",
+    )
+    .expect("write");
+    let env: std::collections::HashMap<String, String> = Default::default();
+    let loaded = vestibule::config::load_file(&file, &env).expect("config loads");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !loaded
+            .warnings
+            .iter()
+            .any(|w| w.key.contains("frame-options") || w.key.contains("allowed-origins")),
+        "{:?}",
+        loaded.warnings
+    );
+    assert_eq!(
+        loaded.config.server.frame_options,
+        vestibule::config::FrameOptions::Deny
+    );
+    assert_eq!(loaded.config.proxy.allowed_origins, ["https://a.example"]);
+}

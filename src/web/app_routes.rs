@@ -106,6 +106,20 @@ async fn forward(
     mut req: Request,
 ) -> Response {
     super::tokens::strip_own_credentials(st, req.headers_mut());
+    if crate::proxy::headers::is_upgrade(req.headers())
+        && !super::origin::websocket_allowed(
+            req.headers(),
+            req.uri(),
+            &st.config.proxy.allowed_origins,
+        )
+    {
+        tracing::warn!(event = "access_denied", user = %session.identity.user, origin = ?req.headers().get(header::ORIGIN), "WebSocket opened by a page of another site");
+        return (
+            StatusCode::FORBIDDEN,
+            "this WebSocket was opened by a page of another site\n",
+        )
+            .into_response();
+    }
     if let Some(name) = route.headers.forged(req.headers()) {
         tracing::warn!(event = "forged_header", user = %session.identity.user, header = %name, "request carries a spelling of a header the proxy sets");
         return (

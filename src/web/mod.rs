@@ -5,8 +5,10 @@ mod app_routes;
 pub mod context;
 pub mod cookies;
 mod errors;
+mod frame_options;
 mod login;
 mod oidc;
+mod origin;
 mod pages;
 mod templates;
 mod tokens;
@@ -119,6 +121,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             context::resolve,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            frame_options::set,
         ))
         .with_state(state)
 }
