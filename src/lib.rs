@@ -5,12 +5,12 @@ pub mod backend;
 pub mod config;
 pub mod demo_app;
 pub mod lifecycle;
+mod listen;
 pub mod observe;
 pub mod proxy;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,20 +160,20 @@ pub async fn run(
         });
     }
 
-    let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let drained = stopping.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { drained.cancelled().await })
-            .await
-    });
+    let app = web::router(state);
+    let server = tokio::spawn(listen::serve(
+        listener,
+        app,
+        config.proxy.connections.clone(),
+        stopping.clone(),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down");
     stopping.cancel();
     manager.shutdown().await;
     match tokio::time::timeout(DRAIN_TIME, server).await {
-        Ok(Ok(result)) => result?,
+        Ok(Ok(())) => {}
         Ok(Err(join)) => anyhow::bail!("the server task failed: {join}"),
         Err(_) => tracing::warn!("some connections did not close in time"),
     }

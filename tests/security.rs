@@ -586,3 +586,127 @@ async fn f9_portal_pages_may_be_framed_only_by_the_portal() {
     );
     assert_eq!(loaded.config.proxy.allowed_origins, ["https://a.example"]);
 }
+
+/// A raw connection to the server from a given loopback address.
+async fn raw_from(server: &TestServer, last_octet: u8) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, last_octet], 0)))
+        .expect("bind");
+    socket.connect(server.addr).await.expect("connect")
+}
+
+/// Whether the server closes `conn` within `within` (an answer before the close is allowed,
+/// e.g. 408).
+async fn closed_within(conn: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends a whole request on `conn` and reads the status line of the answer.
+async fn ask(conn: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn f7_slow_and_idle_connections_are_closed_and_capped() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = config(vec![]);
+    cfg.proxy.connections = vestibule::config::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        max_per_address: 4,
+        max_total: 6,
+    };
+    let server = TestServer::start(cfg).await;
+    // Let the server bind and start accepting.
+    assert_eq!(
+        ask(&mut raw_from(&server, 1).await, "/actuator/health").await,
+        "HTTP/1.1 200 OK"
+    );
+
+    // A half-sent head: closed once its time is up.
+    let mut slow = raw_from(&server, 2).await;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)).await,
+        "half-sent head held open"
+    );
+
+    // An idle keep-alive connection: closed as well.
+    let mut idle = raw_from(&server, 3).await;
+    assert_eq!(ask(&mut idle, "/actuator/health").await, "HTTP/1.1 200 OK");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle connection held open"
+    );
+    server.shutdown().await;
+
+    // The caps, with a head timeout long enough that the held connections stay.
+    let mut cfg = config(vec![]);
+    cfg.proxy.connections = vestibule::config::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(60),
+        max_per_address: 4,
+        max_total: 6,
+    };
+    let server = TestServer::start(cfg).await;
+    assert_eq!(
+        ask(&mut raw_from(&server, 1).await, "/actuator/health").await,
+        "HTTP/1.1 200 OK"
+    );
+
+    // One address may hold four connections; a fifth is closed at once, others still served.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(raw_from(&server, 4).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fifth = raw_from(&server, 4).await;
+    assert!(
+        closed_within(&mut fifth, Duration::from_millis(500)).await,
+        "fifth from one address"
+    );
+    assert_eq!(
+        ask(&mut raw_from(&server, 5).await, "/actuator/health").await,
+        "HTTP/1.1 200 OK"
+    );
+
+    // Six in all (four above, two more): the server is full, yet health still answers.
+    held.push(raw_from(&server, 6).await);
+    held.push(raw_from(&server, 7).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        ask(&mut raw_from(&server, 8).await, "/actuator/health").await,
+        "HTTP/1.1 200 OK"
+    );
+    let busy = ask(&mut raw_from(&server, 9).await, "/login").await;
+    assert_eq!(
+        busy, "HTTP/1.1 503 Service Unavailable",
+        "past the cap, only health"
+    );
+    drop(held);
+    server.shutdown().await;
+}
