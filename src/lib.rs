@@ -181,6 +181,23 @@ pub async fn run(
     Ok(())
 }
 
+/// Closes WebSockets whose session expired, whose token was revoked (perhaps on another
+/// replica) or whose instance is gone; logout and revocation here close theirs at once.
+async fn close_orphaned_websockets(state: &web::AppState) {
+    use proxy::closers::Opener;
+    let closers = state.proxy.closers();
+    for opener in closers.openers() {
+        let valid = match &opener {
+            Opener::Session(id) => state.sessions.exists(id).await,
+            Opener::Token(id) => state.api_tokens.exists(id).await,
+            Opener::Instance(id) => state.manager.routes().get(id).is_some(),
+        };
+        if !valid {
+            closers.close(&opener);
+        }
+    }
+}
+
 fn spawn_housekeeping(
     state: Arc<web::AppState>,
     sessions: Arc<MemorySessionStore>,
@@ -193,6 +210,7 @@ fn spawn_housekeeping(
                 _ = stop.cancelled() => return,
                 _ = every.tick() => {
                     sessions.purge_expired();
+                    close_orphaned_websockets(&state).await;
                     state.throttle.purge();
                     if let Some(oidc) = &state.oidc {
                         oidc.purge();

@@ -710,3 +710,169 @@ async fn f7_slow_and_idle_connections_are_closed_and_capped() {
     drop(held);
     server.shutdown().await;
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The demo app's WebSocket, opened with the given credential header.
+async fn demo_ws(server: &TestServer, path: &str, header: (&str, &str)) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}{path}ws", server.addr)
+        .into_client_request()
+        .expect("request");
+    let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(header.0.as_bytes())
+        .expect("header name");
+    req.headers_mut()
+        .insert(name, header.1.parse().expect("header"));
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket opens");
+    ws
+}
+
+/// Whether the WebSocket answers a square; `false` once it has been closed.
+async fn ws_alive(ws: &mut Ws) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    if ws.send(Message::text("6")).await.is_err() {
+        return false;
+    }
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.as_str().contains("36"),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return false,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    answer.unwrap_or(false)
+}
+
+/// Waits for the server to close the WebSocket.
+async fn ws_closed(ws: &mut Ws) -> bool {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A session cookie and that session's CSRF token.
+async fn session_with_csrf(server: &TestServer, user: &str) -> (String, String) {
+    let cookie = session_cookie(server, user).await;
+    let page = reqwest::Client::new()
+        .get(server.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("portal")
+        .text()
+        .await
+        .expect("html");
+    let csrf = hidden_field(&page, "_csrf").expect("csrf");
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn f10_logout_and_token_revocation_close_the_websockets_they_opened() {
+    let mut demo = demo_spec();
+    // Logout must close the WebSocket itself, not by way of stopping the app.
+    demo.stop_on_logout = false;
+    let server = TestServer::start(config(vec![demo])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let path = app_path(&alice, "demo").await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    // Logout closes the session's WebSocket, and not one of another session of the same user.
+    let (cookie, csrf) = session_with_csrf(&server, "alice").await;
+    let (other_cookie, _) = session_with_csrf(&server, "alice").await;
+    let mut ws = demo_ws(&server, &path, ("cookie", &cookie)).await;
+    let mut other = demo_ws(&server, &path, ("cookie", &other_cookie)).await;
+    assert!(ws_alive(&mut ws).await && ws_alive(&mut other).await);
+    let resp = plain
+        .post(server.url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(resp.status(), 303);
+    assert!(
+        ws_closed(&mut ws).await,
+        "the WebSocket outlived its session"
+    );
+
+    // Revoking a token closes what it opened.
+    let resp = alice
+        .http
+        .post(server.url("/api/tokens"))
+        .header("X-CSRF-Token", &alice.csrf)
+        .json(&serde_json::json!({ "name": "f10" }))
+        .send()
+        .await
+        .expect("create token");
+    let token: serde_json::Value = resp.json().await.expect("token");
+    let secret = token["token"].as_str().expect("secret");
+    let id = token["id"].as_str().expect("id");
+    let mut by_token = demo_ws(
+        &server,
+        &path,
+        ("authorization", &format!("Bearer {secret}")),
+    )
+    .await;
+    assert!(ws_alive(&mut by_token).await);
+    let resp = alice
+        .api(reqwest::Method::DELETE, &format!("/api/tokens/{id}"))
+        .await;
+    assert_eq!(resp.status(), 200, "revoke");
+    assert!(
+        ws_closed(&mut by_token).await,
+        "the WebSocket outlived its token"
+    );
+
+    assert!(
+        ws_alive(&mut other).await,
+        "another session's WebSocket stays open"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn f10_an_admin_stop_closes_the_instances_websockets() {
+    let server = TestServer::start(config(vec![demo_spec()])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let path = app_path(&alice, "demo").await;
+    let id = path.trim_start_matches("/app_proxy/").trim_end_matches('/');
+    let (cookie, _) = session_with_csrf(&server, "alice").await;
+    let mut ws = demo_ws(&server, &path, ("cookie", &cookie)).await;
+    assert!(ws_alive(&mut ws).await);
+    let (root, root_csrf) = session_with_csrf(&server, "root").await;
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(server.url(&format!("/admin/instances/{id}/stop")))
+        .header("cookie", &root)
+        .form(&[("_csrf", root_csrf.as_str())])
+        .send()
+        .await
+        .expect("admin stop");
+    assert_eq!(resp.status(), 303);
+    assert!(
+        ws_closed(&mut ws).await,
+        "the WebSocket outlived its instance"
+    );
+    server.shutdown().await;
+}

@@ -59,6 +59,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, id: &str) -> Option<Arc<Session>>;
     async fn save(&self, session: &Session);
     async fn delete(&self, id: &str);
+    /// Whether the session is still valid, without counting this as its use.
+    async fn exists(&self, id: &str) -> bool;
 }
 
 /// Sessions in this process's memory; they expire after `idle_timeout` without use.
@@ -108,6 +110,10 @@ impl SessionStore for MemorySessionStore {
 
     async fn delete(&self, id: &str) {
         self.sessions.remove(id);
+    }
+
+    async fn exists(&self, id: &str) -> bool {
+        self.sessions.get(id).is_some_and(|e| e.1 > Instant::now())
     }
 }
 

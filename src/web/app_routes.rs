@@ -14,6 +14,7 @@ use super::context::{RequestCtx, login_redirect};
 use super::pages::{error_page, failure_page};
 use crate::auth::Session;
 use crate::lifecycle::{InstanceStatus, Route};
+use crate::proxy::closers::Opener;
 use crate::proxy::{Forward, ProxyError, add_trailing_slash};
 
 /// Splits `<prefix><id>/<rest>` into the id and the offset where `/<rest>` starts; `None` when
@@ -130,12 +131,20 @@ async fn forward(
     }
     let page = wants_page(&req);
     let instance = route.instance_id.clone();
+    let mut openers = vec![Opener::Instance(route.instance_id.clone())];
+    match &ctx.token_id {
+        Some(token) => openers.push(Opener::Token(token.clone())),
+        // A session made for a bearer JWT is not stored: nothing could end it.
+        None if !ctx.via_token => openers.push(Opener::Session(session.id.clone())),
+        None => {}
+    }
     let f = Forward {
         route,
         identity: &session.identity,
         client_ip: ctx.client_ip,
         scheme: ctx.scheme(),
         rest_at,
+        openers,
     };
     match st.proxy.forward(f, req).await {
         Ok(resp) => resp,

@@ -22,6 +22,8 @@ pub struct RequestCtx {
     /// The caller sent an API token rather than a session cookie: no CSRF token is needed (a
     /// browser never sends one by itself), and the token may not manage tokens.
     pub via_token: bool,
+    /// The vestibule API token that authenticated the request, if one did.
+    pub token_id: Option<String>,
 }
 
 impl RequestCtx {
@@ -45,11 +47,13 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session = super::oidc::keep_fresh(&st, s).await;
     }
     let mut via_token = false;
+    let mut token_id = None;
     if session.is_none()
-        && let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await
+        && let Some((identity, id)) = super::tokens::bearer_identity(&st, &mut req, client_ip).await
     {
         session = Some(Arc::new(Session::new(identity)));
         via_token = true;
+        token_id = id;
     }
     let mut new_cookie = None;
     if st.config.proxy.authentication == AuthMethod::CustomHeader
@@ -86,6 +90,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         secure,
         client_ip,
         via_token,
+        token_id,
     });
     let mut resp = next.run(req).await;
     if let Some(c) = new_cookie {

@@ -234,6 +234,9 @@ pub async fn logout(
         );
     }
     st.manager.stop_on_logout(&session.identity.user).await;
+    st.proxy
+        .closers()
+        .close(&crate::proxy::closers::Opener::Session(session.id.clone()));
     st.sessions.delete(&session.id).await;
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
     let mut resp = match &st.oidc {

@@ -20,17 +20,24 @@ use crate::auth::{Identity, Session, authorization, csrf};
 /// Who a bearer token vestibule accepts acts as: a vestibule API token, or (with
 /// `proxy.oauth2`) a JWT from the authorization server. Such a header is taken off the request,
 /// so the credential never reaches an app; other bearer tokens (an app's own) pass through.
-pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Option<Identity> {
+/// Also returns the id of the vestibule token, when it was one.
+pub async fn bearer_identity(
+    st: &AppState,
+    req: &mut Request,
+    ip: IpAddr,
+) -> Option<(Identity, Option<String>)> {
     let presented =
         authorization::bearer(req.headers().get(header::AUTHORIZATION)).map(String::from)?;
     if !presented.starts_with(TOKEN_PREFIX) {
-        return jwt_identity(st, req, &presented, ip).await;
+        return jwt_identity(st, req, &presented, ip)
+            .await
+            .map(|identity| (identity, None));
     }
     req.headers_mut().remove(header::AUTHORIZATION);
     match st.api_tokens.authenticate(&presented).await {
         Some((identity, info)) => {
             tracing::debug!(user = %identity.user, token = %info.id, "API token used");
-            Some(identity)
+            Some((identity, Some(info.id)))
         }
         None => {
             tracing::warn!(event = "login_failed", via = "api_token", %ip, "unknown or revoked API token");
@@ -200,6 +207,9 @@ async fn create(
 
 async fn revoke(st: &AppState, who: &Identity, id: &str) -> Result<TokenInfo, TokenError> {
     let info = st.api_tokens.revoke(who, id).await?;
+    st.proxy
+        .closers()
+        .close(&crate::proxy::closers::Opener::Token(info.id.clone()));
     tracing::info!(event = "api_token_revoked", by = %who.user, owner = %info.owner, token = %info.id, "API token revoked");
     Ok(info)
 }
