@@ -876,3 +876,70 @@ async fn f10_an_admin_stop_closes_the_instances_websockets() {
     );
     server.shutdown().await;
 }
+
+/// An app that tries to plant vestibule's session cookie (and sets one of its own).
+fn cookie_planting_spec(id: &str) -> AppSpec {
+    let code = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Set-Cookie', 'vestibule_session=planted; Path=/')
+        self.send_header('Set-Cookie', 'vestibule_login_csrf=planted; Path=/')
+        self.send_header('Set-Cookie', 'app_pref=dark; Path=/')
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
+"#;
+    process_spec(id, &["python3", "-c", code])
+}
+
+#[tokio::test]
+async fn f6_apps_cannot_set_our_cookies_and_other_sites_cannot_call_the_api() {
+    let server = TestServer::start(config(vec![
+        cookie_planting_spec("planter"),
+        echo_spec("echo"),
+    ]))
+    .await;
+    let alice = Browser::login(&server, "alice").await;
+    let path = app_path(&alice, "planter").await;
+    let resp = alice.get(&path).await;
+    assert_eq!(resp.status(), 200);
+    let set: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect();
+    assert_eq!(set, ["app_pref=dark; Path=/"], "only the app's own cookie");
+
+    // A state-changing API call with the cookie and the CSRF token, from a page of another
+    // origin on the same site (what app code on a sibling host could make): refused.
+    let own = format!("http://{}", server.addr);
+    for (header, value) in [
+        ("sec-fetch-site", "same-site"),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "http://apps.evil.example"),
+    ] {
+        let resp = alice
+            .http
+            .post(server.url("/api/proxy/echo"))
+            .header("X-CSRF-Token", &alice.csrf)
+            .header(header, value)
+            .send()
+            .await
+            .expect("api call");
+        assert_eq!(resp.status(), 403, "{header}: {value}");
+    }
+    let resp = alice
+        .http
+        .post(server.url("/api/proxy/echo"))
+        .header("X-CSRF-Token", &alice.csrf)
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", &own)
+        .send()
+        .await
+        .expect("api call");
+    assert_eq!(resp.status(), 201, "from the portal's own page");
+    server.shutdown().await;
+}

@@ -205,6 +205,33 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// An app may not set vestibule's cookies: a `Set-Cookie: vestibule_session=…` from app code
+/// would log the browser in as whoever the app's owner chose (session fixation), or log it out.
+pub fn strip_own_set_cookies(headers: &mut HeaderMap) {
+    let ours = |v: &HeaderValue| {
+        let name = v
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        name == COOKIE_NAME.as_bytes() || name == LOGIN_COOKIE.as_bytes()
+    };
+    if !headers.get_all(header::SET_COOKIE).iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !ours(v))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +338,19 @@ mod tests {
         let mut h = map(&[("cookie", "vestibule_session=abc")]);
         strip_own_cookies(&mut h);
         assert!(h.get("cookie").is_none());
+    }
+
+    #[test]
+    fn apps_cannot_set_our_cookies() {
+        let mut h = map(&[
+            ("set-cookie", "vestibule_session=planted; Path=/"),
+            ("set-cookie", "_xsrf=1; Path=/"),
+            ("set-cookie", " vestibule_session =x"),
+            ("set-cookie", "st=2"),
+        ]);
+        strip_own_set_cookies(&mut h);
+        let left: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(left, ["_xsrf=1; Path=/", "st=2"]);
     }
 
     #[test]

@@ -124,11 +124,13 @@ impl Proxy {
             });
             let (mut parts, _) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers, true);
+            headers::strip_own_set_cookies(&mut parts.headers);
             return Ok(Response::from_parts(parts, Body::empty()));
         }
 
         let (mut parts, body) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, false);
+        headers::strip_own_set_cookies(&mut parts.headers);
         let streaming = parts
             .headers
             .get(header::CONTENT_TYPE)

@@ -179,6 +179,18 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                     "missing or wrong X-CSRF-Token header",
                 ));
             }
+            if !safe
+                && !super::origin::api_call_allowed(
+                    &parts.headers,
+                    &parts.uri,
+                    &st.config.proxy.allowed_origins,
+                )
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "API calls made with the session cookie must come from this site's pages",
+                ));
+            }
             return Ok(ApiUser(session.identity.clone()));
         }
         if st.config.proxy.authentication == AuthMethod::OpenId

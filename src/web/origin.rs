@@ -37,6 +37,17 @@ pub fn websocket_allowed(headers: &HeaderMap, uri: &Uri, allowed: &[String]) -> 
         .is_some_and(|own| own.split_once("://").map(|(_, a)| a) == Some(origin_authority))
 }
 
+/// Whether a state-changing API call made with the session cookie comes from the portal's own
+/// pages: the browser says so in `Sec-Fetch-Site` (`same-origin`, or `none` for one the user
+/// typed), and `Origin`, when sent, is ours. A page of a sibling subdomain sends the cookie
+/// along, and would otherwise need only the CSRF token, which an app on it may have read.
+pub fn api_call_allowed(headers: &HeaderMap, uri: &Uri, allowed: &[String]) -> bool {
+    let site_ok = headers
+        .get("sec-fetch-site")
+        .is_none_or(|v| matches!(v.as_bytes(), b"same-origin" | b"none"));
+    site_ok && websocket_allowed(headers, uri, allowed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +60,20 @@ mod tests {
         }
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
         websocket_allowed(&h, &Uri::from_static("/app_proxy/x/ws"), &allowed)
+    }
+
+    #[test]
+    fn api_calls_from_other_sites_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "portal.example.org".parse().expect("host"));
+        let uri = Uri::from_static("/api/tokens");
+        assert!(api_call_allowed(&h, &uri, &[]), "a script, not a browser");
+        h.insert("sec-fetch-site", "same-site".parse().expect("v"));
+        assert!(!api_call_allowed(&h, &uri, &[]));
+        h.insert("sec-fetch-site", "same-origin".parse().expect("v"));
+        assert!(api_call_allowed(&h, &uri, &[]));
+        h.insert(header::ORIGIN, "https://x.example.org".parse().expect("v"));
+        assert!(!api_call_allowed(&h, &uri, &[]));
     }
 
     #[test]
