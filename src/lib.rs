@@ -164,7 +164,7 @@ pub async fn run(
     let server = tokio::spawn(listen::serve(
         listener,
         app,
-        config.proxy.connections.clone(),
+        listen::fit_to_open_files(config.proxy.connections.clone()),
         stopping.clone(),
     ));
 

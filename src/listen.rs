@@ -2,7 +2,8 @@
 //! the server (issue 18, F7): a deadline for each request head (which is also the keep-alive idle
 //! timeout), a cap per client address, and a global cap past which only `/actuator/health` is
 //! still answered, on a small reserve of connections, so that probes keep working while the
-//! server is full. The management port has its own listener and none of these caps.
+//! server is full (the oldest reserve connection makes room for a new one, so slow clients
+//! cannot hold the reserve either). The management port has its own listener and none of these caps.
 
 use axum::Router;
 use axum::body::Body;
@@ -14,12 +15,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -31,6 +33,33 @@ const HEALTH_RESERVE: usize = 32;
 const HEALTH_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const HEALTH_PATH: &str = "/actuator/health";
 
+/// File descriptors kept for everything but client connections: app connections beyond one
+/// per client, log files, the management port, backend sockets.
+const SPARE_FILES: usize = 64;
+
+/// `limits` with `max_total` lowered to what the process's open-file limit allows: each client
+/// connection may hold one to an app as well, and the health reserve needs its own. Past the
+/// limit, accept() fails and nothing, not even a probe, gets in.
+pub fn fit_to_open_files(mut limits: ConnectionLimits) -> ConnectionLimits {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return limits;
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    let fits = soft.saturating_sub(SPARE_FILES + HEALTH_RESERVE) / 2;
+    if fits < limits.max_total {
+        tracing::warn!(
+            open_files = soft,
+            configured = limits.max_total,
+            used = fits.max(1),
+            "the open-file limit (ulimit -n) is too low for proxy.connections.max-total; \
+             using a lower cap"
+        );
+        limits.max_total = fits.max(1);
+    }
+    limits
+}
+
 /// Serves `app` on `listener` until `stop` is cancelled, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
@@ -40,7 +69,7 @@ pub async fn serve(
 ) {
     let per_address = Arc::new(PerAddress::default());
     let total = Arc::new(Semaphore::new(limits.max_total));
-    let reserve = Arc::new(Semaphore::new(HEALTH_RESERVE));
+    let reserve = Reserve::default();
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,16 +88,15 @@ pub async fn serve(
             tracing::debug!(ip = %peer.ip(), "too many connections from one address; closed");
             continue;
         };
-        let (permit, health_only) = match total.clone().try_acquire_owned() {
-            Ok(p) => (p, false),
-            Err(_) => match reserve.clone().try_acquire_owned() {
-                Ok(p) => (p, true),
-                Err(_) => {
-                    tracing::warn!("connection limit reached; closed a new connection");
-                    continue;
-                }
-            },
+        let (held, evicted) = match total.clone().try_acquire_owned() {
+            Ok(permit) => (Held::Main { _permit: permit }, None),
+            Err(_) => {
+                let evicted = reserve.take();
+                let place = evicted.clone().drop_guard();
+                (Held::Reserve { _place: place }, Some(evicted))
+            }
         };
+        let health_only = evicted.is_some();
         let head_timeout = if health_only {
             HEALTH_HEAD_TIMEOUT.min(limits.header_read_timeout)
         } else {
@@ -78,8 +106,8 @@ pub async fn serve(
             app: app.clone(),
             peer,
             head_timeout,
-            health_only,
-            _held: (slot, permit),
+            evicted,
+            _held: (slot, held),
         };
         tracker.spawn(conn.serve(stream, stop.clone()));
     }
@@ -91,10 +119,43 @@ struct Connection {
     app: Router,
     peer: SocketAddr,
     head_timeout: Duration,
-    health_only: bool,
+    /// `Some` for a reserve connection (health only): cancelled to make room for a newer one.
+    evicted: Option<CancellationToken>,
     /// Released when the connection ends, which for a WebSocket is when it is handed to the
     /// proxy: an open WebSocket (always authenticated) is not counted.
-    _held: (AddressSlot, OwnedSemaphorePermit),
+    _held: (AddressSlot, Held),
+}
+
+/// A connection's place under the global cap, or in the health reserve.
+enum Held {
+    Main {
+        _permit: OwnedSemaphorePermit,
+    },
+    /// Marks the reserve place free when the connection ends.
+    Reserve {
+        _place: DropGuard,
+    },
+}
+
+/// The health reserve: connections past the global cap. When all are taken, the oldest is
+/// closed for the new one, so slow clients that fill the reserve cannot keep a probe out (a
+/// probe sends its request at once and is done in milliseconds).
+#[derive(Default)]
+struct Reserve(std::sync::Mutex<VecDeque<CancellationToken>>);
+
+impl Reserve {
+    fn take(&self) -> CancellationToken {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|t| !t.is_cancelled());
+        if open.len() >= HEALTH_RESERVE
+            && let Some(oldest) = open.pop_front()
+        {
+            oldest.cancel();
+        }
+        let place = CancellationToken::new();
+        open.push_back(place.clone());
+        place
+    }
 }
 
 impl Connection {
@@ -103,9 +164,10 @@ impl Connection {
             app,
             peer,
             head_timeout,
-            health_only,
+            evicted,
             _held,
         } = self;
+        let health_only = evicted.is_some();
         let service = tower::service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
             async move {
@@ -138,6 +200,10 @@ impl Connection {
         tokio::pin!(conn);
         let done = tokio::select! {
             r = conn.as_mut() => r,
+            _ = async { evicted.as_ref()?.cancelled().await; Some(()) }, if evicted.is_some() => {
+                tracing::debug!(%peer, "reserve connection closed for a newer one");
+                return;
+            }
             _ = stop.cancelled() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
@@ -186,6 +252,20 @@ impl Drop for AddressSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_reserve_closes_its_oldest_connection() {
+        let r = Reserve::default();
+        let places: Vec<_> = (0..HEALTH_RESERVE).map(|_| r.take()).collect();
+        assert!(places.iter().all(|p| !p.is_cancelled()));
+        let _newest = r.take();
+        assert!(places[0].is_cancelled(), "the oldest made room");
+        assert!(!places[1].is_cancelled());
+        // A place whose connection ended frees up without evicting anyone.
+        places[5].cancel();
+        let _another = r.take();
+        assert!(!places[1].is_cancelled());
+    }
 
     #[test]
     fn per_address_counts_come_back() {

@@ -943,3 +943,80 @@ async fn f6_apps_cannot_set_our_cookies_and_other_sites_cannot_call_the_api() {
     assert_eq!(resp.status(), 201, "from the portal's own page");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn f7_health_answers_while_half_sent_heads_fill_a_low_file_limit() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let dir = std::env::temp_dir().join(format!("vestibule-f7-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let config = dir.join("application.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "proxy:\n  port: {port}\n  bind-address: 127.0.0.1\n  authentication: none\n  \
+             container-backend: process\n  specs:\n  - id: echo\n    container-cmd: [python3, \
+             app.py]\n"
+        ),
+    )
+    .expect("config");
+    // The attack notes lowered the file limit so that a few hundred connections exhaust it.
+    let mut server = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 200 && exec {} serve --config {}",
+            vestibule_exe().display(),
+            config.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let up = eventually(Duration::from_secs(10), || async {
+        http.get(format!("{base}/actuator/health"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    let mut heads = Vec::new();
+    if up {
+        for _ in 0..400 {
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(mut c) => {
+                    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+                    heads.push(c);
+                }
+                Err(_) => break,
+            }
+        }
+        // Time for the server to take up what the kernel queued (the heads' limit is 30 s).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    // A new connection, as a probe makes: the one above may still be pooled.
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let health = probe.get(format!("{base}/actuator/health")).send().await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(up, "vestibule did not start");
+    let status = health.map(|r| r.status().as_u16());
+    assert!(
+        matches!(status, Ok(200)),
+        "health with {} half-sent heads open: {status:?}",
+        heads.len()
+    );
+}

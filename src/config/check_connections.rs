@@ -22,7 +22,9 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(30),
-            max_per_address: 256,
+            // A classroom behind one NAT address is dozens of browsers with six connections
+            // each; a load balancer in front is every user. Raise it there.
+            max_per_address: 1024,
             max_total: 8192,
         }
     }
