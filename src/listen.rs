@@ -71,6 +71,8 @@ pub async fn serve(
     let total = Arc::new(Semaphore::new(limits.max_total));
     let reserve = Reserve::default();
     let tracker = TaskTracker::new();
+    // Under a flood accept() fails twenty times a second; the log says so once in a while.
+    let mut warned_at: Option<tokio::time::Instant> = None;
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -78,7 +80,10 @@ pub async fn serve(
                 Ok(pair) => pair,
                 Err(e) => {
                     // Usually out of file descriptors: wait for some to be released.
-                    tracing::warn!(error = %e, "cannot accept a connection");
+                    if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, "cannot accept connections");
+                        warned_at = Some(tokio::time::Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

@@ -142,6 +142,24 @@ mod tests {
         assert!(store.load(&s.id).await.is_none());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn asking_whether_a_session_exists_does_not_keep_it_alive() {
+        // The WebSocket sweep asks this every minute; it must not count as use.
+        let store = MemorySessionStore::new(Duration::from_secs(60));
+        let s = Session::new(alice());
+        store.save(&s).await;
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            assert!(store.exists(&s.id).await);
+        }
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(
+            !store.exists(&s.id).await,
+            "expired although only asked about"
+        );
+        assert!(!store.exists("no-such-session").await);
+    }
+
     #[test]
     fn tokens_are_long_and_distinct() {
         let a = random_token();
