@@ -8,12 +8,12 @@ pub mod clock;
 pub mod config;
 pub mod demo_app;
 pub mod lifecycle;
+mod listen;
 pub mod observe;
 pub mod proxy;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,7 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
         BackendKind::Process => Ok(Arc::new(ProcessBackend::new(
             opts.supervisor_exe.clone(),
             opts.work_dir.join("instances"),
+            config.proxy.process.clone(),
         )?)),
         BackendKind::Docker => Ok(Arc::new(
             DockerBackend::connect(config.proxy.docker.clone())
@@ -162,25 +163,42 @@ pub async fn run(
         });
     }
 
-    let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let drained = stopping.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { drained.cancelled().await })
-            .await
-    });
+    let app = web::router(state);
+    let server = tokio::spawn(listen::serve(
+        listener,
+        app,
+        listen::fit_to_open_files(config.proxy.connections.clone()),
+        stopping.clone(),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down");
     stopping.cancel();
     manager.shutdown().await;
     match tokio::time::timeout(DRAIN_TIME, server).await {
-        Ok(Ok(result)) => result?,
+        Ok(Ok(())) => {}
         Ok(Err(join)) => anyhow::bail!("the server task failed: {join}"),
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
     let _ = tokio::fs::remove_dir_all(&opts.work_dir).await;
     Ok(())
+}
+
+/// Closes WebSockets whose session expired, whose token was revoked (perhaps on another
+/// replica) or whose instance is gone; logout and revocation here close theirs at once.
+async fn close_orphaned_websockets(state: &web::AppState) {
+    use proxy::closers::Opener;
+    let closers = state.proxy.closers();
+    for opener in closers.openers() {
+        let valid = match &opener {
+            Opener::Session(id) => state.sessions.exists(id).await,
+            Opener::Token(id) => state.api_tokens.exists(id).await,
+            Opener::Instance(id) => state.manager.routes().get(id).is_some(),
+        };
+        if !valid {
+            closers.close(&opener);
+        }
+    }
 }
 
 fn spawn_housekeeping(
@@ -195,6 +213,7 @@ fn spawn_housekeeping(
                 _ = stop.cancelled() => return,
                 _ = every.tick() => {
                     sessions.purge_expired();
+                    close_orphaned_websockets(&state).await;
                     state.throttle.purge();
                     if let Some(oidc) = &state.oidc {
                         oidc.purge();

@@ -149,6 +149,11 @@ impl ApiTokens {
             .map(|r| (r.identity, r.info))
     }
 
+    /// Whether the token `id` is still valid (not revoked).
+    pub async fn exists(&self, id: &str) -> bool {
+        self.store.get(id).await.is_some()
+    }
+
     /// `who`'s tokens, or everyone's when an admin asks for all.
     pub async fn list(&self, who: &Identity, all: bool) -> Vec<TokenInfo> {
         let owner = (!(all && who.is_admin)).then_some(who.user.as_str());

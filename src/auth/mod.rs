@@ -1,6 +1,7 @@
 //! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
 
 pub mod api_tokens;
+pub mod authorization;
 pub mod bearer_jwt;
 pub mod csrf;
 pub mod header;

@@ -59,6 +59,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, id: &str) -> Option<Arc<Session>>;
     async fn save(&self, session: &Session);
     async fn delete(&self, id: &str);
+    /// Whether the session is still valid, without counting this as its use.
+    async fn exists(&self, id: &str) -> bool;
 }
 
 /// Sessions in this process's memory; they expire after `idle_timeout` without use.
@@ -109,6 +111,10 @@ impl SessionStore for MemorySessionStore {
     async fn delete(&self, id: &str) {
         self.sessions.remove(id);
     }
+
+    async fn exists(&self, id: &str) -> bool {
+        self.sessions.get(id).is_some_and(|e| e.1 > Instant::now())
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +140,24 @@ mod tests {
         assert!(store.load(&s.id).await.is_some(), "use extended it");
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(store.load(&s.id).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn asking_whether_a_session_exists_does_not_keep_it_alive() {
+        // The WebSocket sweep asks this every minute; it must not count as use.
+        let store = MemorySessionStore::new(Duration::from_secs(60));
+        let s = Session::new(alice());
+        store.save(&s).await;
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            assert!(store.exists(&s.id).await);
+        }
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(
+            !store.exists(&s.id).await,
+            "expired although only asked about"
+        );
+        assert!(!store.exists("no-such-session").await);
     }
 
     #[test]

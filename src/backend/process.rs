@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+use crate::config::ProcessSettings;
+
 use super::supervisor::{self, PARENT_PID_ENV, STOP_GRACE};
 use super::{Backend, BackendError, Health, LaunchRequest, LogBuffer, Started};
 
@@ -28,6 +30,8 @@ pub struct ProcessBackend {
     /// Parent of the per-instance working directories.
     instances_dir: PathBuf,
     instances: Mutex<HashMap<String, Arc<ProcInstance>>>,
+    /// Which of vestibule's environment variables an app inherits.
+    settings: ProcessSettings,
 }
 
 struct ProcInstance {
@@ -39,7 +43,11 @@ struct ProcInstance {
 }
 
 impl ProcessBackend {
-    pub fn new(supervisor_exe: PathBuf, instances_dir: PathBuf) -> std::io::Result<Self> {
+    pub fn new(
+        supervisor_exe: PathBuf,
+        instances_dir: PathBuf,
+        settings: ProcessSettings,
+    ) -> std::io::Result<Self> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -48,6 +56,7 @@ impl ProcessBackend {
             supervisor_exe,
             instances_dir,
             instances: Mutex::new(HashMap::new()),
+            settings,
         })
     }
 
@@ -114,11 +123,13 @@ impl Backend for ProcessBackend {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // vestibule's own variables may carry secrets (overrides, `${VAR}` sources): apps do
-        // not get them.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("VESTIBULE_") {
-                cmd.env_remove(key);
+        // vestibule's environment carries secrets (`${OIDC_CLIENT_SECRET}` and the like, env
+        // overrides): an app starts from an empty one and gets only the allowed names, then
+        // what its spec and vestibule give it.
+        cmd.env_clear();
+        for (key, value) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| self.settings.inherits(k)) {
+                cmd.env(key, value);
             }
         }
         cmd.envs(&req.env)

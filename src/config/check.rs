@@ -51,6 +51,7 @@ pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
             management_port: management_server
                 .get("port")
                 .and_then(|(n, p)| convert::port(n, &p, true, report)),
+            frame_options: super::check_browser::check_frame_options(&server, report),
         },
     }
 }
@@ -115,6 +116,9 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
             .boolean("recover-running-proxies", report)
             .unwrap_or(false),
         docker: check_docker_settings(proxy, report),
+        process: super::check_process::check_process_settings(proxy, report),
+        allowed_origins: super::check_browser::check_allowed_origins(proxy, report),
+        connections: super::check_connections::check_connection_limits(proxy, report),
         same_site_cookie: same_site(proxy, report),
         kubernetes: super::check_kubernetes::check_kubernetes(proxy, report),
         specs,

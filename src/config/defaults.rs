@@ -73,6 +73,9 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             stop_proxies_on_shutdown: true,
             recover_running_proxies: false,
             docker: Default::default(),
+            process: Default::default(),
+            allowed_origins: Vec::new(),
+            connections: Default::default(),
             same_site_cookie: SameSite::Lax,
             kubernetes: Default::default(),
             specs: vec![demo],
@@ -82,6 +85,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         server: ServerConfig {
             secure_cookies: false,
             management_port: None,
+            frame_options: Default::default(),
         },
     }
 }

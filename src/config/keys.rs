@@ -163,6 +163,12 @@ pub static PROXY: Level = Level {
         todo("api-security"),
         todo("monitoring"),
         section("docker", Status::Used, Shape::Map(&DOCKER)),
+        // vestibule's own: other sites whose pages may open app WebSockets.
+        used("allowed-origins"),
+        // vestibule's own: request-head timeout and connection caps.
+        section("connections", Status::Used, Shape::Map(&CONNECTIONS)),
+        // vestibule's own: settings of the process backend.
+        section("process", Status::Used, Shape::Map(&PROCESS)),
         section("kubernetes", Status::Used, Shape::Map(&KUBERNETES)),
         todo("ecs"),
         section("ldap", Status::Used, Shape::MapOrList(&LDAP)),
@@ -172,6 +178,20 @@ pub static PROXY: Level = Level {
         section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
         section("webservice", Status::Used, Shape::Map(&WEBSERVICE)),
     ],
+    others: Others::Unknown,
+};
+
+pub static CONNECTIONS: Level = Level {
+    keys: &[
+        used("header-read-timeout"),
+        used("max-per-address"),
+        used("max-total"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static PROCESS: Level = Level {
+    keys: &[used("inherit-env")],
     others: Others::Unknown,
 };
 
@@ -365,7 +385,7 @@ const SPRING_IGNORED: &str = "a Spring Boot setting that vestibule does not use;
 pub static SERVER: Level = Level {
     keys: &[
         used("secure-cookies"),
-        todo("frame-options"),
+        used("frame-options"),
         section("servlet", Status::Accepted, Shape::Map(&SERVER_SERVLET)),
         todo("forward-headers-strategy"),
         ignored(

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// `management.server.port`; `None` means health is served on the main port only.
     pub management_port: Option<u16>,
+    /// `server.frame-options`: who may frame portal pages.
+    pub frame_options: super::FrameOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,13 @@ pub enum AuthMethod {
     Ldap,
     CustomHeader,
     Webservice,
+}
+
+impl AuthMethod {
+    /// Whether users log in with a password vestibule checks (the form and HTTP Basic).
+    pub fn takes_passwords(self) -> bool {
+        matches!(self, Self::Simple | Self::Ldap | Self::Webservice)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +169,13 @@ pub struct ProxyConfig {
     pub recover_running_proxies: bool,
     /// `proxy.docker.*`.
     pub docker: DockerSettings,
+    /// `proxy.allowed-origins` (vestibule's own): other origins whose pages may open app
+    /// WebSockets, normalised as browsers send `Origin`.
+    pub allowed_origins: Vec<String>,
+    /// `proxy.connections.*` (vestibule's own).
+    pub connections: super::ConnectionLimits,
+    /// `proxy.process.*` (vestibule's own).
+    pub process: super::ProcessSettings,
     pub same_site_cookie: SameSite,
     /// `proxy.kubernetes.*`; defaults unless the Kubernetes backend is selected.
     pub kubernetes: KubernetesSettings,

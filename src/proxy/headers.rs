@@ -98,13 +98,37 @@ impl AppHeaders {
         }
     }
 
-    /// Sets the headers on a request to the app. Copies of the identity headers the client sent
-    /// are removed first, so a user cannot claim to be someone else; the app's own headers
-    /// replace any the client sent under the same name.
+    /// Whether a header the client sent could be read by the app as one this route sets.
+    /// CGI-style servers (R's httpuv, PHP, WSGI) map `-` and `_` alike, so `X_SP_UserId`
+    /// lands where `X-SP-UserId` does; header names are already lower case in `HeaderMap`.
+    pub fn shadows(&self, name: &HeaderName) -> bool {
+        let dashed = cgi_dashed(name.as_str());
+        dashed.starts_with("x-sp-")
+            || self
+                .extra
+                .iter()
+                .any(|(ours, _)| cgi_dashed(ours.as_str()) == dashed)
+    }
+
+    /// The first client header spelled with an underscore that an app would read as one of
+    /// ours. Such a request is a forgery attempt, not a mistake, so it is refused outright
+    /// rather than quietly cleaned.
+    pub fn forged<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderName> {
+        headers
+            .keys()
+            .find(|k| k.as_str().contains('_') && self.shadows(k))
+    }
+
+    /// Sets the headers on a request to the app. Copies of the identity headers the client sent,
+    /// in any spelling an app would read as ours, are removed first, so a user cannot claim to be
+    /// someone else; the app's own headers replace any the client sent under the same name.
     pub fn apply(&self, headers: &mut HeaderMap, who: &Identity) {
-        let is_ours = |k: &HeaderName| k.as_str().starts_with("x-sp-");
-        if headers.keys().any(is_ours) {
-            let spoofed: Vec<HeaderName> = headers.keys().filter(|k| is_ours(k)).cloned().collect();
+        if headers.keys().any(|k| self.shadows(k)) {
+            let spoofed: Vec<HeaderName> = headers
+                .keys()
+                .filter(|k| self.shadows(k))
+                .cloned()
+                .collect();
             for name in spoofed {
                 headers.remove(name);
             }
@@ -120,6 +144,15 @@ impl AppHeaders {
         for (name, value) in &self.extra {
             headers.insert(name.clone(), value.clone());
         }
+    }
+}
+
+/// A header name as a CGI-style server sees it, `_` and `-` alike (the name is lower case).
+fn cgi_dashed(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
     }
 }
 
@@ -169,6 +202,33 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
         && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
     {
         headers.insert(header::COOKIE, v);
+    }
+}
+
+/// An app may not set vestibule's cookies: a `Set-Cookie: vestibule_session=…` from app code
+/// would log the browser in as whoever the app's owner chose (session fixation), or log it out.
+pub fn strip_own_set_cookies(headers: &mut HeaderMap) {
+    let ours = |v: &HeaderValue| {
+        let name = v
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        name == COOKIE_NAME.as_bytes() || name == LOGIN_COOKIE.as_bytes()
+    };
+    if !headers.get_all(header::SET_COOKIE).iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !ours(v))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
     }
 }
 
@@ -235,6 +295,42 @@ mod tests {
     }
 
     #[test]
+    fn underscore_spellings_of_our_headers_are_caught() {
+        let route = AppHeaders {
+            identity: true,
+            extra: vec![(
+                HeaderName::from_static("x-remote-user"),
+                HeaderValue::from_static("bob"),
+            )],
+        };
+        for forged in [
+            "X_SP_UserId",
+            "x_sp-usergroups",
+            "X-SP_Anything",
+            "x_remote_user",
+        ] {
+            let h = map(&[(forged, "carol")]);
+            assert!(route.forged(&h).is_some(), "{forged} is refused");
+            let mut h = map(&[(forged, "carol")]);
+            let who = Identity {
+                user: "bob".into(),
+                groups: Vec::new(),
+                is_admin: false,
+            };
+            route.apply(&mut h, &who);
+            assert!(
+                h.keys().all(|k| !k.as_str().contains('_')),
+                "{forged} never reaches the app"
+            );
+        }
+        let h = map(&[("x_other", "1"), ("x-sp-userid", "carol")]);
+        assert!(
+            route.forged(&h).is_none(),
+            "dashed copies are replaced, not refused"
+        );
+    }
+
+    #[test]
     fn session_cookie_is_not_forwarded() {
         let mut h = map(&[("cookie", "vestibule_session=abc; _xsrf=1; st=2")]);
         strip_own_cookies(&mut h);
@@ -242,6 +338,19 @@ mod tests {
         let mut h = map(&[("cookie", "vestibule_session=abc")]);
         strip_own_cookies(&mut h);
         assert!(h.get("cookie").is_none());
+    }
+
+    #[test]
+    fn apps_cannot_set_our_cookies() {
+        let mut h = map(&[
+            ("set-cookie", "vestibule_session=planted; Path=/"),
+            ("set-cookie", "_xsrf=1; Path=/"),
+            ("set-cookie", " vestibule_session =x"),
+            ("set-cookie", "st=2"),
+        ]);
+        strip_own_set_cookies(&mut h);
+        let left: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(left, ["_xsrf=1; Path=/", "st=2"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The data path: forwards a request (or a WebSocket) to an app instance over HTTP/1.1,
 //! streaming bodies both ways.
 
+pub mod closers;
 pub mod headers;
 pub mod routes;
 mod sse_guard;
@@ -35,16 +36,27 @@ pub struct Forward<'a> {
     /// Where, in the request's path and query, the part after the public prefix starts (it
     /// starts with `/`). An offset rather than a slice, so the request can be moved.
     pub rest_at: usize,
+    /// What opened the request (session, token, instance): a WebSocket closes when any ends.
+    pub openers: Vec<closers::Opener>,
 }
 
 #[derive(Clone)]
 pub struct Proxy {
     shutdown: CancellationToken,
+    closers: Arc<closers::Closers>,
 }
 
 impl Proxy {
     pub fn new(shutdown: CancellationToken) -> Self {
-        Self { shutdown }
+        Self {
+            shutdown,
+            closers: Default::default(),
+        }
+    }
+
+    /// Closes WebSockets by what opened them (logout, token revocation, stop).
+    pub fn closers(&self) -> &closers::Closers {
+        &self.closers
     }
 
     pub async fn forward(
@@ -86,6 +98,7 @@ impl Proxy {
             let app_upgrade = hyper::upgrade::on(&mut resp);
             let open = f.route.hold_open();
             let shutdown = self.shutdown.clone();
+            let ended = self.closers.watch(&f.openers);
             tokio::spawn(async move {
                 let _open = open;
                 // The connection now belongs to the WebSocket; it is never pooled again.
@@ -105,15 +118,20 @@ impl Proxy {
                         if let Err(e) = r { tracing::debug!(error = %e, "websocket closed"); }
                     }
                     _ = shutdown.cancelled() => {}
+                    _ = closers::any_cancelled(&ended) => {
+                        tracing::debug!("websocket closed: the session, token or instance that opened it ended");
+                    }
                 }
             });
             let (mut parts, _) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers, true);
+            headers::strip_own_set_cookies(&mut parts.headers);
             return Ok(Response::from_parts(parts, Body::empty()));
         }
 
         let (mut parts, body) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, false);
+        headers::strip_own_set_cookies(&mut parts.headers);
         let streaming = parts
             .headers
             .get(header::CONTENT_TYPE)

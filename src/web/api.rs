@@ -108,6 +108,9 @@ pub async fn stop(
     visible(&st, &who, &id)?;
     tracing::info!(instance = %id, by = %who.user, "stop requested through the API");
     st.manager.stop(&id, StopReason::Api).await;
+    st.proxy
+        .closers()
+        .close(&crate::proxy::closers::Opener::Instance(id.clone()));
     Ok(Json(serde_json::json!({ "status": "stopped", "id": id })).into_response())
 }
 

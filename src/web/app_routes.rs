@@ -15,6 +15,7 @@ use super::pages::{error_page, failure_page};
 use crate::auth::Session;
 use crate::lifecycle::InstanceStatus;
 use crate::proxy::Route;
+use crate::proxy::closers::Opener;
 use crate::proxy::{Forward, ProxyError, add_trailing_slash};
 
 /// Splits `<prefix><id>/<rest>` into the id and the offset where `/<rest>` starts; `None` when
@@ -104,16 +105,47 @@ async fn forward(
     session: &Session,
     route: Arc<Route>,
     rest_at: usize,
-    req: Request,
+    mut req: Request,
 ) -> Response {
+    super::tokens::strip_own_credentials(st, req.headers_mut());
+    if crate::proxy::headers::is_upgrade(req.headers())
+        && !super::origin::websocket_allowed(
+            req.headers(),
+            req.uri(),
+            &st.config.proxy.allowed_origins,
+        )
+    {
+        tracing::warn!(event = "access_denied", user = %session.identity.user, origin = ?req.headers().get(header::ORIGIN), "WebSocket opened by a page of another site");
+        return (
+            StatusCode::FORBIDDEN,
+            "this WebSocket was opened by a page of another site\n",
+        )
+            .into_response();
+    }
+    if let Some(name) = route.headers.forged(req.headers()) {
+        tracing::warn!(event = "forged_header", user = %session.identity.user, header = %name, "request carries a spelling of a header the proxy sets");
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("header '{name}' is reserved: the proxy sets it\n"),
+        )
+            .into_response();
+    }
     let page = wants_page(&req);
     let instance = route.instance_id.clone();
+    let mut openers = vec![Opener::Instance(route.instance_id.clone())];
+    match &ctx.token_id {
+        Some(token) => openers.push(Opener::Token(token.clone())),
+        // A session made for a bearer JWT is not stored: nothing could end it.
+        None if !ctx.via_token => openers.push(Opener::Session(session.id.clone())),
+        None => {}
+    }
     let f = Forward {
         route,
         identity: &session.identity,
         client_ip: ctx.client_ip,
         scheme: ctx.scheme(),
         rest_at,
+        openers,
     };
     match st.proxy.forward(f, req).await {
         Ok(resp) => resp,

@@ -4,15 +4,14 @@
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
 use http::request::Parts;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{Method, StatusCode, header};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::{AppState, cookies, errors::ApiError};
 use crate::auth::session::COOKIE_NAME;
-use crate::auth::{Identity, Session, csrf};
+use crate::auth::{Identity, Session, authorization, csrf};
 use crate::config::AuthMethod;
 
 #[derive(Clone)]
@@ -23,6 +22,8 @@ pub struct RequestCtx {
     /// The caller sent an API token rather than a session cookie: no CSRF token is needed (a
     /// browser never sends one by itself), and the token may not manage tokens.
     pub via_token: bool,
+    /// The vestibule API token that authenticated the request, if one did.
+    pub token_id: Option<String>,
 }
 
 impl RequestCtx {
@@ -46,11 +47,13 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session = super::oidc::keep_fresh(&st, s).await;
     }
     let mut via_token = false;
-    if session.is_some() {
-        super::tokens::strip_own_token(&mut req);
-    } else if let Some(identity) = super::tokens::bearer_identity(&st, &mut req, client_ip).await {
+    let mut token_id = None;
+    if session.is_none()
+        && let Some((identity, id)) = super::tokens::bearer_identity(&st, &mut req, client_ip).await
+    {
         session = Some(Arc::new(Session::new(identity)));
         via_token = true;
+        token_id = id;
     }
     let mut new_cookie = None;
     if st.config.proxy.authentication == AuthMethod::CustomHeader
@@ -87,6 +90,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         secure,
         client_ip,
         via_token,
+        token_id,
     });
     let mut resp = next.run(req).await;
     if let Some(c) = new_cookie {
@@ -175,17 +179,30 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                     "missing or wrong X-CSRF-Token header",
                 ));
             }
+            if !safe
+                && !super::origin::api_call_allowed(
+                    &parts.headers,
+                    &parts.uri,
+                    &st.config.proxy.allowed_origins,
+                )
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "API calls made with the session cookie must come from this site's pages",
+                ));
+            }
             return Ok(ApiUser(session.identity.clone()));
         }
         if st.config.proxy.authentication == AuthMethod::OpenId
-            && basic_credentials(parts.headers.get(header::AUTHORIZATION)).is_some()
+            && authorization::basic(parts.headers.get(header::AUTHORIZATION)).is_some()
         {
             return Err(ApiError::unauthorized(
                 "this server logs in through OpenID Connect, not with passwords; \
                  scripts use an API token (Authorization: Bearer)",
             ));
         }
-        if let Some((user, password)) = basic_credentials(parts.headers.get(header::AUTHORIZATION))
+        if let Some((user, password)) =
+            authorization::basic(parts.headers.get(header::AUTHORIZATION))
         {
             let ip = ctx(parts)
                 .map(|c| c.client_ip)
@@ -211,14 +228,4 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             "log in first (session cookie or HTTP Basic)",
         ))
     }
-}
-
-fn basic_credentials(value: Option<&HeaderValue>) -> Option<(String, String)> {
-    let encoded = value?.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
 }

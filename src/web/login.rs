@@ -30,14 +30,31 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Only same-site paths, so the login page cannot be used to bounce users to another site.
+/// Only paths on this server, so the login page cannot bounce users to another site.
+///
+/// Browsers forgive a lot in a `Location`: they drop tabs and newlines, read `\\` as `/`, and
+/// a path that then starts with `//` names another host. So the value is checked as it is and
+/// once percent-decoded (a page may decode it again), and anything doubtful becomes `fallback`.
+/// Only visible ASCII is kept, which is also what a header value may carry.
 pub(super) fn safe_next(next: Option<&str>, fallback: &str) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+        Some(n)
+            if n.bytes().all(|b| b.is_ascii_graphic())
+                && is_local_path(n.as_bytes())
+                && is_local_path(&urlencoding::decode_binary(n.as_bytes())) =>
+        {
             n.to_string()
         }
         _ => fallback.to_string(),
     }
+}
+
+/// Starts with exactly one `/`, and has no control character (a browser drops them, which can
+/// join `/` and `/`) and no `\\` (a browser reads it as `/`).
+fn is_local_path(p: &[u8]) -> bool {
+    p.first() == Some(&b'/')
+        && p.get(1) != Some(&b'/')
+        && p.iter().all(|&b| b >= 0x20 && b != 0x7f && b != b'\\')
 }
 
 fn render_form(
@@ -219,6 +236,9 @@ pub async fn logout(
         );
     }
     st.manager.stop_on_logout(&session.identity.user).await;
+    st.proxy
+        .closers()
+        .close(&crate::proxy::closers::Opener::Session(session.id.clone()));
     st.sessions.delete(&session.id).await;
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
     let mut resp = match &st.oidc {
@@ -253,5 +273,21 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example"), "/"), "/");
         assert_eq!(safe_next(Some("https://evil.example"), "/"), "/");
         assert_eq!(safe_next(None, "/home"), "/home");
+        assert_eq!(safe_next(Some("/app/x?a=1%202"), "/"), "/app/x?a=1%202");
+        assert_eq!(safe_next(Some("/app/%C3%A9"), "/"), "/app/%C3%A9");
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/%09/evil.example",
+            "/%2F/evil.example",
+            "/%5C/evil.example",
+            "\\/evil.example",
+            "/a\\b",
+            "/é",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad), "/"), "/", "{bad:?}");
+        }
     }
 }

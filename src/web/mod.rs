@@ -6,8 +6,10 @@ pub mod context;
 pub mod cookies;
 mod errors;
 pub mod forwarded;
+mod frame_options;
 mod login;
 mod oidc;
+mod origin;
 mod pages;
 mod templates;
 mod tokens;
@@ -120,6 +122,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             context::resolve,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            frame_options::set,
         ))
         .with_state(state)
 }

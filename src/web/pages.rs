@@ -89,6 +89,9 @@ pub async fn stop_mine(
     match st.manager.get(&id) {
         Some(v) if v.user == s.identity.user => {
             st.manager.stop(&id, StopReason::User).await;
+            st.proxy
+                .closers()
+                .close(&crate::proxy::closers::Opener::Instance(id.clone()));
             Redirect::to("/my-apps").into_response()
         }
         Some(_) => not_allowed(&st, &s, "This is not your app."),
@@ -121,6 +124,9 @@ pub async fn admin_stop(
         return csrf_failure(&st, &s);
     }
     st.manager.stop(&id, StopReason::Admin).await;
+    st.proxy
+        .closers()
+        .close(&crate::proxy::closers::Opener::Instance(id.clone()));
     tracing::info!(event = "admin_stop", admin = %s.identity.user, instance = %id, "admin stopped an app");
     Redirect::to("/admin").into_response()
 }

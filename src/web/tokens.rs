@@ -15,27 +15,29 @@ use super::pages::{csrf_failure, error_page, not_allowed};
 use super::{AppState, v};
 use crate::auth::api_tokens::{TOKEN_PREFIX, TokenError, TokenInfo};
 use crate::auth::bearer_jwt::JwtBearer;
-use crate::auth::{Identity, Session, csrf};
+use crate::auth::{Identity, Session, authorization, csrf};
 
 /// Who a bearer token vestibule accepts acts as: a vestibule API token, or (with
 /// `proxy.oauth2`) a JWT from the authorization server. Such a header is taken off the request,
 /// so the credential never reaches an app; other bearer tokens (an app's own) pass through.
-pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Option<Identity> {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .map(String::from)?;
+/// Also returns the id of the vestibule token, when it was one.
+pub async fn bearer_identity(
+    st: &AppState,
+    req: &mut Request,
+    ip: IpAddr,
+) -> Option<(Identity, Option<String>)> {
+    let presented =
+        authorization::bearer(req.headers().get(header::AUTHORIZATION)).map(String::from)?;
     if !presented.starts_with(TOKEN_PREFIX) {
-        return jwt_identity(st, req, &presented, ip).await;
+        return jwt_identity(st, req, &presented, ip)
+            .await
+            .map(|identity| (identity, None));
     }
     req.headers_mut().remove(header::AUTHORIZATION);
     match st.api_tokens.authenticate(&presented).await {
         Some((identity, info)) => {
             tracing::debug!(user = %identity.user, token = %info.id, "API token used");
-            Some(identity)
+            Some((identity, Some(info.id)))
         }
         None => {
             tracing::warn!(event = "login_failed", via = "api_token", %ip, "unknown or revoked API token");
@@ -44,17 +46,25 @@ pub async fn bearer_identity(st: &AppState, req: &mut Request, ip: IpAddr) -> Op
     }
 }
 
-/// Takes a vestibule API token off a request that is authenticated otherwise (a cookie), so
-/// it cannot reach an app either way.
-pub fn strip_own_token(req: &mut Request) {
-    let ours = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim().starts_with(TOKEN_PREFIX));
+/// Takes the `Authorization` header off a request to an app when it holds a credential
+/// vestibule accepts, whether or not this request was authenticated by it: an API token, a JWT
+/// for `proxy.oauth2`, or a password when the login takes passwords (browsers replay Basic
+/// credentials to every path of the site once vestibule's API asked for them). Any other
+/// `Authorization` is the app's own business and passes through.
+pub fn strip_own_credentials(st: &AppState, headers: &mut http::HeaderMap) {
+    let value = headers.get(header::AUTHORIZATION);
+    let ours = match authorization::bearer(value) {
+        Some(token) => {
+            token.starts_with(TOKEN_PREFIX)
+                || (st.jwt_bearer.is_some() && JwtBearer::looks_like_jwt(token))
+        }
+        None => {
+            st.config.proxy.authentication.takes_passwords()
+                && authorization::credentials_of(value, "Basic").is_some()
+        }
+    };
     if ours {
-        req.headers_mut().remove(header::AUTHORIZATION);
+        headers.remove(header::AUTHORIZATION);
     }
 }
 
@@ -197,6 +207,9 @@ async fn create(
 
 async fn revoke(st: &AppState, who: &Identity, id: &str) -> Result<TokenInfo, TokenError> {
     let info = st.api_tokens.revoke(who, id).await?;
+    st.proxy
+        .closers()
+        .close(&crate::proxy::closers::Opener::Token(info.id.clone()));
     tracing::info!(event = "api_token_revoked", by = %who.user, owner = %info.owner, token = %info.id, "API token revoked");
     Ok(info)
 }

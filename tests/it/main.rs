@@ -24,6 +24,7 @@ mod lifecycle;
 mod metrics;
 mod oidc;
 mod proxy;
+mod security;
 mod swarm;
 mod webservice;
 mod websocket;
