@@ -52,6 +52,9 @@ pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
                 .get("port")
                 .and_then(|(n, p)| convert::port(n, &p, true, report)),
             frame_options: super::check_browser::check_frame_options(&server, report),
+            trusted_proxies: super::check_forwarding::check_trusted_proxies(
+                &server, &proxy, report,
+            ),
         },
     }
 }

@@ -18,7 +18,8 @@ pub fn check_custom_header(proxy: &Fields, report: &mut Report) -> CustomHeaderC
         username_header: header_name(&section, "username-header-name", report)
             .unwrap_or(defaults.username_header),
         groups_header: header_name(&section, "groups-header-name", report),
-        trusted_networks: networks(&section, report).unwrap_or_else(default_trusted_networks),
+        trusted_networks: networks(&section, "trusted-networks", report)
+            .unwrap_or_else(default_trusted_networks),
     }
 }
 
@@ -36,10 +37,10 @@ fn header_name(f: &Fields, key: &str, report: &mut Report) -> Option<String> {
     Some(name.trim().to_string())
 }
 
-/// CIDR networks (`10.0.0.0/8`) or single addresses.
-fn networks(f: &Fields, report: &mut Report) -> Option<Vec<IpNet>> {
-    let (node, path) = f.get("trusted-networks")?;
-    let written = f.text_list("trusted-networks", report)?;
+/// CIDR networks (`10.0.0.0/8`) or single addresses, under `key`.
+pub fn networks(f: &Fields, key: &str, report: &mut Report) -> Option<Vec<IpNet>> {
+    let (node, path) = f.get(key)?;
+    let written = f.text_list(key, report)?;
     let mut nets = Vec::new();
     for w in written {
         let parsed = w

@@ -86,6 +86,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             secure_cookies: false,
             management_port: None,
             frame_options: Default::default(),
+            trusted_proxies: Vec::new(),
         },
     }
 }

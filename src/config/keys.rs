@@ -165,6 +165,8 @@ pub static PROXY: Level = Level {
         section("docker", Status::Used, Shape::Map(&DOCKER)),
         // vestibule's own: other sites whose pages may open app WebSockets.
         used("allowed-origins"),
+        // vestibule's own: load balancers whose X-Forwarded-* headers are believed.
+        used("trusted-proxies"),
         // vestibule's own: request-head timeout and connection caps.
         section("connections", Status::Used, Shape::Map(&CONNECTIONS)),
         // vestibule's own: settings of the process backend.
@@ -387,7 +389,7 @@ pub static SERVER: Level = Level {
         used("secure-cookies"),
         used("frame-options"),
         section("servlet", Status::Accepted, Shape::Map(&SERVER_SERVLET)),
-        todo("forward-headers-strategy"),
+        used("forward-headers-strategy"),
         ignored(
             "port",
             "vestibule listens on proxy.port; server.port is ignored",

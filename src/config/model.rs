@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub management_port: Option<u16>,
     /// `server.frame-options`: who may frame portal pages.
     pub frame_options: super::FrameOptions,
+    /// Peers whose `X-Forwarded-*` headers are believed (`proxy.trusted-proxies`, or the private
+    /// ranges with `server.forward-headers-strategy: native`); empty believes nobody.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

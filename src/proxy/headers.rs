@@ -157,14 +157,16 @@ fn cgi_dashed(name: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// X-Forwarded-For (appended, as nginx's `$proxy_add_x_forwarded_for`), -Proto and -Host.
-pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, scheme: &str) {
+pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &str, scheme: &str) {
+    // The chain was read (and, from an untrusted peer, dropped) by web::forwarded.
     let xff = HeaderName::from_static("x-forwarded-for");
-    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client_ip}"),
-        _ => client_ip.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&chain) {
-        headers.insert(xff, v);
+    match HeaderValue::from_str(forwarded_for) {
+        Ok(v) => {
+            headers.insert(xff, v);
+        }
+        Err(_) => {
+            headers.remove(xff);
+        }
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
@@ -354,12 +356,9 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_appended() {
-        let mut h = map(&[
-            ("x-forwarded-for", "10.0.0.1"),
-            ("host", "example.org:8080"),
-        ]);
-        set_forwarded(&mut h, "127.0.0.1".parse().expect("ip"), "http");
+    fn forwarded_for_is_the_resolved_chain() {
+        let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("host", "example.org:8080")]);
+        set_forwarded(&mut h, "10.0.0.1, 127.0.0.1", "http");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-host"], "example.org:8080");
         assert_eq!(h["x-forwarded-proto"], "http");

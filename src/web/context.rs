@@ -19,6 +19,8 @@ pub struct RequestCtx {
     pub session: Option<Arc<Session>>,
     pub secure: bool,
     pub client_ip: IpAddr,
+    /// The `X-Forwarded-For` chain the app receives (see `web::forwarded`).
+    pub forwarded_for: String,
     /// The caller sent an API token rather than a session cookie: no CSRF token is needed (a
     /// browser never sends one by itself), and the token may not manage tokens.
     pub via_token: bool,
@@ -33,12 +35,16 @@ impl RequestCtx {
 }
 
 pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let client_ip = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let secure = st.config.server.secure_cookies || cookies::forwarded_https(req.headers());
+    let client = super::forwarded::client(peer, req.headers(), &st.config.server.trusted_proxies);
+    let client_ip = client.ip;
+    let secure = st.config.server.secure_cookies
+        || client.proto.as_deref() == Some("https")
+        || cookies::forwarded_https(req.headers());
     let mut session = match cookies::read(req.headers(), COOKIE_NAME) {
         Some(id) => st.sessions.load(&id).await,
         None => None,
@@ -89,6 +95,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session,
         secure,
         client_ip,
+        forwarded_for: client.forwarded_for,
         via_token,
         token_id,
     });

@@ -1,45 +1,14 @@
 //! Who the client is behind a load balancer. `X-Forwarded-For`, `-Proto` and `-Host` are believed
-//! only from trusted proxies: with Spring's `server.forward-headers-strategy: native` (or
-//! `framework`), loopback and private-range peers; with vestibule's `proxy.trusted-proxies`, the
-//! networks listed there. Anyone else could write those headers themselves.
+//! only from the trusted proxies the config names (`config::ServerConfig::trusted_proxies`):
+//! anyone else could write those headers themselves.
 
 use http::HeaderMap;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-/// The networks whose forwarding headers are believed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TrustedProxies {
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        Self(nets)
-    }
-
-    /// Loopback and the private ranges a load balancer in a VPC or a cluster sends from.
-    pub fn private_ranges() -> Self {
-        let nets = [
-            "127.0.0.0/8",
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "169.254.0.0/16",
-            "100.64.0.0/10",
-            "::1/128",
-            "fc00::/7",
-            "fe80::/10",
-        ];
-        Self(nets.iter().filter_map(|n| n.parse().ok()).collect())
-    }
-
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+fn trusts(trusted: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|net| net.contains(&ip))
 }
 
 /// An IPv4 address seen as `::ffff:a.b.c.d` on a dual-stack socket is the IPv4 address.
@@ -58,20 +27,20 @@ pub struct Client {
     pub proto: Option<String>,
     /// The host the client asked for, when a trusted proxy said so.
     pub host: Option<String>,
-    /// The `X-Forwarded-For` chain to pass on (trusted hops and the peer), or `None` when the
-    /// client's own copy must be dropped.
-    pub forwarded_for: Option<String>,
+    /// The `X-Forwarded-For` chain to pass on to the app: the trusted chain and then the peer,
+    /// or only the peer when its own copy proves nothing.
+    pub forwarded_for: String,
 }
 
 /// The client of a request that arrived from `peer`.
-pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Client {
+pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Client {
     let peer = canonical(peer);
-    if !trusted.trusts(peer) {
+    if !trusts(trusted, peer) {
         return Client {
             ip: peer,
             proto: None,
             host: None,
-            forwarded_for: None,
+            forwarded_for: peer.to_string(),
         };
     }
     let hops: Vec<&str> = headers
@@ -87,7 +56,7 @@ pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Cl
     let mut ip = peer;
     for hop in hops.iter().rev() {
         match parse_hop(hop) {
-            Some(addr) if trusted.trusts(addr) => ip = addr,
+            Some(addr) if trusts(trusted, addr) => ip = addr,
             Some(addr) => {
                 ip = addr;
                 break;
@@ -107,7 +76,12 @@ pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Cl
         ip,
         proto: first("x-forwarded-proto").map(|p| p.to_ascii_lowercase()),
         host: first("x-forwarded-host"),
-        forwarded_for: (!hops.is_empty()).then(|| hops.join(", ")),
+        forwarded_for: hops
+            .iter()
+            .map(|h| h.to_string())
+            .chain(std::iter::once(peer.to_string()))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -150,10 +124,14 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-proto", "https"),
         ]);
-        let c = client(ip("203.0.113.9"), &h, &TrustedProxies::private_ranges());
+        let c = client(ip("203.0.113.9"), &h, &crate::config::private_ranges());
         assert_eq!(c.ip, ip("203.0.113.9"));
-        assert_eq!((c.proto, c.forwarded_for), (None, None));
-        let nobody = client(ip("10.0.0.5"), &h, &TrustedProxies::default());
+        assert_eq!(c.proto, None);
+        assert_eq!(
+            c.forwarded_for, "203.0.113.9",
+            "the client's own chain is dropped"
+        );
+        let nobody = client(ip("10.0.0.5"), &h, &[]);
         assert_eq!(
             nobody.ip,
             ip("10.0.0.5"),
@@ -170,19 +148,16 @@ mod tests {
             ("x-forwarded-proto", "HTTPS"),
             ("x-forwarded-host", "apps.example.org"),
         ]);
-        let c = client(ip("10.0.1.2"), &h, &TrustedProxies::private_ranges());
+        let c = client(ip("10.0.1.2"), &h, &crate::config::private_ranges());
         assert_eq!(c.ip, ip("198.51.100.7"));
         assert_eq!(c.proto.as_deref(), Some("https"));
         assert_eq!(c.host.as_deref(), Some("apps.example.org"));
-        assert_eq!(
-            c.forwarded_for.as_deref(),
-            Some("6.6.6.6, 198.51.100.7, 10.0.3.4")
-        );
+        assert_eq!(c.forwarded_for, "6.6.6.6, 198.51.100.7, 10.0.3.4, 10.0.1.2");
     }
 
     #[test]
     fn an_explicit_list_replaces_the_private_ranges() {
-        let only_lb = TrustedProxies::new(vec!["192.0.2.10/32".parse().expect("net")]);
+        let only_lb = ["192.0.2.10/32".parse().expect("net")];
         let h = headers(&[("x-forwarded-for", "10.9.9.9")]);
         assert_eq!(client(ip("192.0.2.10"), &h, &only_lb).ip, ip("10.9.9.9"));
         assert_eq!(client(ip("10.0.0.1"), &h, &only_lb).ip, ip("10.0.0.1"));
@@ -190,7 +165,7 @@ mod tests {
 
     #[test]
     fn ports_brackets_mapped_addresses_and_garbage() {
-        let t = TrustedProxies::private_ranges();
+        let t = crate::config::private_ranges();
         let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
         assert_eq!(client(ip("::ffff:10.0.0.1"), &h, &t).ip, ip("2001:db8::1"));
         let h = headers(&[("x-forwarded-for", "198.51.100.7:5000")]);

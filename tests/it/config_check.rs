@@ -849,3 +849,65 @@ fn http_headers_are_read_and_bad_ones_named_at_their_line() {
         loaded.warnings
     );
 }
+
+#[test]
+fn forwarding_headers_are_believed_only_from_the_proxies_the_file_trusts() {
+    let none = ok(&format!("proxy:\n{PROCESS_APP}"));
+    assert!(
+        none.config.server.trusted_proxies.is_empty(),
+        "nobody by default"
+    );
+
+    let native = ok(&format!(
+        "server:\n  forward-headers-strategy: NATIVE\nproxy:\n{PROCESS_APP}"
+    ));
+    let trusted = &native.config.server.trusted_proxies;
+    assert!(
+        trusted
+            .iter()
+            .any(|n| n.contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()))
+    );
+    assert!(
+        !trusted
+            .iter()
+            .any(|n| n.contains(&"8.8.8.8".parse::<std::net::IpAddr>().unwrap()))
+    );
+
+    // vestibule's own list replaces the private ranges.
+    let listed = ok(&format!(
+        "server:\n  forward-headers-strategy: native\nproxy:\n  trusted-proxies: [192.0.2.10, 198.51.100.0/24]\n{PROCESS_APP}"
+    ));
+    assert_eq!(
+        listed
+            .config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>(),
+        ["192.0.2.10/32", "198.51.100.0/24"]
+    );
+
+    let errs = errors(
+        &format!(
+            "server:\n  forward-headers-strategy: sometimes\nproxy:\n  trusted-proxies: [lb.example]\n{PROCESS_APP}"
+        ),
+        &no_env(),
+    );
+    let said: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|d| d.contains(":4:20:") && d.contains("lb.example")),
+        "{said:#?}"
+    );
+    // The strategy is not consulted once the list is given; alone, a bad one is named.
+    let errs = errors(
+        &format!("server:\n  forward-headers-strategy: sometimes\nproxy:\n{PROCESS_APP}"),
+        &no_env(),
+    );
+    assert!(
+        errs.iter()
+            .any(|d| d.line == 2 && d.to_string().contains("native, framework or none")),
+        "{errs:#?}"
+    );
+}

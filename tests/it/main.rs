@@ -21,6 +21,7 @@ mod docker_deploy;
 mod kubernetes;
 mod ldap;
 mod lifecycle;
+mod load_balancer;
 mod metrics;
 mod oidc;
 mod proxy;
