@@ -108,6 +108,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    remove_dead_runs_work_dirs(&opts.work_dir);
     let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
     let manager = Manager::new(config.clone(), backend.clone());
@@ -197,6 +198,42 @@ async fn close_orphaned_websockets(state: &web::AppState) {
         };
         if !valid {
             closers.close(&opener);
+        }
+    }
+}
+
+/// An earlier run killed with SIGKILL (or by the OOM killer) never removed its work folder
+/// (`vestibule-<pid>` beside ours), and each run makes a new one: remove those whose process is
+/// gone. A folder whose pid now belongs to another process is left alone.
+fn remove_dead_runs_work_dirs(work_dir: &std::path::Path) {
+    let Some(parent) = work_dir.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("vestibule-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone && pid != std::process::id() as i32 && entry.path() != work_dir {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(folder = %entry.path().display(), "removed the work folder of a run that was killed")
+                }
+                Err(e) => {
+                    tracing::debug!(folder = %entry.path().display(), error = %e, "could not remove an old work folder")
+                }
+            }
         }
     }
 }

@@ -30,12 +30,16 @@ pub struct ProcessBackend {
     /// Parent of the per-instance working directories.
     instances_dir: PathBuf,
     instances: Mutex<HashMap<String, Arc<ProcInstance>>>,
+    /// Ports handed to instances that still run: the kernel may offer one of them again between
+    /// our probe and the app's bind, and two apps on one port fail one user.
+    ports_in_use: Mutex<std::collections::HashSet<u16>>,
     /// Which of vestibule's environment variables an app inherits.
     settings: ProcessSettings,
 }
 
 struct ProcInstance {
     supervisor_pid: i32,
+    port: u16,
     log: Arc<LogBuffer>,
     /// Becomes `Some(how)` when the instance has exited.
     exited: watch::Receiver<Option<String>>,
@@ -56,6 +60,7 @@ impl ProcessBackend {
             supervisor_exe,
             instances_dir,
             instances: Mutex::new(HashMap::new()),
+            ports_in_use: Mutex::new(Default::default()),
             settings,
         })
     }
@@ -63,13 +68,27 @@ impl ProcessBackend {
     fn get(&self, id: &str) -> Option<Arc<ProcInstance>> {
         self.instances.lock().get(id).cloned()
     }
-}
 
-/// Asks the kernel for a free loopback port. Another process could take it before the app binds
-/// it; the launch then fails readably and a retry picks a new port.
-fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+    /// A free loopback port that no instance of ours holds, reserved until [`Self::release`].
+    /// Another program could still take it before the app binds it; the launch then fails
+    /// readably with the app's own message.
+    fn reserve_port(&self) -> std::io::Result<u16> {
+        let mut in_use = self.ports_in_use.lock();
+        for _ in 0..64 {
+            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            let port = listener.local_addr()?.port();
+            if in_use.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(std::io::Error::other(
+            "every port offered is held by an instance",
+        ))
+    }
+
+    fn release(&self, port: u16) {
+        self.ports_in_use.lock().remove(&port);
+    }
 }
 
 fn capture(stream: impl AsyncRead + Unpin + Send + 'static, log: Arc<LogBuffer>) {
@@ -86,10 +105,9 @@ fn capture(stream: impl AsyncRead + Unpin + Send + 'static, log: Arc<LogBuffer>)
     });
 }
 
-#[async_trait]
-impl Backend for ProcessBackend {
-    async fn start(&self, req: &LaunchRequest) -> Result<Started, BackendError> {
-        let port = free_port().map_err(|e| BackendError::Start(format!("no free port: {e}")))?;
+impl ProcessBackend {
+    /// Starts the supervisor and the app on `port`.
+    async fn spawn(&self, req: &LaunchRequest, port: u16) -> Result<Started, BackendError> {
         let args: Vec<String> = req
             .spec
             .container_cmd
@@ -177,6 +195,7 @@ impl Backend for ProcessBackend {
             req.instance_id.clone(),
             Arc::new(ProcInstance {
                 supervisor_pid,
+                port,
                 log,
                 exited: exit_rx,
                 dir,
@@ -185,6 +204,20 @@ impl Backend for ProcessBackend {
         Ok(Started {
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         })
+    }
+}
+
+#[async_trait]
+impl Backend for ProcessBackend {
+    async fn start(&self, req: &LaunchRequest) -> Result<Started, BackendError> {
+        let port = self
+            .reserve_port()
+            .map_err(|e| BackendError::Start(format!("no free port: {e}")))?;
+        let started = self.spawn(req, port).await;
+        if started.is_err() {
+            self.release(port);
+        }
+        started
     }
 
     async fn stop(&self, instance_id: &str) -> Result<(), BackendError> {
@@ -206,6 +239,7 @@ impl Backend for ProcessBackend {
             }
         }
         self.instances.lock().remove(instance_id);
+        self.release(inst.port);
         let _ = tokio::fs::remove_dir_all(&inst.dir).await;
         Ok(())
     }
@@ -228,5 +262,29 @@ impl Backend for ProcessBackend {
         self.get(instance_id)
             .map(|i| i.log.last(n))
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_held_by_an_instance_is_never_offered_again_until_released() {
+        let dir = std::env::temp_dir().join(format!("vestibule-ports-{}", std::process::id()));
+        let backend = ProcessBackend::new("/bin/true".into(), dir.clone(), Default::default())
+            .expect("backend");
+        let held: Vec<u16> = (0..300)
+            .map(|_| backend.reserve_port().expect("port"))
+            .collect();
+        let distinct: std::collections::HashSet<u16> = held.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            held.len(),
+            "a burst of launches shares no port"
+        );
+        backend.release(held[0]);
+        assert!(!backend.ports_in_use.lock().contains(&held[0]));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

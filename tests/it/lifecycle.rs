@@ -336,3 +336,27 @@ async fn an_app_that_crashes_after_starting_shows_its_last_output_on_the_next_pa
     );
     server.shutdown().await;
 }
+
+/// A run killed with SIGKILL leaves its work folder; the next start removes it, and keeps a
+/// folder whose process still lives.
+#[tokio::test]
+async fn the_work_folder_of_a_killed_run_is_removed_at_the_next_start() {
+    let mut child = std::process::Command::new("true").spawn().expect("true");
+    let dead_pid = child.id();
+    child.wait().expect("reaped");
+    let dead = std::env::temp_dir().join(format!("vestibule-{dead_pid}"));
+    std::fs::create_dir_all(dead.join("instances/left-behind")).expect("dead run's folder");
+    // pid 1 always lives.
+    let alive = std::env::temp_dir().join("vestibule-1");
+    let alive_existed = alive.exists();
+    std::fs::create_dir_all(&alive).expect("live run's folder");
+
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let removed = eventually(Duration::from_secs(10), || async { !dead.exists() }).await;
+    assert!(removed, "{} is still there", dead.display());
+    assert!(alive.exists(), "a folder of a live process is kept");
+    server.shutdown().await;
+    if !alive_existed {
+        let _ = std::fs::remove_dir(&alive);
+    }
+}
