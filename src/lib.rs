@@ -164,6 +164,7 @@ pub async fn run(
         });
     }
 
+    let proxy = state.proxy.clone();
     let app = web::router(state);
     let server = tokio::spawn(listen::serve(
         listener,
@@ -174,13 +175,23 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down");
+    // Drain first: no new connections or launches, in-flight requests finish against apps that
+    // still run, and WebSockets get a going-away close frame so browsers reconnect elsewhere.
+    // Instances are stopped last (with stop-proxies-on-shutdown), when nobody is using them.
+    manager.refuse_launches();
     stopping.cancel();
-    manager.shutdown().await;
-    match tokio::time::timeout(DRAIN_TIME, server).await {
+    let drained = tokio::time::timeout(DRAIN_TIME, async {
+        let served = server.await;
+        proxy.websockets_closed().await;
+        served
+    })
+    .await;
+    match drained {
         Ok(Ok(())) => {}
         Ok(Err(join)) => anyhow::bail!("the server task failed: {join}"),
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
+    manager.shutdown().await;
     let _ = tokio::fs::remove_dir_all(&opts.work_dir).await;
     Ok(())
 }

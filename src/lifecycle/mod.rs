@@ -438,10 +438,15 @@ impl Manager {
         }
     }
 
-    /// Refuses new launches and, with `stop-proxies-on-shutdown`, stops every instance.
-    pub async fn shutdown(&self) {
+    /// From now on every launch is refused (the server is draining).
+    pub fn refuse_launches(&self) {
         self.accepting
             .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses new launches and, with `stop-proxies-on-shutdown`, stops every instance.
+    pub async fn shutdown(&self) {
+        self.refuse_launches();
         if !self.config.proxy.stop_proxies_on_shutdown {
             return;
         }

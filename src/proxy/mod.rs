@@ -6,6 +6,7 @@ pub mod headers;
 pub mod routes;
 mod sse_guard;
 pub mod upstream;
+pub mod websocket;
 
 use axum::body::Body;
 use http::uri::PathAndQuery;
@@ -46,6 +47,8 @@ pub struct Forward<'a> {
 pub struct Proxy {
     shutdown: CancellationToken,
     closers: Arc<closers::Closers>,
+    /// The open WebSockets, so shutdown can wait for their close frames before apps stop.
+    websockets: tokio_util::task::TaskTracker,
 }
 
 impl Proxy {
@@ -53,7 +56,14 @@ impl Proxy {
         Self {
             shutdown,
             closers: Default::default(),
+            websockets: Default::default(),
         }
+    }
+
+    /// Waits until every WebSocket has ended (after shutdown, each has sent its close frame).
+    pub async fn websockets_closed(&self) {
+        self.websockets.close();
+        self.websockets.wait().await;
     }
 
     /// Closes WebSockets by what opened them (logout, token revocation, stop).
@@ -101,7 +111,7 @@ impl Proxy {
             let open = f.route.hold_open();
             let shutdown = self.shutdown.clone();
             let ended = self.closers.watch(&f.openers);
-            tokio::spawn(async move {
+            self.websockets.spawn(async move {
                 let _open = open;
                 // The connection now belongs to the WebSocket; it is never pooled again.
                 let _connection = connection;
@@ -115,14 +125,14 @@ impl Proxy {
                 let mut client = TokioIo::new(client);
                 let mut app = TokioIo::new(app);
                 // No idle timeout: a WebSocket may legitimately be quiet for hours.
-                tokio::select! {
-                    r = tokio::io::copy_bidirectional(&mut client, &mut app) => {
-                        if let Err(e) = r { tracing::debug!(error = %e, "websocket closed"); }
-                    }
-                    _ = shutdown.cancelled() => {}
-                    _ = closers::any_cancelled(&ended) => {
-                        tracing::debug!("websocket closed: the session, token or instance that opened it ended");
-                    }
+                let closed = async {
+                    closers::any_cancelled(&ended).await;
+                    tracing::debug!(
+                        "websocket closed: the session, token or instance that opened it ended"
+                    );
+                };
+                if let Err(e) = websocket::carry(&mut client, &mut app, &shutdown, closed).await {
+                    tracing::debug!(error = %e, "websocket closed");
                 }
             });
             let (mut parts, _) = resp.into_parts();

@@ -44,6 +44,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/dropped"):
             self.send_json({"dropped": DROPPED})
             return
+        if self.path.startswith("/slow"):
+            # A request still being answered when vestibule is asked to shut down.
+            time.sleep(2)
+            self.send_json({"slow": "done"})
+            return
         if self.path.startswith("/sse"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")

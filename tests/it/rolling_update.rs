@@ -1,0 +1,73 @@
+//! A replica shutting down in a rolling update: it stops taking connections, lets requests in
+//! flight finish against apps that still run, tells each WebSocket it is going away (1001) so the
+//! page reconnects through another replica, and only then stops the instances.
+
+use crate::common::*;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_says_going_away_to_websockets_and_stops_apps_last() {
+    let demo = vestibule::config::embedded_default(&vestibule_exe(), String::new())
+        .proxy
+        .specs
+        .remove(0);
+    let mut cfg = config(vec![echo_spec("echo"), demo]);
+    cfg.proxy.stop_proxies_on_shutdown = true;
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let echo = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let demo = alice.launch("demo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let mut req = format!("ws://{}/app_proxy/{demo}/ws", server.addr)
+        .into_client_request()
+        .expect("request");
+    let cookie = session_cookie(&server, "alice").await;
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    ws.send(Message::text("3")).await.expect("send");
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an answer in time");
+    assert!(matches!(first, Some(Ok(Message::Text(_)))), "{first:?}");
+
+    let slow_url = server.url(&format!("/app_proxy/{echo}/slow"));
+    let http = alice.http.clone();
+    let slow = tokio::spawn(async move { http.get(slow_url).send().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(server.shutdown());
+
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the WebSocket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame within 5 s");
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+
+    let resp = slow
+        .await
+        .expect("join")
+        .expect("the request in flight is answered");
+    assert_eq!(resp.status(), 200, "the app was not stopped under it");
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["slow"], "done");
+    stopping.await.expect("clean shutdown");
+}
