@@ -91,15 +91,32 @@ impl ProcessBackend {
     }
 }
 
-fn capture(stream: impl AsyncRead + Unpin + Send + 'static, log: Arc<LogBuffer>) {
+/// Copies an output stream into the instance log. On stderr, the first line is the app's pid
+/// (see [`supervisor::APP_PID_LINE`]); it goes to `app_pid`, not to the log.
+fn capture(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    log: Arc<LogBuffer>,
+    app_pid: Option<Arc<std::sync::OnceLock<i32>>>,
+) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
+        let mut first = true;
         loop {
             buf.clear();
             match reader.read_until(b'\n', &mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => log.push(&String::from_utf8_lossy(&buf)),
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let pid = app_pid.as_ref().filter(|_| first).and_then(|slot| {
+                        let pid = line.trim_end().strip_prefix(supervisor::APP_PID_LINE)?;
+                        slot.set(pid.parse().ok()?).ok()
+                    });
+                    first = false;
+                    if pid.is_none() {
+                        log.push(&line);
+                    }
+                }
             }
         }
     });
@@ -166,11 +183,12 @@ impl ProcessBackend {
             .ok_or_else(|| BackendError::Start("the app exited at once".into()))?
             as i32;
         let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
+        let app_pid = Arc::new(std::sync::OnceLock::new());
         if let Some(out) = child.stdout.take() {
-            capture(out, log.clone());
+            capture(out, log.clone(), None);
         }
         if let Some(err) = child.stderr.take() {
-            capture(err, log.clone());
+            capture(err, log.clone(), Some(app_pid.clone()));
         }
         let (exit_tx, exit_rx) = watch::channel(None);
         let exit_log = log.clone();
@@ -179,12 +197,25 @@ impl ProcessBackend {
                 Ok(status) => {
                     // The supervisor reports how the app itself ended; prefer that.
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    exit_log
+                    let reported = exit_log
                         .last(5)
                         .into_iter()
                         .rev()
-                        .find_map(|l| l.strip_prefix("[vestibule] app ").map(str::to_string))
-                        .unwrap_or_else(|| supervisor::describe(status))
+                        .find_map(|l| l.strip_prefix("[vestibule] app ").map(str::to_string));
+                    match reported {
+                        Some(how) => how,
+                        None => {
+                            // The supervisor died without reporting (SIGKILL, the OOM killer):
+                            // the app's group would run on with nobody to serve it.
+                            if let Some(pid) = app_pid.get() {
+                                let _ = kill(Pid::from_raw(-*pid), Signal::SIGKILL);
+                            }
+                            format!(
+                                "was stopped because its supervisor {}",
+                                supervisor::describe(status)
+                            )
+                        }
+                    }
                 }
                 Err(e) => format!("could not be waited for: {e}"),
             };

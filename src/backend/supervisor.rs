@@ -18,6 +18,10 @@ use crate::clock::Instant;
 /// vestibule's pid, passed to the supervisor so it can tell whether vestibule died before the
 /// parent-death signal was armed.
 pub const PARENT_PID_ENV: &str = "VESTIBULE_SUPERVISOR_PARENT";
+/// The first line the supervisor's stderr carries: the app's pid, which is also its process
+/// group. It is written by the app's own process before it runs any of the app's code, so the
+/// app cannot forge it; vestibule uses it to take the group down if the supervisor is killed.
+pub const APP_PID_LINE: &str = "[vestibule] app pid ";
 /// How long the app gets to exit after SIGTERM before its group is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -59,13 +63,19 @@ pub fn run(cmd: &[OsString]) -> i32 {
         .args(args)
         .env_remove(PARENT_PID_ENV)
         .process_group(0);
-    // The blocked signals would be inherited, leaving the app deaf to SIGTERM.
-    // SAFETY: pthread_sigmask is async-signal-safe, as a pre_exec hook requires.
+    // The blocked signals would be inherited, leaving the app deaf to SIGTERM. The app also
+    // dies with the supervisor (SIGKILL of the supervisor must not leave it running), and says
+    // its pid before it becomes the app.
+    // SAFETY: pthread_sigmask, prctl, getpid and write are async-signal-safe, as a pre_exec
+    // hook requires, and announce_pid formats without allocating.
     unsafe {
         command.pre_exec(|| {
             SigSet::empty()
                 .thread_set_mask()
-                .map_err(std::io::Error::from)
+                .map_err(std::io::Error::from)?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            announce_pid();
+            Ok(())
         });
     }
     let mut child = match command.spawn() {
@@ -96,6 +106,32 @@ pub fn run(cmd: &[OsString]) -> i32 {
             }
             None => {}
         }
+    }
+}
+
+/// Writes [`APP_PID_LINE`] and this process's pid to stderr, without allocating (it runs between
+/// fork and exec).
+fn announce_pid() {
+    let mut line = [0u8; 48];
+    let prefix = APP_PID_LINE.as_bytes();
+    line[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 12];
+    let mut n = std::process::id();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = prefix.len() + digits.len() - i;
+    line[prefix.len()..len].copy_from_slice(&digits[i..]);
+    line[len] = b'\n';
+    // SAFETY: the buffer is valid for len + 1 bytes; a failed write only loses the clean-up hint.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), len + 1);
     }
 }
 

@@ -360,3 +360,59 @@ async fn the_work_folder_of_a_killed_run_is_removed_at_the_next_start() {
         let _ = std::fs::remove_dir(&alive);
     }
 }
+
+/// SIGKILL of an instance's supervisor (the OOM killer, a stray kill -9) used to leave the app
+/// and its children running with nobody to serve them, and the instance was said to have been
+/// killed itself. Now the app's group goes down with it, and the user is told why.
+#[tokio::test]
+async fn a_killed_supervisor_takes_its_app_down_and_the_reason_says_so() {
+    let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("pids").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let pids = app_pids(&server, &id).await;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).expect("app stat");
+    let supervisor: i32 = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|ppid| ppid.parse().ok())
+        .expect("the app's parent");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the supervisor");
+
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            pids.iter().all(|p| !pid_alive(*p))
+        })
+        .await,
+        "the app and its child outlived their supervisor: {pids:?}"
+    );
+    let view = || async {
+        alice
+            .get(&format!("/api/proxy/{id}"))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap_or_default()
+    };
+    let told = eventually(Duration::from_secs(10), || async {
+        view().await["status"] == "failed"
+    })
+    .await;
+    let last = view().await;
+    assert!(told, "the instance is not failed: {last}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("supervisor was killed by SIGKILL"),
+        "{last}"
+    );
+    server.shutdown().await;
+}
