@@ -368,10 +368,7 @@ async fn the_work_folder_of_a_killed_run_is_removed_at_the_next_start() {
 async fn a_killed_supervisor_takes_its_app_down_and_the_reason_says_so() {
     let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
     let alice = Browser::login(&server, "alice").await;
-    let id = alice.launch("pids").await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = alice.launch_id("pids").await;
     let pids = app_pids(&server, &id).await;
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).expect("app stat");
     let supervisor: i32 = stat

@@ -101,56 +101,38 @@ async fn failures_are_throttled_per_client_behind_a_trusted_balancer_and_logged_
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_app_sees_the_real_chain_and_a_forged_one_only_from_trusted_proxies() {
-    // Not trusted (the default): whatever the client writes is replaced by its address.
-    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
-    let forger = behind_balancer(&server, "6.6.6.6");
-    assert_eq!(forger.try_login("alice", PASSWORD).await.status(), 303);
-    let page = forger.get("/").await.text().await.expect("portal");
-    let forger = Browser {
+/// The `X-Forwarded-For` the echo app receives when alice, behind `chain`, opens it.
+async fn forwarded_for_seen_by_the_app(cfg: Config, chain: &str) -> Value {
+    let server = TestServer::start(cfg).await;
+    let alice = behind_balancer(&server, chain);
+    assert_eq!(alice.try_login("alice", PASSWORD).await.status(), 303);
+    let page = alice.get("/").await.text().await.expect("portal");
+    let alice = Browser {
         csrf: hidden_field(&page, "_csrf").expect("csrf"),
-        ..forger
+        ..alice
     };
-    let id = forger.launch("echo").await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let echo: Value = forger
+    let id = alice.launch_id("echo").await;
+    let echo: Value = alice
         .get(&format!("/app_proxy/{id}/"))
         .await
         .json()
         .await
         .expect("echo");
-    assert_eq!(echo["headers"]["x-forwarded-for"][0], "127.0.0.1");
     server.shutdown().await;
+    echo["headers"]["x-forwarded-for"][0].clone()
+}
+
+#[tokio::test]
+async fn the_app_sees_the_real_chain_and_a_forged_one_only_from_trusted_proxies() {
+    // Not trusted (the default): whatever the client writes is replaced by its address.
+    let untrusted = forwarded_for_seen_by_the_app(config(vec![echo_spec("echo")]), "6.6.6.6").await;
+    assert_eq!(untrusted, "127.0.0.1");
 
     // Trusted: the chain goes on, with the balancer's own hop appended.
     let mut cfg = config(vec![echo_spec("echo")]);
     cfg.server.trusted_proxies = vestibule::config::private_ranges();
-    let server = TestServer::start(cfg).await;
-    let user = behind_balancer(&server, "198.51.100.7");
-    assert_eq!(user.try_login("alice", PASSWORD).await.status(), 303);
-    let page = user.get("/").await.text().await.expect("portal");
-    let user = Browser {
-        csrf: hidden_field(&page, "_csrf").expect("csrf"),
-        ..user
-    };
-    let id = user.launch("echo").await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let echo: Value = user
-        .get(&format!("/app_proxy/{id}/"))
-        .await
-        .json()
-        .await
-        .expect("echo");
-    assert_eq!(
-        echo["headers"]["x-forwarded-for"][0],
-        "198.51.100.7, 127.0.0.1"
-    );
-    server.shutdown().await;
+    let trusted = forwarded_for_seen_by_the_app(cfg, "198.51.100.7").await;
+    assert_eq!(trusted, "198.51.100.7, 127.0.0.1");
 }
 
 #[tokio::test]

@@ -19,14 +19,8 @@ async fn shutdown_finishes_requests_says_going_away_to_websockets_and_stops_apps
     cfg.proxy.stop_proxies_on_shutdown = true;
     let server = TestServer::start(cfg).await;
     let alice = Browser::login(&server, "alice").await;
-    let echo = alice.launch("echo").await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let demo = alice.launch("demo").await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let echo = alice.launch_id("echo").await;
+    let demo = alice.launch_id("demo").await;
 
     let mut req = format!("ws://{}/app_proxy/{demo}/ws", server.addr)
         .into_client_request()

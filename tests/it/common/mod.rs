@@ -211,6 +211,14 @@ impl Browser {
     }
 
     /// Starts an instance of `spec` and waits until it runs or fails; returns its final view.
+    /// Launches `spec` and returns the new instance's id once it has left "starting".
+    pub async fn launch_id(&self, spec: &str) -> String {
+        self.launch(spec).await["id"]
+            .as_str()
+            .expect("the instance's id")
+            .to_string()
+    }
+
     pub async fn launch(&self, spec: &str) -> serde_json::Value {
         let resp = self
             .api(reqwest::Method::POST, &format!("/api/proxy/{spec}"))
