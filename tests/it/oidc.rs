@@ -709,6 +709,9 @@ fn query_param(url: &str, name: &str) -> String {
         .to_string()
 }
 
+/// One claim of an ID token and the value it gets instead of the right one.
+type ClaimChange = (&'static str, serde_json::Value);
+
 /// The code flow with an ID token the provider never issued: vestibule must check its nonce,
 /// issuer and audience, not only its signature.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -732,7 +735,7 @@ async fn id_tokens_with_a_wrong_nonce_issuer_or_audience_are_refused() {
     let server = TestServer::start(cfg).await;
 
     // Each case: what to change in an otherwise good ID token, and whether it logs in.
-    let cases: [(&str, Option<(&str, serde_json::Value)>, bool); 4] = [
+    let cases: [(&str, Option<ClaimChange>, bool); 4] = [
         ("a good token", None, true),
         (
             "a wrong nonce",
