@@ -74,8 +74,100 @@ async fn a_wrong_password_is_refused_and_repeated_attempts_are_throttled() {
         statuses.push(b.try_login("alice", "guess").await.status().as_u16());
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
-    // Even the right password waits out the throttle.
-    assert_eq!(b.try_login("alice", PASSWORD).await.status(), 429);
+    // Even the right password waits out the throttle…
+    let throttled = b.try_login("alice", PASSWORD).await;
+    assert_eq!(throttled.status(), 429);
+    let page = throttled.text().await.expect("html");
+    let wait = seconds_to_wait(&page);
+    assert!((1..=60).contains(&wait), "a wait within the minute: {page}");
+    // …and is let in once the wait it was told has passed.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let let_in = eventually(std::time::Duration::from_secs(3), || async {
+        b.try_login("alice", PASSWORD).await.status() == 303
+    })
+    .await;
+    assert!(let_in, "still throttled {wait} s after being told to wait");
+    server.shutdown().await;
+}
+
+/// The N of "Try again in N seconds." on a throttled login page.
+fn seconds_to_wait(page: &str) -> u64 {
+    let after = page
+        .split("Try again in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no wait on the page: {page}"));
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number of seconds: {after}"))
+}
+
+/// Logging in again gives a new session id and deletes the old one, so a session id an
+/// attacker planted or saw before the login is worthless after it.
+#[tokio::test]
+async fn logging_in_replaces_the_session_and_the_old_cookie_is_dead() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    // A session id the victim's browser holds before logging in (planted, or left over).
+    let old = session_cookie(&server, "alice").await;
+
+    // The victim's browser gets the login form, then logs in as bob while sending that
+    // cookie (a browser holding a live session is not shown the form at all).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = http
+        .get(server.url("/login"))
+        .send()
+        .await
+        .expect("login form");
+    let login_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| !c.starts_with("vestibule_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("the login form's cookie")
+        .to_string();
+    let page = form.text().await.expect("login page");
+    let token = hidden_field(&page, "_csrf").expect("login csrf");
+    let second = http
+        .post(server.url("/login"))
+        .header("cookie", format!("{old}; {login_cookie}"))
+        .form(&[
+            ("username", "bob"),
+            ("password", PASSWORD),
+            ("_csrf", &token),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(second.status(), 303);
+    let new = set_cookie(&second, "vestibule_session");
+    let new = new.split(';').next().expect("cookie pair").to_string();
+    assert!(new.len() > "vestibule_session=".len(), "no new session");
+    assert_ne!(new, old, "the session id did not change at login");
+
+    let with = |cookie: String| {
+        let url = server.url("/");
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("portal")
+                .status()
+        }
+    };
+    assert_eq!(with(new).await, 200, "the new session works");
+    assert_eq!(with(old).await, 303, "the old session still works");
     server.shutdown().await;
 }
 

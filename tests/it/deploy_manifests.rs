@@ -226,9 +226,7 @@ fn the_eks_overlay_reproduces_the_seed_setup() {
         find(&objects, "PersistentVolumeClaim", "shared-data")["spec"]["storageClassName"],
         "efs-sc"
     );
-    let deployment = find(&objects, "Deployment", "vestibule");
-    assert_eq!(deployment["spec"]["replicas"], 2);
-    find(&objects, "Deployment", "redis");
+    assert_one_vestibule_replica(&objects);
     find(&objects, "HorizontalPodAutoscaler", "shared-dashboard");
 
     let config = find(&objects, "ConfigMap", "vestibule-config");
@@ -260,5 +258,33 @@ fn the_eks_overlay_reproduces_the_seed_setup() {
     assert_eq!(
         spec.kubernetes.pod_patches.as_ref().map(|p| p.0.len()),
         Some(2)
+    );
+}
+
+/// Sessions and instances live in one replica's memory until shared state lands: the overlay
+/// must run one replica, nothing may scale it up, and it must not pretend to configure a store
+/// vestibule does not read.
+fn assert_one_vestibule_replica(objects: &[Value]) {
+    let deployment = find(objects, "Deployment", "vestibule");
+    assert_eq!(
+        deployment["spec"]["replicas"], 1,
+        "several replicas wait on the shared-state work"
+    );
+    for hpa in objects
+        .iter()
+        .filter(|o| o["kind"] == "HorizontalPodAutoscaler")
+    {
+        let target = &hpa["spec"]["scaleTargetRef"];
+        if target["kind"] == "Deployment" && target["name"] == "vestibule" {
+            assert!(
+                hpa["spec"]["maxReplicas"].as_u64().is_some_and(|m| m <= 1),
+                "an autoscaler may scale vestibule beyond one replica: {hpa}"
+            );
+        }
+    }
+    let env = deployment["spec"]["template"]["spec"]["containers"].to_string();
+    assert!(
+        !env.contains("VESTIBULE_REDIS_URL"),
+        "VESTIBULE_REDIS_URL is read nowhere: {env}"
     );
 }

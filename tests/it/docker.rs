@@ -207,8 +207,9 @@ async fn internal_networking_reaches_the_container_on_its_network() {
     let _ = docker_ok(&["network", "rm", &network]);
 }
 
+/// The status feed the app page follows (docker_browser.rs reads the page itself).
 #[tokio::test]
-async fn the_app_page_sees_the_container_stages() {
+async fn the_status_feed_reports_the_container_stages() {
     let spec = shell_spec(
         "slow",
         "sleep 1; mkdir -p /www && echo ok > /www/index.html && \
@@ -246,4 +247,48 @@ async fn the_app_page_sees_the_container_stages() {
     );
     server.shutdown().await;
     remove_realm(&cfg);
+}
+
+#[tokio::test]
+async fn a_container_killed_from_outside_shows_as_failed_with_its_last_lines() {
+    let cfg = docker_config("killed", vec![last_words_spec("doomed")]);
+    a_killed_container_shows_as_failed_with_its_last_lines(cfg).await;
+}
+
+/// A container left running by a server whose next config no longer has its app: the new
+/// server does not adopt it (no route, nothing listed) and removes it.
+#[tokio::test]
+async fn a_recovered_container_of_an_app_no_longer_configured_is_removed() {
+    let mut cfg = docker_config("dropped-app", vec![token_spec("old"), token_spec("kept")]);
+    cfg.proxy.recover_running_proxies = true;
+    cfg.proxy.stop_proxies_on_shutdown = false;
+    let _cleanup = RealmGuard(cfg.clone());
+    let first = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&first, "alice").await;
+    let view = alice.launch("old").await;
+    assert_running(&view);
+    let id = id_of(&view);
+    first.shutdown().await;
+    assert_eq!(
+        containers_of(&cfg).len(),
+        1,
+        "the container outlives the server"
+    );
+
+    let mut second_cfg = cfg.clone();
+    second_cfg.proxy.specs.retain(|s| s.id != "old");
+    let second = TestServer::start(second_cfg).await;
+    let alice = Browser::login(&second, "alice").await;
+    let removed = eventually(Duration::from_secs(20), || async {
+        containers_of(&cfg).is_empty()
+    })
+    .await;
+    assert!(removed, "the container of a removed app is still running");
+    assert_eq!(
+        alice.get(&format!("/app_proxy/{id}/token")).await.status(),
+        404
+    );
+    let mine: Vec<serde_json::Value> = alice.get("/api/proxy").await.json().await.expect("list");
+    assert!(mine.is_empty(), "{mine:?}");
+    second.shutdown().await;
 }

@@ -6,6 +6,7 @@ use crate::common::app_browser::*;
 use crate::common::chrome::Chrome;
 use crate::common::docker::*;
 use crate::common::*;
+use std::time::Duration;
 
 #[tokio::test]
 async fn shiny_for_python_in_a_container_follows_the_slider() {
@@ -43,4 +44,57 @@ async fn shiny_for_python_in_a_container_follows_the_slider() {
     chrome.stop().await;
     server.shutdown().await;
     remove_realm(&cfg);
+}
+
+/// The app page, in Chromium, tells the user what the container is doing while it starts.
+#[tokio::test]
+async fn the_app_page_shows_the_container_stages() {
+    // The app sleeps before it listens, so "waiting for the app to answer" lasts seconds.
+    let spec = shell_spec(
+        "slow",
+        "sleep 2; mkdir -p /www && echo ok > /www/index.html && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    );
+    let cfg = docker_config("page-stages", vec![spec]);
+    let _cleanup = RealmGuard(cfg.clone());
+    let server = TestServer::start(cfg.clone()).await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    log_in(c, &server, "alice", None).await;
+    chrome.wait_for("#tile-slow", Duration::from_secs(10)).await;
+    c.goto(&server.url("/app/slow")).await.expect("app page");
+    // Everything the page writes into its stage line from now on.
+    c.execute(
+        "window.__stages = [document.getElementById('stage').textContent];
+         new MutationObserver(() => window.__stages.push(document.getElementById('stage').textContent))
+           .observe(document.getElementById('stage'), { childList: true, characterData: true, subtree: true });",
+        vec![],
+    )
+    .await
+    .expect("observe the stage line");
+    let deadline = tokio::time::Instant::now() + APP_TIMEOUT;
+    loop {
+        let frame = chrome.wait_for("#appframe", Duration::from_secs(5)).await;
+        if frame.attr("hidden").await.ok().flatten().is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the app never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stages = c
+        .execute("return window.__stages;", vec![])
+        .await
+        .expect("stages");
+    let stages: Vec<String> = serde_json::from_value(stages).expect("a list of texts");
+    assert!(
+        stages
+            .iter()
+            .any(|s| s == "Starting: waiting for the app to answer…"),
+        "the page never said it was waiting for the app: {stages:?}"
+    );
+    chrome.stop().await;
+    server.shutdown().await;
 }

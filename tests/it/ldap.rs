@@ -3,7 +3,7 @@
 use crate::common::{log_capture, slapd};
 
 use crate::common::*;
-use slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd, free_port};
+use slapd::{ADMIN_DN, ADMIN_PASSWORD, BASE_DN, Slapd, free_port};
 use std::collections::HashMap;
 use std::path::Path;
 use vestibule::config::{AuthMethod, Config, LdapServer, load_str};
@@ -187,11 +187,74 @@ async fn servers_are_tried_in_order_past_one_that_is_down() {
         page.contains("App sales"),
         "groups read without a manager: {page}"
     );
+    server.shutdown().await;
+}
 
-    // A DN pattern escapes the name too: "alice,ou=people" is not alice.
+/// erin, with the same password in two directories: an analyst in the first, an admin in the
+/// second; dave only in the second.
+fn erin_and_dave(first: &Slapd, second: &Slapd) {
+    let person = |uid: &str, password: &str| {
+        format!(
+            "dn: uid={uid},ou=people,{BASE_DN}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: X\nuserPassword: {password}\n"
+        )
+    };
+    let join = |group: &str, uid: &str| {
+        format!(
+            "dn: cn={group},ou=groups,{BASE_DN}\nchangetype: modify\nadd: uniqueMember\nuniqueMember: uid={uid},ou=people,{BASE_DN}\n"
+        )
+    };
+    first.ldapadd(&format!(
+        "{}\n{}",
+        person("erin", "erin-pw"),
+        join("analysts", "erin")
+    ));
+    second.ldapadd(&format!(
+        "{}\n{}\n{}",
+        person("erin", "erin-pw"),
+        join("admins", "erin"),
+        person("dave", "dave-pw")
+    ));
+}
+
+/// Both servers answer: the first one that accepts the password decides the groups, and a
+/// password the first refuses is still tried at the second.
+#[tokio::test]
+async fn the_first_server_that_accepts_the_password_decides_the_groups() {
+    let (first, second) = (Slapd::start(), Slapd::start());
+    erin_and_dave(&first, &second);
+    let cfg = pattern_config(vec![
+        dn_pattern_server(first.url()),
+        dn_pattern_server(second.url()),
+    ]);
+    let server = TestServer::start(cfg).await;
+
+    let erin = Browser::new(&server);
+    assert_eq!(erin.try_login("erin", "erin-pw").await.status(), 303);
+    let page = portal(&erin).await;
+    assert!(
+        page.contains("App sales"),
+        "the first server's groups: {page}"
+    );
+    assert_eq!(
+        erin.get("/admin").await.status(),
+        403,
+        "the second server's groups were used"
+    );
+
+    let dave = Browser::new(&server);
+    assert_eq!(
+        dave.try_login("dave", "dave-pw").await.status(),
+        303,
+        "a user the first server does not know is tried at the second"
+    );
+
+    // Every server answered and refused, so this is a wrong password, not an outage. A DN
+    // pattern escapes the name too: "alice,ou=people" is not alice.
     let b = Browser::new(&server);
-    let resp = b.try_login("alice,ou=people", "alice-pw").await;
-    assert_ne!(resp.status(), 303);
+    for (user, password) in [("alice,ou=people", "alice-pw"), ("erin", "wrong")] {
+        let resp = b.try_login(user, password).await;
+        assert_eq!(resp.status(), 401, "{user}");
+    }
     server.shutdown().await;
 }
 

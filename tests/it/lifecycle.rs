@@ -156,7 +156,11 @@ async fn an_idle_instance_is_culled_after_the_heartbeat_timeout() {
 
 #[tokio::test]
 async fn a_crashed_app_is_marked_failed_and_can_be_started_again() {
-    let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
+    // One instance per user: the relaunch below only succeeds if the failed instance does not
+    // count against the limit.
+    let mut spec = pid_recording_spec("pids");
+    spec.max_instances = Some(1);
+    let server = TestServer::start(config(vec![spec])).await;
     let alice = Browser::login(&server, "alice").await;
     let id = alice.launch("pids").await["id"]
         .as_str()
@@ -289,15 +293,26 @@ async fn an_instance_is_stopped_at_its_max_lifetime_even_while_in_use() {
     cfg.proxy.heartbeat_rate = Duration::from_millis(200);
     let server = TestServer::start(cfg).await;
     let alice = Browser::login(&server, "alice").await;
+    // Timed from before the launch, so the instance is younger than this clock says.
+    let launched = tokio::time::Instant::now();
     let id = alice.launch("echo").await["id"]
         .as_str()
         .expect("id")
         .to_string();
-    let stopped = eventually(Duration::from_secs(8), || async {
-        alice.get(&format!("/app_proxy/{id}/")).await.status() == 404
-    })
-    .await;
-    assert!(stopped, "still running past its max lifetime");
+    // Used all along, so only the max lifetime can stop it, and not before 2 s.
+    let mut stopped_after = None;
+    while launched.elapsed() < Duration::from_secs(8) {
+        if alice.get(&format!("/app_proxy/{id}/")).await.status() == 404 {
+            stopped_after = Some(launched.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped_after = stopped_after.expect("still running past its max lifetime");
+    assert!(
+        stopped_after >= Duration::from_secs(2),
+        "stopped after {stopped_after:?}, well before its max lifetime of 2 s"
+    );
     server.shutdown().await;
 }
 
@@ -410,6 +425,100 @@ async fn a_killed_supervisor_takes_its_app_down_and_the_reason_says_so() {
             .unwrap_or_default()
             .contains("supervisor was killed by SIGKILL"),
         "{last}"
+    );
+    server.shutdown().await;
+}
+
+/// An app that records its pid, then takes `delay_s` seconds before it listens.
+fn slow_starting_spec(id: &str, delay_s: u32) -> vestibule::config::AppSpec {
+    let script = repo_path("tests/apps/echo/app.py");
+    let cmd = format!(
+        "echo $$ > \"$VESTIBULE_INSTANCE_DIR/app.pid\"; sleep {delay_s}; exec python3 {}",
+        script.display()
+    );
+    process_spec(id, &["sh", "-c", &cmd])
+}
+
+async fn status_of(b: &Browser, id: &str) -> (u16, Value) {
+    let resp = b.get(&format!("/api/proxy/{id}")).await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A user who gives up while their app is still starting: the app is killed, never becomes
+/// running, and does not count against their limit.
+#[tokio::test]
+async fn stopping_an_instance_while_it_starts_kills_it() {
+    let mut spec = slow_starting_spec("slow", 3);
+    spec.max_instances = Some(1);
+    let server = TestServer::start(config(vec![spec])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let resp = alice.api(Method::POST, "/api/proxy/slow").await;
+    assert_eq!(resp.status(), 201);
+    let view: Value = resp.json().await.expect("view");
+    assert_eq!(view["status"], "starting", "{view}");
+    let id = view["id"].as_str().expect("id").to_string();
+    let pid_file = server.work_dir.join("instances").join(&id).join("app.pid");
+    assert!(
+        eventually(Duration::from_secs(5), || async { pid_file.exists() }).await,
+        "the app never started"
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid number");
+
+    let stop = alice.api(Method::DELETE, &format!("/api/proxy/{id}")).await;
+    assert!(stop.status().is_success(), "stop: {}", stop.status());
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !pid_alive(pid) && status_of(&alice, &id).await.0 == 404
+        })
+        .await,
+        "the starting app survived its stop: {:?}",
+        status_of(&alice, &id).await
+    );
+    // Past the moment it would have answered, it has not come back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(status_of(&alice, &id).await.0, 404);
+    let again = alice.launch("slow").await;
+    assert_eq!(again["status"], "running", "{again}");
+    server.shutdown().await;
+}
+
+/// With `stop-on-logout: false`, logging out leaves the user's apps running.
+#[tokio::test]
+async fn with_stop_on_logout_false_apps_outlive_the_session() {
+    let mut spec = pid_recording_spec("pids");
+    spec.stop_on_logout = false;
+    let server = TestServer::start(config(vec![spec])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("pids").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let pids = app_pids(&server, &id).await;
+    let resp = alice
+        .http
+        .post(server.url("/logout"))
+        .form(&[("_csrf", alice.csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(resp.status(), 303);
+    assert_eq!(alice.get("/").await.status(), 303, "the session is gone");
+    // Give a stop every chance to happen before checking it did not.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pids.iter().all(|p| pid_alive(*p)), "logout stopped the app");
+    let again = Browser::login(&server, "alice").await;
+    let mine: Vec<Value> = again.get("/api/proxy").await.json().await.expect("list");
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["id"], id.as_str());
+    assert_eq!(
+        again.get(&format!("/app_proxy/{id}/")).await.status(),
+        200,
+        "the app still answers after logging in again"
     );
     server.shutdown().await;
 }

@@ -639,3 +639,150 @@ fn check_requires_a_jwks_url_for_oauth2_bearer_tokens() {
     let text = err.to_string();
     assert!(text.contains("proxy.oauth2.jwks-url"), "{text}");
 }
+
+/// A token endpoint that answers any code with the ID token the test chose, signed with the
+/// provider's own key, and a userinfo endpoint for the same subject: it lets a test send
+/// vestibule an ID token a real provider would never issue.
+struct FakeTokenEndpoint {
+    addr: std::net::SocketAddr,
+    claims: std::sync::Arc<parking_lot::Mutex<serde_json::Value>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTokenEndpoint {
+    async fn start(kid: String, key: jsonwebtoken::EncodingKey) -> Self {
+        use axum::routing::{get, post};
+        let claims = std::sync::Arc::new(parking_lot::Mutex::new(serde_json::Value::Null));
+        let for_token = claims.clone();
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                post(move || {
+                    let id_token = sign(&kid, &key, for_token.lock().clone());
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "access_token": "fake-access-token",
+                            "token_type": "Bearer",
+                            "expires_in": 300,
+                            "id_token": id_token,
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/userinfo",
+                get(|| async {
+                    axum::Json(
+                        serde_json::json!({ "sub": "fake-sub", "preferred_username": "mallory" }),
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, claims, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for FakeTokenEndpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A query parameter of a URL, still percent-encoded.
+fn query_param(url: &str, name: &str) -> String {
+    let marker = format!("{name}=");
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(&marker))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .to_string()
+}
+
+/// One claim of an ID token and the value it gets instead of the right one.
+type ClaimChange = (&'static str, serde_json::Value);
+
+/// The code flow with an ID token the provider never issued: vestibule must check its nonce,
+/// issuer and audience, not only its signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_tokens_with_a_wrong_nonce_issuer_or_audience_are_refused() {
+    let provider = OidcProvider::shared().await;
+    let jwks: serde_json::Value = reqwest::get(provider.url("/o/.well-known/jwks.json"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
+    let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_string();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&provider.signing_key_pem()).expect("key");
+    let fake = FakeTokenEndpoint::start(kid, key).await;
+    let mut cfg = oidc_config(provider);
+    if let Some(o) = cfg.proxy.openid.as_mut() {
+        // Discovery still comes from the real provider: its issuer and its signing keys.
+        o.token_url = Some(fake.url("/token"));
+        o.userinfo_url = Some(fake.url("/userinfo"));
+    }
+    let server = TestServer::start(cfg).await;
+
+    // Each case: what to change in an otherwise good ID token, and whether it logs in.
+    let cases: [(&str, Option<ClaimChange>, bool); 4] = [
+        ("a good token", None, true),
+        (
+            "a wrong nonce",
+            Some(("nonce", "not-the-nonce".into())),
+            false,
+        ),
+        (
+            "a wrong issuer",
+            Some(("iss", "http://evil.example/o".into())),
+            false,
+        ),
+        (
+            "a wrong audience",
+            Some(("aud", "another-client".into())),
+            false,
+        ),
+    ];
+    for (what, change, logs_in) in cases {
+        let http = client();
+        let authorize = authorize_url(&http, &server).await;
+        let state = query_param(&authorize, "state");
+        let nonce = query_param(&authorize, "nonce");
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut claims = serde_json::json!({
+            "iss": provider.issuer(), "aud": oidc_provider::CLIENT_ID, "sub": "fake-sub",
+            "nonce": nonce, "iat": now, "exp": now + 300, "preferred_username": "mallory",
+        });
+        if let Some((claim, value)) = change {
+            claims[claim] = value;
+        }
+        *fake.claims.lock() = claims;
+        let callback = server.url(&format!(
+            "/login/oauth2/code/shinyproxy?code=any-code&state={state}"
+        ));
+        let resp = http.get(&callback).send().await.expect("callback");
+        let portal = http.get(server.url("/")).send().await.expect("portal");
+        if logs_in {
+            assert_eq!(resp.status(), 303, "{what} logs in");
+            assert_eq!(portal.status(), 200, "{what} logs in");
+        } else {
+            assert!(
+                matches!(resp.status().as_u16(), 400 | 401),
+                "{what} is refused, not answered with {}",
+                resp.status()
+            );
+            assert_eq!(portal.status(), 303, "{what}: nobody is logged in");
+        }
+    }
+    server.shutdown().await;
+}

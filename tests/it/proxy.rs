@@ -4,6 +4,7 @@
 use crate::common::*;
 use reqwest::Method;
 use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_user_reaches_their_app_with_identity_headers_and_the_prefix_stripped() {
@@ -97,26 +98,91 @@ async fn another_user_gets_403_an_admin_gets_through_and_unknown_ids_404() {
     server.shutdown().await;
 }
 
+/// Every route that changes state, tried from a logged-in browser without the CSRF token and
+/// with a wrong one: each is refused, and nothing changed.
 #[tokio::test]
 async fn state_changing_api_calls_need_the_csrf_token() {
     let server = TestServer::start(config(vec![echo_spec("echo")])).await;
     let alice = Browser::login(&server, "alice").await;
-    let no_token = alice
+    let root = Browser::login(&server, "root").await;
+    let instance = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let created = alice
         .http
-        .post(server.url("/api/proxy/echo"))
+        .post(server.url("/api/tokens"))
+        .header("X-CSRF-Token", &alice.csrf)
+        .json(&serde_json::json!({ "name": "kept" }))
         .send()
         .await
-        .expect("post");
-    assert_eq!(no_token.status(), 403);
-    assert!(
-        alice
-            .get("/api/proxy")
-            .await
-            .json::<Vec<Value>>()
-            .await
-            .expect("list")
-            .is_empty()
+        .expect("create token");
+    assert_eq!(created.status(), 201);
+    let token: Value = created.json().await.expect("token");
+    let token_id = token["id"].as_str().expect("token id").to_string();
+
+    let api_calls = [
+        (Method::POST, "/api/proxy/echo".to_string()),
+        (Method::DELETE, format!("/api/proxy/{instance}")),
+        (Method::POST, "/api/tokens".to_string()),
+        (Method::DELETE, format!("/api/tokens/{token_id}")),
+    ];
+    let forms = [
+        (&alice, "/logout".to_string()),
+        (&alice, format!("/my-apps/{instance}/stop")),
+        (&alice, "/tokens".to_string()),
+        (&alice, format!("/tokens/{token_id}/revoke")),
+        (&root, format!("/admin/instances/{instance}/stop")),
+    ];
+    for sent in [None, Some("not-the-token")] {
+        for (method, path) in &api_calls {
+            let mut req = alice.http.request(method.clone(), server.url(path));
+            if let Some(token) = sent {
+                req = req.header("X-CSRF-Token", token);
+            }
+            let resp = req
+                .json(&serde_json::json!({ "name": "forged" }))
+                .send()
+                .await
+                .expect("api call");
+            assert_eq!(resp.status(), 403, "{method} {path} with {sent:?}");
+        }
+        for (who, path) in &forms {
+            let mut form = vec![("name", "forged")];
+            if let Some(token) = sent {
+                form.push(("_csrf", token));
+            }
+            let resp = who
+                .http
+                .post(server.url(path))
+                .form(&form)
+                .send()
+                .await
+                .expect("form post");
+            assert_eq!(resp.status(), 403, "POST {path} with {sent:?}");
+        }
+    }
+
+    // Nothing changed: the instance runs, the one token is live, both are still logged in.
+    let mine: Vec<Value> = alice.get("/api/proxy").await.json().await.expect("list");
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["status"], "running", "{mine:?}");
+    let tokens: Vec<Value> = alice.get("/api/tokens").await.json().await.expect("tokens");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["id"], token_id.as_str(), "{tokens:?}");
+    let bearer = reqwest::Client::new()
+        .get(server.url("/api/proxy"))
+        .bearer_auth(token["token"].as_str().expect("secret"))
+        .send()
+        .await
+        .expect("bearer");
+    assert_eq!(bearer.status(), 200, "the token was not revoked");
+    assert_eq!(
+        alice.get("/").await.status(),
+        200,
+        "alice is still logged in"
     );
+    assert_eq!(root.get("/").await.status(), 200, "root is still logged in");
     server.shutdown().await;
 }
 
@@ -152,17 +218,49 @@ async fn server_sent_events_flow_as_they_come() {
         .as_str()
         .expect("id")
         .to_string();
+    // Timed from before the request: a proxy that buffers the stream holds the headers back
+    // too, so a clock started at the headers would not see it.
+    let asked = tokio::time::Instant::now();
     let mut resp = alice.get(&format!("/app_proxy/{id}/sse")).await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let started = tokio::time::Instant::now();
-    let first = resp.chunk().await.expect("chunk").expect("some data");
-    assert!(String::from_utf8_lossy(&first).contains("tick 0"));
-    // The app sleeps 0.5 s between events; a buffering proxy would deliver all after 1 s.
+    let arrivals = event_arrivals(&mut resp, asked, 3).await;
+    // The app sends "tick 0" at once, then one event every 0.5 s.
     assert!(
-        started.elapsed() < std::time::Duration::from_millis(900),
-        "first event was held back"
+        arrivals[0] < Duration::from_millis(900),
+        "the first event was held back: {arrivals:?}"
+    );
+    assert!(
+        arrivals[2] - arrivals[0] >= Duration::from_millis(700),
+        "the events arrived together, not as the app sent them: {arrivals:?}"
     );
     server.shutdown().await;
+}
+
+/// When each of the first `count` events of a stream arrived, counted from `since`.
+async fn event_arrivals(
+    resp: &mut reqwest::Response,
+    since: tokio::time::Instant,
+    count: usize,
+) -> Vec<Duration> {
+    let mut text = String::new();
+    let mut arrivals = Vec::new();
+    while arrivals.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+            .await
+            .expect("the next event within 5 s")
+            .expect("stream")
+            .expect("the stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            assert!(
+                event.contains(&format!("tick {}", arrivals.len())),
+                "{event}"
+            );
+            arrivals.push(since.elapsed());
+        }
+    }
+    arrivals
 }
 
 #[tokio::test]
@@ -293,7 +391,7 @@ async fn app_connections_are_reused_and_a_silently_closed_one_is_replaced() {
         armed.text().await.expect("armed body");
         // Give the proxy a moment to see the armed connection idle again, as it would between
         // a user's clicks.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let next = alice.get(&format!("/app_proxy/{id}/conn")).await;
         assert_eq!(
             next.status(),
@@ -313,5 +411,131 @@ async fn app_connections_are_reused_and_a_silently_closed_one_is_replaced() {
         "no request was sent on an armed connection, so nothing was tested: {dropped}"
     );
 
+    server.shutdown().await;
+}
+
+/// A POST the app may have acted on is never sent twice: when its connection closes without an
+/// answer, the user gets an error, and the app saw the POST once.
+#[tokio::test]
+async fn a_post_on_a_dropped_connection_is_not_repeated() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let counts = || async {
+        let v: Value = alice
+            .get(&format!("/app_proxy/{id}/dropped"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        (
+            v["posts"].as_u64().expect("posts"),
+            v["dropped_posts"].as_u64().expect("dropped posts"),
+        )
+    };
+    // Counted before arming: a GET sent after arming could take the armed connection.
+    let (mut posts_before, mut dropped_before) = counts().await;
+    let mut tested = false;
+    for _ in 0..20 {
+        let armed = alice.get(&format!("/app_proxy/{id}/conn?drop-next")).await;
+        assert_eq!(armed.status(), 200);
+        armed.text().await.expect("armed body");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let resp = alice
+            .http
+            .post(server.url(&format!("/app_proxy/{id}/order")))
+            .body("one order")
+            // A repeat of the POST without its body leaves the app waiting for it.
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("the POST got no answer within 10 s");
+        let status = resp.status();
+        let (posts_after, dropped_after) = counts().await;
+        let (posts, dropped) = (posts_after - posts_before, dropped_after - dropped_before);
+        (posts_before, dropped_before) = (posts_after, dropped_after);
+        if dropped == 0 {
+            // Sent on another connection: answered normally; try again.
+            assert_eq!(status, 200);
+            continue;
+        }
+        assert_eq!(posts, 1, "the app received the POST more than once");
+        assert_eq!(
+            status, 502,
+            "the dropped POST must be reported, not retried"
+        );
+        tested = true;
+        break;
+    }
+    assert!(
+        tested,
+        "no POST was sent on an armed connection, so nothing was tested"
+    );
+    server.shutdown().await;
+}
+
+/// `target-path`: the app is reached under its own path, whatever the public one.
+#[tokio::test]
+async fn target_path_prefixes_what_the_app_receives() {
+    let mut spec = echo_spec("echo");
+    spec.target_path = "/inner/base/".into();
+    let server = TestServer::start(config(vec![spec])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for (public, inner) in [("/", "/inner/base/"), ("/page?q=1", "/inner/base/page?q=1")] {
+        let echo: Value = alice
+            .get(&format!("/app_proxy/{id}{public}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(echo["path"], inner, "{public}");
+    }
+    server.shutdown().await;
+}
+
+/// An open event stream is use: the instance is not culled while it is open, even when no
+/// event passes for longer than the idle timeout, and is culled once it closes.
+#[tokio::test]
+async fn an_open_event_stream_keeps_its_instance_from_idle_culling() {
+    let mut spec = echo_spec("echo");
+    spec.heartbeat_timeout = Some(Duration::from_secs(1));
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.heartbeat_rate = Duration::from_millis(200);
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch("echo").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // Events 3 s apart: each silence is three idle timeouts.
+    let asked = tokio::time::Instant::now();
+    let mut resp = alice.get(&format!("/app_proxy/{id}/sse?gap=3")).await;
+    assert_eq!(resp.status(), 200);
+    let arrivals = event_arrivals(&mut resp, asked, 3).await;
+    assert!(
+        arrivals[2] >= Duration::from_secs(5),
+        "the stream was not quiet: {arrivals:?}"
+    );
+    assert_eq!(
+        alice.get(&format!("/api/proxy/{id}")).await.status(),
+        200,
+        "the instance was culled under an open stream"
+    );
+    drop(resp);
+    let culled = eventually(Duration::from_secs(10), || async {
+        alice.get(&format!("/api/proxy/{id}")).await.status() == 404
+    })
+    .await;
+    assert!(
+        culled,
+        "the idle timeout no longer applies once the stream closed"
+    );
     server.shutdown().await;
 }

@@ -55,3 +55,9 @@ async fn a_restarted_server_adopts_running_services() {
     let cfg = swarm_config("recover", vec![token_spec("tokens")]);
     a_restarted_server_adopts_the_instance(cfg, async |_, _, _| {}).await;
 }
+
+#[tokio::test]
+async fn a_task_killed_from_outside_shows_as_failed_with_its_last_lines() {
+    let cfg = swarm_config("killed", vec![last_words_spec("doomed")]);
+    a_killed_container_shows_as_failed_with_its_last_lines(cfg).await;
+}

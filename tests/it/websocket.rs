@@ -1,6 +1,7 @@
 //! WebSockets through the proxy: authorised like every other request, carried intact, and never
 //! cut for being quiet.
 
+use crate::common::oidc_provider;
 use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -14,35 +15,48 @@ fn demo_spec() -> vestibule::config::AppSpec {
         .clone()
 }
 
-async fn connect(
-    server: &TestServer,
-    id: &str,
-    cookie: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    WsError,
-> {
+/// How long any one WebSocket step may take: a failure must fail the test, not hang it.
+const STEP: Duration = Duration::from_secs(10);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &TestServer, id: &str, cookie: &str) -> Result<Ws, WsError> {
     let mut req = format!("ws://{}/app_proxy/{id}/ws", server.addr)
         .into_client_request()
         .expect("request");
     req.headers_mut()
         .insert("cookie", cookie.parse().expect("header"));
-    tokio_tungstenite::connect_async(req)
+    tokio::time::timeout(STEP, tokio_tungstenite::connect_async(req))
         .await
+        .expect("the WebSocket handshake timed out")
         .map(|(ws, _)| ws)
 }
 
-async fn square(
-    ws: &mut (impl SinkExt<Message> + StreamExt<Item = Result<Message, WsError>> + Unpin),
-    n: i64,
-) -> serde_json::Value {
-    let _ = ws.send(Message::text(n.to_string())).await;
+async fn send(ws: &mut Ws, message: Message) {
+    tokio::time::timeout(STEP, ws.send(message))
+        .await
+        .expect("sending timed out")
+        .expect("send");
+}
+
+/// The next text or binary message; pings and pongs are skipped.
+async fn receive(ws: &mut Ws) -> Message {
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).expect("json"),
-            Some(Ok(_)) => continue,
-            other => panic!("no answer: {other:?}"),
+        match tokio::time::timeout(STEP, ws.next()).await {
+            Err(_) => panic!("no message within {STEP:?}"),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(message))) => return message,
+            Ok(other) => panic!("no answer: {other:?}"),
         }
+    }
+}
+
+async fn square(ws: &mut Ws, n: i64) -> serde_json::Value {
+    send(ws, Message::text(n.to_string())).await;
+    match receive(ws).await {
+        Message::Text(t) => serde_json::from_str(t.as_str()).expect("json"),
+        other => panic!("expected a text answer, got {other:?}"),
     }
 }
 
@@ -106,5 +120,65 @@ async fn a_quiet_websocket_is_not_cut_and_keeps_its_app_alive() {
         culled,
         "the app outlived its idle timeout after the socket closed"
     );
+    server.shutdown().await;
+}
+
+/// The WebSocket echo app (tests/apps/ws_echo): sends back every message as it came.
+fn ws_echo_spec() -> vestibule::config::AppSpec {
+    let python = oidc_provider::venv_python();
+    let script = repo_path("tests/apps/ws_echo/app.py");
+    process_spec(
+        "wsecho",
+        &[
+            python.to_str().expect("venv path"),
+            script.to_str().expect("script path"),
+        ],
+    )
+}
+
+/// Bytes that are not all alike, so a shifted, truncated or reordered frame shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
+}
+
+#[tokio::test]
+async fn binary_and_large_frames_cross_the_proxy_intact() {
+    let server = TestServer::start(config(vec![ws_echo_spec()])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("wsecho").await;
+    assert_eq!(view["status"], "running", "{view}");
+    let id = view["id"].as_str().expect("id").to_string();
+    let mut ws = connect(&server, &id, &session_cookie(&server, "alice").await)
+        .await
+        .expect("connect");
+
+    let every_byte: Vec<u8> = (0..=255).collect();
+    let large = pattern(1 << 20, 7);
+    let large_text: String = (0..(1 << 20))
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let sent = [
+        Message::binary(every_byte),
+        Message::binary(large),
+        Message::text(large_text),
+        Message::binary(pattern(70_000, 3)),
+    ];
+    for message in sent {
+        let len = message.len();
+        send(&mut ws, message.clone()).await;
+        let echoed = receive(&mut ws).await;
+        assert!(
+            echoed == message,
+            "a {len}-byte message came back as a different {}-byte {}",
+            echoed.len(),
+            if echoed.is_binary() { "binary" } else { "text" }
+        );
+    }
+    tokio::time::timeout(STEP, ws.close(None))
+        .await
+        .expect("closing timed out")
+        .expect("close");
     server.shutdown().await;
 }

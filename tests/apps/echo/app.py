@@ -10,6 +10,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DROPPED = 0
+# POSTs received, and those of them dropped unanswered (see drop-next).
+POSTS = 0
+DROPPED_POSTS = 0
 DROPPED_LOCK = threading.Lock()
 
 
@@ -42,7 +45,7 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.flush()
             os._exit(3)
         if self.path.startswith("/dropped"):
-            self.send_json({"dropped": DROPPED})
+            self.send_json({"dropped": DROPPED, "posts": POSTS, "dropped_posts": DROPPED_POSTS})
             return
         if self.path.startswith("/slow"):
             # A request still being answered when vestibule is asked to shut down.
@@ -50,6 +53,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json({"slow": "done"})
             return
         if self.path.startswith("/sse"):
+            # Three events, `gap` seconds apart (?gap=N, default 0.5).
+            gap = 0.5
+            if "gap=" in self.path:
+                gap = float(self.path.split("gap=", 1)[1].split("&", 1)[0])
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
@@ -57,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
             for i in range(3):
                 self.wfile.write(f"data: tick {i}\n\n".encode())
                 self.wfile.flush()
-                time.sleep(0.5)
+                time.sleep(gap)
             self.close_connection = True
             return
         if self.path.startswith("/conn"):
@@ -86,6 +93,7 @@ class Handler(BaseHTTPRequestHandler):
         })
 
     def do_POST(self):
+        global DROPPED, POSTS, DROPPED_POSTS
         length = self.headers.get("Content-Length")
         total = 0
         if length is not None:
@@ -108,6 +116,16 @@ class Handler(BaseHTTPRequestHandler):
                     total += len(chunk)
                     left -= len(chunk)
                 self.rfile.readline()
+        with DROPPED_LOCK:
+            POSTS += 1
+        if getattr(self, "drop_next", False):
+            # Received in full, then the connection closes unanswered: the proxy cannot know
+            # whether the app acted on it, so it must not send it again.
+            with DROPPED_LOCK:
+                DROPPED += 1
+                DROPPED_POSTS += 1
+            self.close_connection = True
+            return
         self.send_json({"received": total})
 
 

@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vestibule::config::{AppSpec, BackendKind, Config};
 
-use super::{Browser, TestServer, config, session_cookie, vestibule_exe};
+use super::{Browser, TestServer, config, eventually, session_cookie, vestibule_exe};
+use std::time::Duration;
 
 /// The port every test app listens on inside its container.
 pub const APP_PORT: u16 = 3838;
@@ -197,6 +198,16 @@ pub fn remove_realm(cfg: &Config) {
     let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
     for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
         let _ = docker_ok(&["rm", "-f", id]);
+    }
+}
+
+/// Removes a test's containers or services when dropped, so a failed assertion leaves none
+/// behind.
+pub struct RealmGuard(pub Config);
+
+impl Drop for RealmGuard {
+    fn drop(&mut self) {
+        remove_instances(&self.0);
     }
 }
 
@@ -411,4 +422,70 @@ pub async fn a_restarted_server_adopts_the_instance(
         "stop-proxies-on-shutdown removes it"
     );
     remove_instances(&cfg);
+}
+
+/// A file server that first writes a line a user would recognise in its log.
+pub fn last_words_spec(id: &str) -> AppSpec {
+    shell_spec(
+        id,
+        "echo 'loaded 3 models from /data'; mkdir -p /www && echo ok > /www/index.html && \
+         exec /bin/busybox httpd -f -p 3838 -h /www",
+    )
+}
+
+/// The containers of a realm, Swarm tasks included (their labels are the service's, under the
+/// task's own names; the realm label is on both).
+fn realm_containers(cfg: &Config) -> Vec<String> {
+    let realm = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
+    let mut ids: Vec<String> = docker(&["ps", "-q", "--filter", &realm])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if is_swarm(cfg) {
+        for service in services_of(cfg) {
+            let task = format!("label=com.docker.swarm.service.id={service}");
+            ids.extend(
+                docker(&["ps", "-q", "--filter", &task])
+                    .lines()
+                    .map(str::to_string),
+            );
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// An app whose container is killed from outside (the OOM killer, an operator) shows as failed,
+/// with its last lines, and the user can start it again.
+pub async fn a_killed_container_shows_as_failed_with_its_last_lines(cfg: Config) {
+    let _cleanup = RealmGuard(cfg.clone());
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("doomed").await;
+    assert_running(&view);
+    let id = id_of(&view);
+    let containers = realm_containers(&cfg);
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    docker(&["kill", &containers[0]]);
+
+    let view_of = || async {
+        let resp = alice.get(&format!("/api/proxy/{id}")).await;
+        resp.json::<serde_json::Value>().await.unwrap_or_default()
+    };
+    let failed = eventually(Duration::from_secs(30), || async {
+        view_of().await["status"] == "failed"
+    })
+    .await;
+    let last = view_of().await;
+    assert!(
+        failed,
+        "the killed {} is not shown as failed: {last:#}",
+        instance_noun(&cfg)
+    );
+    let lines = last["log_lines"].to_string();
+    assert!(lines.contains("loaded 3 models from /data"), "{last:#}");
+    let again = alice.launch("doomed").await;
+    assert_running(&again);
+    server.shutdown().await;
 }

@@ -23,7 +23,9 @@ impl Write for Captured {
     }
 }
 
-/// The logs of this whole test binary (installed once, as the global subscriber).
+/// The logs of this whole test binary (installed once, as the global subscriber), DEBUG and
+/// above: a secret logged at DEBUG reaches an operator who turns `VESTIBULE_LOG=debug` on, so
+/// a leak check must read that level too.
 pub fn capture_logs() -> Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -31,7 +33,7 @@ pub fn capture_logs() -> Captured {
         let writer = logs.clone();
         let _ = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || writer.clone())
             .try_init();
         logs
