@@ -170,6 +170,7 @@ pub async fn run(
         listener,
         app,
         listen::fit_to_open_files(config.proxy.connections.clone()),
+        config.server.trusted_proxies.clone(),
         stopping.clone(),
     ));
 

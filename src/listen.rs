@@ -65,6 +65,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    trusted_proxies: Vec<ipnet::IpNet>,
     stop: CancellationToken,
 ) {
     let per_address = Arc::new(PerAddress::default());
@@ -89,9 +90,17 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = per_address.claim(peer.ip(), limits.max_per_address) else {
-            tracing::debug!(ip = %peer.ip(), "too many connections from one address; closed");
-            continue;
+        // A load balancer's address is every user's: only the global cap applies to it.
+        let slot = if crate::config::is_trusted_proxy(&trusted_proxies, peer.ip()) {
+            None
+        } else {
+            match per_address.claim(peer.ip(), limits.max_per_address) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(ip = %peer.ip(), "too many connections from one address; closed");
+                    continue;
+                }
+            }
         };
         let (held, evicted) = match total.clone().try_acquire_owned() {
             Ok(permit) => (Held::Main { _permit: permit }, None),
@@ -128,7 +137,7 @@ struct Connection {
     evicted: Option<CancellationToken>,
     /// Released when the connection ends, which for a WebSocket is when it is handed to the
     /// proxy: an open WebSocket (always authenticated) is not counted.
-    _held: (AddressSlot, Held),
+    _held: (Option<AddressSlot>, Held),
 }
 
 /// A connection's place under the global cap, or in the health reserve.

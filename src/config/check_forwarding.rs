@@ -26,6 +26,15 @@ pub fn private_ranges() -> Vec<IpNet> {
     .collect()
 }
 
+/// Whether `ip` (an IPv4 address seen as `::ffff:a.b.c.d` counts as itself) is in `trusted`.
+pub fn is_trusted_proxy(trusted: &[IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
 pub fn check_trusted_proxies(server: &Fields, proxy: &Fields, report: &mut Report) -> Vec<IpNet> {
     if let Some(nets) = networks(proxy, "trusted-proxies", report) {
         return nets;

@@ -7,8 +7,7 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 
 fn trusts(trusted: &[IpNet], ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    trusted.iter().any(|net| net.contains(&ip))
+    crate::config::is_trusted_proxy(trusted, ip)
 }
 
 /// An IPv4 address seen as `::ffff:a.b.c.d` on a dual-stack socket is the IPv4 address.

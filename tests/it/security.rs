@@ -1019,3 +1019,45 @@ async fn f7_health_answers_while_half_sent_heads_fill_a_low_file_limit() {
         heads.len()
     );
 }
+
+/// Behind a load balancer every user arrives from the balancer's few addresses, so the
+/// per-address cap must not count a trusted proxy; the cap still holds for everyone else.
+#[tokio::test]
+async fn f7_the_per_address_cap_spares_a_trusted_load_balancer() {
+    use std::time::Duration;
+    let mut cfg = config(vec![]);
+    cfg.proxy.connections = vestibule::config::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(60),
+        max_per_address: 2,
+        max_total: 50,
+    };
+    cfg.server.trusted_proxies = vec!["127.0.0.9/32".parse().expect("net")];
+    let server = TestServer::start(cfg).await;
+    assert_eq!(
+        ask(&mut raw_from(&server, 1).await, "/actuator/health").await,
+        "HTTP/1.1 200 OK"
+    );
+    let mut balancer = Vec::new();
+    for _ in 0..6 {
+        balancer.push(raw_from(&server, 9).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (i, conn) in balancer.iter_mut().enumerate() {
+        assert_eq!(
+            ask(conn, "/actuator/health").await,
+            "HTTP/1.1 200 OK",
+            "connection {i} from the balancer"
+        );
+    }
+    let mut client = Vec::new();
+    for _ in 0..2 {
+        client.push(raw_from(&server, 4).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = raw_from(&server, 4).await;
+    assert!(
+        closed_within(&mut third, Duration::from_millis(500)).await,
+        "the third from an untrusted address is refused"
+    );
+    server.shutdown().await;
+}
