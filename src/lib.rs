@@ -108,7 +108,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    remove_dead_runs_work_dirs(&opts.work_dir);
+    // In the background: a large leftover folder must not delay the first answer.
+    let work_dir = opts.work_dir.clone();
+    tokio::task::spawn_blocking(move || remove_dead_runs_work_dirs(&work_dir));
     let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
     let manager = Manager::new(config.clone(), backend.clone());
@@ -237,7 +239,8 @@ fn remove_dead_runs_work_dirs(work_dir: &std::path::Path) {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
         );
-        if gone && pid != std::process::id() as i32 && entry.path() != work_dir {
+        // Our own pid is alive, so our folder is never taken for a dead run's.
+        if gone {
             match std::fs::remove_dir_all(entry.path()) {
                 Ok(()) => {
                     tracing::info!(folder = %entry.path().display(), "removed the work folder of a run that was killed")

@@ -26,12 +26,17 @@ pub fn private_ranges() -> Vec<IpNet> {
     .collect()
 }
 
-/// Whether `ip` (an IPv4 address seen as `::ffff:a.b.c.d` counts as itself) is in `trusted`.
-pub fn is_trusted_proxy(trusted: &[IpNet], ip: std::net::IpAddr) -> bool {
-    let ip = match ip {
+/// An IPv4 address seen as `::ffff:a.b.c.d` on a dual-stack socket is the IPv4 address.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
-    };
+    }
+}
+
+/// Whether `ip` is in `trusted`.
+pub fn is_trusted_proxy(trusted: &[IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = canonical_ip(ip);
     trusted.iter().any(|net| net.contains(&ip))
 }
 

@@ -68,7 +68,7 @@ pub mod template;
 pub use auth_model::*;
 pub use check_browser::{FrameOptions, normalise_origin};
 pub use check_connections::ConnectionLimits;
-pub use check_forwarding::{is_trusted_proxy, private_ranges};
+pub use check_forwarding::{canonical_ip, is_trusted_proxy, private_ranges};
 pub use check_process::{DEFAULT_INHERIT_ENV, ProcessSettings};
 pub use defaults::embedded_default;
 pub use diagnostics::{ConfigError, Diagnostic, Severity};

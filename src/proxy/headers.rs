@@ -156,11 +156,21 @@ fn cgi_dashed(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// X-Forwarded-For (appended, as nginx's `$proxy_add_x_forwarded_for`), -Proto and -Host.
-pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &str, scheme: &str) {
-    // The chain was read (and, from an untrusted peer, dropped) by web::forwarded.
+/// X-Forwarded-For, -Proto and -Host. `trusted_chain` is what web::forwarded kept of the
+/// client's chain (the trusted hops and the peer); without one the client's own copy, which
+/// anyone can write, is replaced by its address.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    trusted_chain: Option<&str>,
+    client_ip: std::net::IpAddr,
+    scheme: &str,
+) {
     let xff = HeaderName::from_static("x-forwarded-for");
-    match HeaderValue::from_str(forwarded_for) {
+    let value = match trusted_chain {
+        Some(chain) => HeaderValue::from_str(chain),
+        None => HeaderValue::from_str(&client_ip.to_string()),
+    };
+    match value {
         Ok(v) => {
             headers.insert(xff, v);
         }
@@ -358,8 +368,14 @@ mod tests {
     #[test]
     fn forwarded_for_is_the_resolved_chain() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("host", "example.org:8080")]);
-        set_forwarded(&mut h, "10.0.0.1, 127.0.0.1", "http");
+        let ip = "127.0.0.1".parse().expect("ip");
+        set_forwarded(&mut h, Some("10.0.0.1, 127.0.0.1"), ip, "http");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        set_forwarded(&mut h, None, ip, "http");
+        assert_eq!(
+            h["x-forwarded-for"], "127.0.0.1",
+            "an untrusted chain is replaced"
+        );
         assert_eq!(h["x-forwarded-host"], "example.org:8080");
         assert_eq!(h["x-forwarded-proto"], "http");
     }

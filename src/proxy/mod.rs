@@ -33,8 +33,9 @@ pub struct Forward<'a> {
     pub route: Arc<Route>,
     pub identity: &'a Identity,
     pub client_ip: IpAddr,
-    /// The `X-Forwarded-For` chain for the app: trusted hops and the peer.
-    pub forwarded_for: &'a str,
+    /// The trusted `X-Forwarded-For` chain for the app (hops and the peer); `None`: the client
+    /// address alone.
+    pub forwarded_for: Option<&'a str>,
     pub scheme: &'a str,
     /// Where, in the request's path and query, the part after the public prefix starts (it
     /// starts with `/`). An offset rather than a slice, so the request can be moved.
@@ -88,7 +89,7 @@ impl Proxy {
         headers::strip_hop_by_hop(h, upgrade);
         headers::strip_own_cookies(h);
         f.route.headers.apply(h, f.identity);
-        headers::set_forwarded(h, f.forwarded_for, f.scheme);
+        headers::set_forwarded(h, f.forwarded_for, f.client_ip, f.scheme);
         if !h.contains_key(header::HOST)
             && let Ok(host) = HeaderValue::from_str(f.route.authority.as_str())
         {

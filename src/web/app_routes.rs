@@ -143,7 +143,7 @@ async fn forward(
         route,
         identity: &session.identity,
         client_ip: ctx.client_ip,
-        forwarded_for: &ctx.forwarded_for,
+        forwarded_for: ctx.forwarded_for.as_deref(),
         scheme: ctx.scheme(),
         rest_at,
         openers,

@@ -19,8 +19,8 @@ pub struct RequestCtx {
     pub session: Option<Arc<Session>>,
     pub secure: bool,
     pub client_ip: IpAddr,
-    /// The `X-Forwarded-For` chain the app receives (see `web::forwarded`).
-    pub forwarded_for: String,
+    /// The trusted `X-Forwarded-For` chain the app receives, if any (see `web::forwarded`).
+    pub forwarded_for: Option<String>,
     /// The caller sent an API token rather than a session cookie: no CSRF token is needed (a
     /// browser never sends one by itself), and the token may not manage tokens.
     pub via_token: bool,

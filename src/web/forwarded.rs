@@ -6,17 +6,7 @@ use http::HeaderMap;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-fn trusts(trusted: &[IpNet], ip: IpAddr) -> bool {
-    crate::config::is_trusted_proxy(trusted, ip)
-}
-
-/// An IPv4 address seen as `::ffff:a.b.c.d` on a dual-stack socket is the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+use crate::config::{canonical_ip as canonical, is_trusted_proxy as trusts};
 
 /// What the request says about its client, once the trusted hops are peeled off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +16,10 @@ pub struct Client {
     pub proto: Option<String>,
     /// The host the client asked for, when a trusted proxy said so.
     pub host: Option<String>,
-    /// The `X-Forwarded-For` chain to pass on to the app: the trusted chain and then the peer,
-    /// or only the peer when its own copy proves nothing.
-    pub forwarded_for: String,
+    /// The `X-Forwarded-For` chain to pass on to the app when a trusted proxy sent one: its
+    /// chain and then the peer. `None` when the client's own copy proves nothing, so the app
+    /// gets the peer's address alone (built only for proxied requests).
+    pub forwarded_for: Option<String>,
 }
 
 /// The client of a request that arrived from `peer`.
@@ -39,7 +30,7 @@ pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Client {
             ip: peer,
             proto: None,
             host: None,
-            forwarded_for: peer.to_string(),
+            forwarded_for: None,
         };
     }
     let hops: Vec<&str> = headers
@@ -75,12 +66,13 @@ pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Client {
         ip,
         proto: first("x-forwarded-proto").map(|p| p.to_ascii_lowercase()),
         host: first("x-forwarded-host"),
-        forwarded_for: hops
-            .iter()
-            .map(|h| h.to_string())
-            .chain(std::iter::once(peer.to_string()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        forwarded_for: Some(
+            hops.iter()
+                .map(|h| h.to_string())
+                .chain(std::iter::once(peer.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     }
 }
 
@@ -126,10 +118,7 @@ mod tests {
         let c = client(ip("203.0.113.9"), &h, &crate::config::private_ranges());
         assert_eq!(c.ip, ip("203.0.113.9"));
         assert_eq!(c.proto, None);
-        assert_eq!(
-            c.forwarded_for, "203.0.113.9",
-            "the client's own chain is dropped"
-        );
+        assert_eq!(c.forwarded_for, None, "the client's own chain is dropped");
         let nobody = client(ip("10.0.0.5"), &h, &[]);
         assert_eq!(
             nobody.ip,
@@ -151,7 +140,10 @@ mod tests {
         assert_eq!(c.ip, ip("198.51.100.7"));
         assert_eq!(c.proto.as_deref(), Some("https"));
         assert_eq!(c.host.as_deref(), Some("apps.example.org"));
-        assert_eq!(c.forwarded_for, "6.6.6.6, 198.51.100.7, 10.0.3.4, 10.0.1.2");
+        assert_eq!(
+            c.forwarded_for.as_deref(),
+            Some("6.6.6.6, 198.51.100.7, 10.0.3.4, 10.0.1.2")
+        );
     }
 
     #[test]
