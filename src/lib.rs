@@ -11,6 +11,7 @@ pub mod lifecycle;
 mod listen;
 pub mod observe;
 pub mod proxy;
+pub mod store;
 pub mod web;
 
 use std::future::Future;
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use auth::throttle::LoginThrottle;
 use auth::{
-    Authenticator, LdapAuthenticator, MemorySessionStore, NoAuthenticator, SimpleAuthenticator,
+    Authenticator, LdapAuthenticator, NoAuthenticator, Sessions, SimpleAuthenticator,
     WebserviceAuthenticator,
 };
 use backend::Backend;
@@ -108,6 +109,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let store = store::open(&config.store).await?;
     // In the background: a large leftover folder must not delay the first answer.
     let work_dir = opts.work_dir.clone();
     tokio::task::spawn_blocking(move || remove_dead_runs_work_dirs(&work_dir));
@@ -121,29 +123,28 @@ pub async fn run(
         backend.remove_leftovers().await;
     }
     manager.spawn_culler(stopping.clone());
-    let sessions = Arc::new(MemorySessionStore::new(SESSION_IDLE_TIMEOUT));
+    let sessions = Sessions::new(store.clone(), SESSION_IDLE_TIMEOUT);
     let state = Arc::new(web::AppState {
         config: config.clone(),
         manager: manager.clone(),
-        sessions: sessions.clone(),
+        sessions,
+        store: store.clone(),
         authenticator: build_authenticator(&config)?,
-        throttle: LoginThrottle::default(),
+        throttle: LoginThrottle::new(store.clone()),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
         oidc: match config.proxy.openid.clone() {
-            Some(cfg) => Some(Arc::new(auth::oidc::OidcLogin::new(cfg)?)),
+            Some(cfg) => Some(Arc::new(auth::oidc::OidcLogin::new(cfg, store.clone())?)),
             None => None,
         },
         oidc_refreshing: Default::default(),
-        api_tokens: auth::api_tokens::ApiTokens::new(Arc::new(
-            auth::api_tokens::MemoryTokenStore::default(),
-        )),
+        api_tokens: auth::api_tokens::ApiTokens::new(store.clone()),
         jwt_bearer: match config.proxy.oauth2.clone() {
             Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),
             None => None,
         },
     });
-    spawn_housekeeping(state.clone(), sessions, stopping.clone());
+    spawn_housekeeping(state.clone(), stopping.clone());
 
     let management = match config.server.management_port {
         Some(port) => Some(
@@ -253,23 +254,16 @@ fn remove_dead_runs_work_dirs(work_dir: &std::path::Path) {
     }
 }
 
-fn spawn_housekeeping(
-    state: Arc<web::AppState>,
-    sessions: Arc<MemorySessionStore>,
-    stop: CancellationToken,
-) {
+fn spawn_housekeeping(state: Arc<web::AppState>, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = every.tick() => {
-                    sessions.purge_expired();
+                    state.sessions.purge_expired();
+                    state.store.purge_expired();
                     close_orphaned_websockets(&state).await;
-                    state.throttle.purge();
-                    if let Some(oidc) = &state.oidc {
-                        oidc.purge();
-                    }
                 }
             }
         }

@@ -2,13 +2,14 @@
 //!
 //! A token is 256 random bits, shown once at creation; only its SHA-256 is kept. A slow hash
 //! (argon2) adds nothing for a secret that cannot be guessed, and would slow every request.
-//! Tokens sit behind [`ApiTokenStore`] so a shared store can hold them for several replicas.
+//! Tokens live in the shared [`Store`], so they hold across replicas and restarts (with Redis).
 
-use async_trait::async_trait;
-use dashmap::DashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::store::{Cached, ReadThrough, Store, StoreError};
 
 use super::Identity;
 use super::session::random_token;
@@ -19,10 +20,8 @@ pub const TOKEN_PREFIX: &str = "vst_";
 /// At most this many tokens per user, so a script gone wrong cannot fill the memory.
 pub const MAX_PER_USER: usize = 100;
 
-pub type TokenHash = [u8; 32];
-
 /// What may be shown about a token: never the token itself.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TokenInfo {
     pub id: String,
     pub owner: String,
@@ -30,61 +29,24 @@ pub struct TokenInfo {
     pub created_unix_ms: u64,
 }
 
-#[derive(Debug, Clone)]
-pub struct TokenRecord {
-    pub info: TokenInfo,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenRecord {
+    info: TokenInfo,
     /// Who the token acts as (the owner's groups when it was made).
-    pub identity: Identity,
-    pub hash: TokenHash,
+    identity: Identity,
+    /// The SHA-256 of the secret, in hex.
+    hash: String,
 }
 
-#[async_trait]
-pub trait ApiTokenStore: Send + Sync + 'static {
-    async fn insert(&self, record: TokenRecord);
-    async fn find(&self, hash: &TokenHash) -> Option<TokenRecord>;
-    /// All tokens, or one owner's, oldest first.
-    async fn list(&self, owner: Option<&str>) -> Vec<TokenInfo>;
-    async fn get(&self, id: &str) -> Option<TokenInfo>;
-    async fn remove(&self, id: &str) -> Option<TokenInfo>;
-}
+/// Every token's record, by id.
+const RECORDS: &str = "api-tokens";
+/// Revocation on one replica evicts the others' copies through this channel.
+const REVOKED: &str = "api-token-revoked";
+/// How long a replica serves its copy of a token before checking it is still there.
+const FRESH_FOR: Duration = Duration::from_secs(15);
 
-#[derive(Default)]
-pub struct MemoryTokenStore {
-    by_hash: DashMap<TokenHash, TokenRecord>,
-}
-
-#[async_trait]
-impl ApiTokenStore for MemoryTokenStore {
-    async fn insert(&self, record: TokenRecord) {
-        self.by_hash.insert(record.hash, record);
-    }
-
-    async fn find(&self, hash: &TokenHash) -> Option<TokenRecord> {
-        self.by_hash.get(hash).map(|r| r.clone())
-    }
-
-    async fn list(&self, owner: Option<&str>) -> Vec<TokenInfo> {
-        let mut all: Vec<TokenInfo> = self
-            .by_hash
-            .iter()
-            .filter(|r| owner.is_none_or(|o| r.info.owner == o))
-            .map(|r| r.info.clone())
-            .collect();
-        all.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
-        all
-    }
-
-    async fn get(&self, id: &str) -> Option<TokenInfo> {
-        self.by_hash
-            .iter()
-            .find(|r| r.info.id == id)
-            .map(|r| r.info.clone())
-    }
-
-    async fn remove(&self, id: &str) -> Option<TokenInfo> {
-        let hash = self.by_hash.iter().find(|r| r.info.id == id)?.hash;
-        self.by_hash.remove(&hash).map(|(_, r)| r.info)
-    }
+fn by_hash(hash: &str) -> String {
+    format!("api-token:{hash}")
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -97,15 +59,30 @@ pub enum TokenError {
     BadName,
     #[error("{MAX_PER_USER} tokens is the most a user may have; revoke one first")]
     TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
+/// Tokens live in the [`Store`], so a token made on one replica works on all; each replica keeps
+/// a copy of the tokens it has seen, so a script's calls do not wait on a remote store.
+#[derive(Clone)]
 pub struct ApiTokens {
-    store: Arc<dyn ApiTokenStore>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    copies: Arc<ReadThrough<TokenRecord>>,
 }
 
 impl ApiTokens {
-    pub fn new(store: Arc<dyn ApiTokenStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let inner = Arc::new(Inner {
+            store,
+            copies: Arc::new(ReadThrough::new(FRESH_FOR, Duration::from_secs(3600))),
+        });
+        crate::store::follow(inner.store.as_ref(), &inner.copies, REVOKED);
+        Self { inner }
     }
 
     /// Makes a token acting as `owner`; returns the secret (to be shown once) and its record.
@@ -118,7 +95,7 @@ impl ApiTokens {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(TokenError::BadName);
         }
-        if self.store.list(Some(&owner.user)).await.len() >= MAX_PER_USER {
+        if self.inner.records(Some(&owner.user)).await?.len() >= MAX_PER_USER {
             return Err(TokenError::TooMany);
         }
         let secret = format!("{TOKEN_PREFIX}{}", random_token());
@@ -128,50 +105,135 @@ impl ApiTokens {
             name: name.to_string(),
             created_unix_ms: crate::clock::now_unix_ms(),
         };
-        self.store
-            .insert(TokenRecord {
-                info: info.clone(),
-                identity: owner,
-                hash: hash(&secret),
-            })
-            .await;
+        let record = TokenRecord {
+            info: info.clone(),
+            identity: owner,
+            hash: hash(&secret),
+        };
+        let json = serde_json::to_string(&record).map_err(|_| TokenError::BadName)?;
+        let store = &self.inner.store;
+        store.map_set(RECORDS, &info.id, &json).await?;
+        store.set(&by_hash(&record.hash), &info.id, None).await?;
         Ok((secret, info))
     }
 
-    /// The identity a presented token acts as; `None` for an unknown or revoked token.
+    /// The identity a presented token acts as; `None` for an unknown or revoked token, or while
+    /// the store is unreachable for a token this replica has not seen.
     pub async fn authenticate(&self, presented: &str) -> Option<(Identity, TokenInfo)> {
         if !presented.starts_with(TOKEN_PREFIX) {
             return None;
         }
-        self.store
-            .find(&hash(presented))
-            .await
-            .map(|r| (r.identity, r.info))
+        let hash = hash(presented);
+        let record = match self.inner.copies.get(&hash) {
+            Cached::Fresh(r) | Cached::Stale(r) => Some(r),
+            Cached::StaleRefreshHere(r) => {
+                let inner = self.inner.clone();
+                let h = hash.clone();
+                tokio::spawn(async move {
+                    if inner.fetch(&h).await.is_err() {
+                        inner.copies.refresh_failed(&h);
+                    }
+                });
+                Some(r)
+            }
+            Cached::Missing => match self.inner.fetch(&hash).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check an API token");
+                    None
+                }
+            },
+        }?;
+        Some((record.identity.clone(), record.info.clone()))
     }
 
-    /// Whether the token `id` is still valid (not revoked).
+    /// Whether the token `id` is still valid (not revoked); taken to be while the store is
+    /// unreachable.
     pub async fn exists(&self, id: &str) -> bool {
-        self.store.get(id).await.is_some()
+        self.inner
+            .store
+            .map_get(RECORDS, id)
+            .await
+            .map_or(true, |r| r.is_some())
     }
 
     /// `who`'s tokens, or everyone's when an admin asks for all.
-    pub async fn list(&self, who: &Identity, all: bool) -> Vec<TokenInfo> {
+    pub async fn list(&self, who: &Identity, all: bool) -> Result<Vec<TokenInfo>, TokenError> {
         let owner = (!(all && who.is_admin)).then_some(who.user.as_str());
-        self.store.list(owner).await
+        let mut infos: Vec<TokenInfo> = self
+            .inner
+            .records(owner)
+            .await?
+            .into_iter()
+            .map(|r| r.info)
+            .collect();
+        infos.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
+        Ok(infos)
     }
 
     /// Revokes a token of `who`'s own, or anyone's when `who` is an admin.
     pub async fn revoke(&self, who: &Identity, id: &str) -> Result<TokenInfo, TokenError> {
-        let info = self.store.get(id).await.ok_or(TokenError::NotFound)?;
-        if info.owner != who.user && !who.is_admin {
+        let store = &self.inner.store;
+        let record = store
+            .map_get(RECORDS, id)
+            .await?
+            .and_then(|j| serde_json::from_str::<TokenRecord>(&j).ok())
+            .ok_or(TokenError::NotFound)?;
+        if record.info.owner != who.user && !who.is_admin {
             return Err(TokenError::Forbidden);
         }
-        self.store.remove(id).await.ok_or(TokenError::NotFound)
+        if !store.map_delete(RECORDS, id).await? {
+            return Err(TokenError::NotFound);
+        }
+        store.delete(&by_hash(&record.hash)).await?;
+        self.inner.copies.evict(&record.hash);
+        if let Err(e) = store.publish(REVOKED, &record.hash).await {
+            tracing::warn!(error = %e, "a revocation could not reach the other replicas at once");
+        }
+        Ok(record.info)
     }
 }
 
-fn hash(token: &str) -> TokenHash {
-    Sha256::digest(token.as_bytes()).into()
+impl Inner {
+    async fn fetch(&self, hash: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
+        let record = match self.store.get(&by_hash(hash)).await? {
+            Some(id) => self
+                .store
+                .map_get(RECORDS, &id)
+                .await?
+                .and_then(|j| serde_json::from_str::<TokenRecord>(&j).ok()),
+            None => None,
+        };
+        match record {
+            Some(r) if r.hash == hash => {
+                let r = Arc::new(r);
+                self.copies.put(hash, r.clone());
+                Ok(Some(r))
+            }
+            _ => {
+                self.copies.evict(hash);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn records(&self, owner: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self
+            .store
+            .map_entries(RECORDS)
+            .await?
+            .into_iter()
+            .filter_map(|(_, j)| serde_json::from_str::<TokenRecord>(&j).ok())
+            .filter(|r| owner.is_none_or(|o| r.info.owner == o))
+            .collect())
+    }
+}
+
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -187,7 +249,7 @@ mod tests {
     }
 
     fn tokens() -> ApiTokens {
-        ApiTokens::new(Arc::new(MemoryTokenStore::default()))
+        ApiTokens::new(Arc::new(crate::store::MemoryStore::default()))
     }
 
     #[tokio::test]
@@ -213,8 +275,14 @@ mod tests {
         let t = tokens();
         let (_, a) = t.create(who("alice", false), "a").await.expect("a");
         t.create(who("bob", false), "b").await.expect("b");
-        assert_eq!(t.list(&who("alice", false), true).await.len(), 1);
-        assert_eq!(t.list(&who("root", true), true).await.len(), 2);
+        assert_eq!(
+            t.list(&who("alice", false), true).await.map(|l| l.len()),
+            Ok(1)
+        );
+        assert_eq!(
+            t.list(&who("root", true), true).await.map(|l| l.len()),
+            Ok(2)
+        );
         t.revoke(&who("root", true), &a.id)
             .await
             .expect("admin revokes");

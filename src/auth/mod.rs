@@ -14,7 +14,7 @@ pub mod throttle;
 mod webservice;
 
 pub use ldap::LdapAuthenticator;
-pub use session::{MemorySessionStore, Session, SessionStore};
+pub use session::{Session, Sessions};
 pub use simple::SimpleAuthenticator;
 pub use webservice::WebserviceAuthenticator;
 

@@ -1,13 +1,10 @@
 //! Server-side sessions, identified by a random id in an HttpOnly cookie.
 //!
 //! The proxy checks the session on every request, so the lookup must be cheap and never wait on
-//! a remote store; the store sits behind a trait so a shared (Redis) store can replace the
-//! in-memory one when several replicas serve the same users.
+//! a remote store: each replica keeps a copy of the sessions it serves (see [`Sessions`]).
 
-use crate::clock::Instant;
-use async_trait::async_trait;
+use crate::store::{Cached, ReadThrough, Store, StoreError};
 use base64::Engine;
-use dashmap::DashMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -52,74 +49,123 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    /// The live session with this id; using it extends its life. Shared, because the proxy
-    /// looks it up on every request.
-    async fn load(&self, id: &str) -> Option<Arc<Session>>;
-    async fn save(&self, session: &Session);
-    async fn delete(&self, id: &str);
-    /// Whether the session is still valid, without counting this as its use.
-    async fn exists(&self, id: &str) -> bool;
+/// Sessions, kept in the [`Store`] so every replica knows them, with this replica's own copy of
+/// those it served: the proxy looks a session up on every request and must not wait on a
+/// remote store for it. A session expires after `idle_timeout` without use on any replica.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
 }
 
-/// Sessions in this process's memory; they expire after `idle_timeout` without use.
-pub struct MemorySessionStore {
+struct Inner {
+    store: Arc<dyn Store>,
     idle_timeout: Duration,
-    sessions: DashMap<String, (Arc<Session>, Instant)>,
+    copies: Arc<ReadThrough<Session>>,
 }
 
-impl MemorySessionStore {
-    pub fn new(idle_timeout: Duration) -> Self {
-        Self {
+/// A logout on one replica reaches the others' copies through this channel.
+const ENDED: &str = "session-ended";
+/// How long a replica serves its copy before checking the store again (and so extending the
+/// session's life there).
+const FRESH_FOR: Duration = Duration::from_secs(15);
+
+fn key(id: &str) -> String {
+    format!("session:{id}")
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, idle_timeout: Duration) -> Self {
+        let inner = Arc::new(Inner {
+            store,
             idle_timeout,
-            sessions: DashMap::new(),
+            copies: Arc::new(ReadThrough::new(FRESH_FOR, idle_timeout)),
+        });
+        crate::store::follow(inner.store.as_ref(), &inner.copies, ENDED);
+        Self { inner }
+    }
+
+    /// The live session with this id; using it extends its life. Fails only when the store is
+    /// unreachable and this replica has no copy.
+    pub async fn load(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        match self.inner.copies.get(id) {
+            Cached::Fresh(s) | Cached::Stale(s) => Ok(Some(s)),
+            Cached::StaleRefreshHere(s) => {
+                let inner = self.inner.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    if inner.fetch(&id).await.is_err() {
+                        inner.copies.refresh_failed(&id);
+                    }
+                });
+                Ok(Some(s))
+            }
+            Cached::Missing => self.inner.fetch(id).await,
         }
     }
 
-    /// Drops expired sessions; called periodically so abandoned ones do not pile up.
+    pub async fn save(&self, session: &Session) -> Result<(), StoreError> {
+        let json = serde_json::to_string(session)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode a session: {e}")))?;
+        self.inner
+            .store
+            .set(&key(&session.id), &json, Some(self.inner.idle_timeout))
+            .await?;
+        self.inner
+            .copies
+            .put(&session.id, Arc::new(session.clone()));
+        Ok(())
+    }
+
+    /// Ends a session here at once, and on other replicas as soon as they hear of it.
+    pub async fn delete(&self, id: &str) {
+        self.inner.copies.evict(id);
+        let removed = self.inner.store.delete(&key(id)).await;
+        let told = self.inner.store.publish(ENDED, id).await;
+        if let Err(e) = removed.and(told) {
+            // The store's copy still expires after the idle timeout.
+            tracing::warn!(error = %e, "a logout could not reach the other replicas");
+        }
+    }
+
+    /// Whether the session is still valid, without counting this as its use. While the store is
+    /// unreachable it is taken to be.
+    pub async fn exists(&self, id: &str) -> bool {
+        self.inner
+            .store
+            .get(&key(id))
+            .await
+            .map_or(true, |s| s.is_some())
+    }
+
+    /// Forgets copies of sessions this replica no longer serves.
     pub fn purge_expired(&self) {
-        let now = Instant::now();
-        self.sessions.retain(|_, (_, expires)| *expires > now);
+        self.inner.copies.purge();
     }
 }
 
-#[async_trait]
-impl SessionStore for MemorySessionStore {
-    async fn load(&self, id: &str) -> Option<Arc<Session>> {
-        let now = Instant::now();
-        let mut entry = self.sessions.get_mut(id)?;
-        if entry.1 <= now {
-            drop(entry);
-            self.sessions.remove(id);
-            return None;
-        }
-        entry.1 = now + self.idle_timeout;
-        Some(entry.0.clone())
-    }
-
-    async fn save(&self, session: &Session) {
-        self.sessions.insert(
-            session.id.clone(),
-            (
-                Arc::new(session.clone()),
-                Instant::now() + self.idle_timeout,
-            ),
-        );
-    }
-
-    async fn delete(&self, id: &str) {
-        self.sessions.remove(id);
-    }
-
-    async fn exists(&self, id: &str) -> bool {
-        self.sessions.get(id).is_some_and(|e| e.1 > Instant::now())
+impl Inner {
+    /// Reads the session from the store, extends its life there and keeps a copy.
+    async fn fetch(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        let Some(json) = self.store.get(&key(id)).await? else {
+            self.copies.evict(id);
+            return Ok(None);
+        };
+        let Ok(session) = serde_json::from_str::<Session>(&json) else {
+            // Written by an incompatible version: the user logs in again.
+            self.copies.evict(id);
+            return Ok(None);
+        };
+        self.store.expire(&key(id), self.idle_timeout).await?;
+        let session = Arc::new(session);
+        self.copies.put(id, session.clone());
+        Ok(Some(session))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
 
     fn alice() -> Identity {
         Identity {
@@ -129,35 +175,67 @@ mod tests {
         }
     }
 
+    fn sessions(idle: u64) -> (Sessions, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::default());
+        (
+            Sessions::new(store.clone(), Duration::from_secs(idle)),
+            store,
+        )
+    }
+
+    async fn loaded(sessions: &Sessions, id: &str) -> bool {
+        let found = sessions
+            .load(id)
+            .await
+            .expect("memory never fails")
+            .is_some();
+        // Let a background refresh finish, as time passes between requests.
+        tokio::task::yield_now().await;
+        found
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_session_expires_after_idle_time_but_use_extends_it() {
-        let store = MemorySessionStore::new(Duration::from_secs(60));
+        let (sessions, _) = sessions(60);
         let s = Session::new(alice());
-        store.save(&s).await;
+        sessions.save(&s).await.expect("saved");
         tokio::time::advance(Duration::from_secs(50)).await;
-        assert!(store.load(&s.id).await.is_some());
+        assert!(loaded(&sessions, &s.id).await);
         tokio::time::advance(Duration::from_secs(50)).await;
-        assert!(store.load(&s.id).await.is_some(), "use extended it");
+        assert!(loaded(&sessions, &s.id).await, "use extended it");
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(store.load(&s.id).await.is_none());
+        assert!(!loaded(&sessions, &s.id).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_logout_on_another_replica_ends_the_copy_here() {
+        let store: Arc<MemoryStore> = Arc::new(MemoryStore::default());
+        let here = Sessions::new(store.clone(), Duration::from_secs(3600));
+        let there = Sessions::new(store, Duration::from_secs(3600));
+        let s = Session::new(alice());
+        there.save(&s).await.expect("saved");
+        assert!(loaded(&here, &s.id).await, "found through the store");
+        there.delete(&s.id).await;
+        tokio::task::yield_now().await;
+        assert!(!loaded(&here, &s.id).await, "the copy was evicted");
     }
 
     #[tokio::test(start_paused = true)]
     async fn asking_whether_a_session_exists_does_not_keep_it_alive() {
         // The WebSocket sweep asks this every minute; it must not count as use.
-        let store = MemorySessionStore::new(Duration::from_secs(60));
+        let (sessions, _) = sessions(60);
         let s = Session::new(alice());
-        store.save(&s).await;
+        sessions.save(&s).await.expect("saved");
         for _ in 0..5 {
             tokio::time::advance(Duration::from_secs(10)).await;
-            assert!(store.exists(&s.id).await);
+            assert!(sessions.exists(&s.id).await);
         }
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(
-            !store.exists(&s.id).await,
+            !sessions.exists(&s.id).await,
             "expired although only asked about"
         );
-        assert!(!store.exists("no-such-session").await);
+        assert!(!sessions.exists("no-such-session").await);
     }
 
     #[test]

@@ -59,6 +59,10 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
     container-image: img
 server: {{}}
 management: {{server: {{}}}}
+spring:
+  session: {{store-type: none}}
+  redis: {{sentinel: {{}}, ssl: {{enabled: false}}}}
+  data: {{redis: {{sentinel: {{}}, ssl: {{enabled: false}}}}}}
 "
             );
             let root = node::parse(&yaml).expect("test yaml");

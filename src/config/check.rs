@@ -45,6 +45,7 @@ pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
 
     Config {
         source: Some(source.to_path_buf()),
+        store: super::check_store::check_store(&top, &proxy, report),
         proxy: check_proxy(&proxy, report),
         server: ServerConfig {
             secure_cookies: server.boolean("secure-cookies", report).unwrap_or(false),

@@ -45,6 +45,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
     };
     Config {
         source: None,
+        store: StoreConfig::Memory,
         proxy: ProxyConfig {
             title: "vestibule".into(),
             logo_url: None,

@@ -114,7 +114,7 @@ pub static ROOT: Level = Level {
         section("proxy", Status::Used, Shape::Map(&PROXY)),
         section("server", Status::Used, Shape::Map(&SERVER)),
         section("management", Status::Used, Shape::Map(&MANAGEMENT)),
-        section("spring", Status::Accepted, Shape::Map(&SPRING)),
+        section("spring", Status::Used, Shape::Map(&SPRING)),
         section("logging", Status::Accepted, Shape::Map(&LOGGING)),
     ],
     others: Others::Unknown,
@@ -148,7 +148,7 @@ pub static PROXY: Level = Level {
         todo("template-path"),
         todo("template-groups"),
         used("recover-running-proxies"),
-        todo("store-mode"),
+        used("store-mode"),
         todo("seat-wait-time"),
         todo("usage-stats-url"),
         todo("usage-stats-username"),
@@ -423,16 +423,51 @@ pub static MANAGEMENT_SERVER: Level = Level {
 pub static SPRING: Level = Level {
     keys: &[
         section("servlet", Status::Accepted, Shape::Map(&SPRING_SERVLET)),
-        todo("session"),
-        todo("redis"),
-        section("data", Status::Accepted, Shape::Map(&SPRING_DATA)),
+        section("session", Status::Used, Shape::Map(&SPRING_SESSION)),
+        // Spring Boot 2's place for the Redis settings.
+        section("redis", Status::Used, Shape::Map(&REDIS)),
+        section("data", Status::Used, Shape::Map(&SPRING_DATA)),
         accepted("application"),
     ],
     others: Others::Ignored(SPRING_IGNORED),
 };
 
 pub static SPRING_DATA: Level = Level {
-    keys: &[todo("redis")],
+    keys: &[section("redis", Status::Used, Shape::Map(&REDIS))],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SPRING_SESSION: Level = Level {
+    keys: &[used("store-type")],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static REDIS: Level = Level {
+    keys: &[
+        used("url"),
+        used("host"),
+        used("port"),
+        used("username"),
+        used("password"),
+        // `true` (Spring Boot 2) or `enabled: true` below it (Spring Boot 3).
+        section("ssl", Status::Used, Shape::Map(&REDIS_SSL)),
+        used("database"),
+        used("timeout"),
+        section("sentinel", Status::Used, Shape::Map(&REDIS_SENTINEL)),
+    ],
+    others: Others::Ignored(
+        "a Spring Data Redis setting for Java clients (pools, client type); vestibule's own \
+         client ignores it",
+    ),
+};
+
+pub static REDIS_SSL: Level = Level {
+    keys: &[used("enabled")],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static REDIS_SENTINEL: Level = Level {
+    keys: &[used("master"), used("nodes"), used("password")],
     others: Others::Ignored(SPRING_IGNORED),
 };
 

@@ -49,6 +49,7 @@ mod check_ldap;
 mod check_openid;
 mod check_process;
 mod check_specs;
+mod check_store;
 mod check_users;
 mod check_webservice;
 mod container;

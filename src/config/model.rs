@@ -18,6 +18,40 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub proxy: ProxyConfig,
     pub server: ServerConfig,
+    /// Where sessions, tokens and other shared state live.
+    pub store: StoreConfig,
+}
+
+/// `proxy.store-mode` with Spring's Redis keys.
+#[derive(Debug, Clone, Default)]
+pub enum StoreConfig {
+    /// This process's memory: one replica.
+    #[default]
+    Memory,
+    /// Redis, shared by every replica.
+    Redis(RedisSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: bool,
+    pub database: u8,
+    /// Found through Redis Sentinel rather than at `host`.
+    pub sentinel: Option<RedisSentinel>,
+    /// How long one command may take before the store counts as unavailable.
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSentinel {
+    /// The name the sentinels monitor.
+    pub master: String,
+    pub nodes: Vec<(String, u16)>,
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::{AppState, cookies, errors::ApiError};
 use crate::auth::session::COOKIE_NAME;
+use crate::auth::throttle::Refusal;
 use crate::auth::{Identity, Session, authorization, csrf};
 use crate::config::AuthMethod;
 
@@ -46,7 +47,13 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         || client.proto.as_deref() == Some("https")
         || cookies::forwarded_https(req.headers());
     let mut session = match cookies::read(req.headers(), COOKIE_NAME) {
-        Some(id) => st.sessions.load(&id).await,
+        Some(id) => match st.sessions.load(&id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "a session could not be looked up");
+                return super::pages::store_unavailable_page(&st, None);
+            }
+        },
         None => None,
     };
     if let Some(s) = session.take() {
@@ -87,7 +94,10 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
             groups: Vec::new(),
             is_admin: false,
         });
-        st.sessions.save(&s).await;
+        if let Err(e) = st.sessions.save(&s).await {
+            tracing::warn!(error = %e, "an anonymous session could not be stored");
+            return super::pages::store_unavailable_page(&st, None);
+        }
         new_cookie = cookies::set(COOKIE_NAME, &s.id, secure, st.config.proxy.same_site_cookie);
         session = Some(Arc::new(s));
     }
@@ -131,7 +141,10 @@ async fn header_session(
         .metrics()
         .login("header", crate::observe::LoginOutcome::Success);
     let s = Session::new(identity);
-    st.sessions.save(&s).await;
+    if let Err(e) = st.sessions.save(&s).await {
+        tracing::warn!(error = %e, "a header login could not be stored");
+        return Err(super::pages::store_unavailable_page(st, None));
+    }
     Ok((Arc::new(s), true))
 }
 
@@ -214,17 +227,25 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             let ip = ctx(parts)
                 .map(|c| c.client_ip)
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            if let Err(wait) = st.throttle.check(&user, ip) {
-                return Err(ApiError::throttled(wait));
+            match st.throttle.check(&user, ip).await {
+                Ok(()) => {}
+                Err(Refusal::Wait(wait)) => return Err(ApiError::throttled(wait)),
+                Err(Refusal::Store(e)) => {
+                    tracing::warn!(error = %e, "a password login could not be throttled");
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        super::pages::STORE_UNAVAILABLE,
+                    ));
+                }
             }
             return match st.authenticator.authenticate(&user, &password).await {
                 Ok(identity) => {
-                    st.throttle.succeeded(&user);
+                    st.throttle.succeeded(&user).await;
                     Ok(ApiUser(identity))
                 }
                 Err(e) => {
                     if matches!(e, crate::auth::AuthError::BadCredentials) {
-                        st.throttle.failed(&user, ip);
+                        st.throttle.failed(&user, ip).await;
                     }
                     tracing::warn!(event = "login_failed", %user, %ip, via = "basic", "login failed");
                     Err(ApiError::unauthorized(e.to_string()))

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::context::RequestCtx;
 use super::{AppState, cookies};
 use crate::auth::session::{COOKIE_NAME, random_token};
+use crate::auth::throttle::Refusal;
 use crate::auth::{Session, csrf};
 use crate::config::AuthMethod;
 use crate::observe::LoginOutcome;
@@ -125,7 +126,22 @@ pub async fn submit(
         );
     }
     let user = f.username.trim();
-    if let Err(wait) = st.throttle.check(user, ctx.client_ip) {
+    let wait = match st.throttle.check(user, ctx.client_ip).await {
+        Ok(()) => None,
+        Err(Refusal::Wait(wait)) => Some(wait),
+        Err(Refusal::Store(e)) => {
+            tracing::warn!(error = %e, "a login could not be throttled");
+            return render_form(
+                &st,
+                &ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &next,
+                user,
+                Some(super::pages::STORE_UNAVAILABLE),
+            );
+        }
+    };
+    if let Some(wait) = wait {
         tracing::warn!(event = "login_throttled", user, ip = %ctx.client_ip, "too many login attempts");
         st.manager.metrics().login("form", LoginOutcome::Throttled);
         let msg = format!(
@@ -143,7 +159,7 @@ pub async fn submit(
     }
     match st.authenticator.authenticate(user, &f.password).await {
         Ok(identity) => {
-            st.throttle.succeeded(user);
+            st.throttle.succeeded(user).await;
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
             st.manager.metrics().login("form", LoginOutcome::Success);
             // A new id at login, so a session id planted before login is worthless.
@@ -151,7 +167,17 @@ pub async fn submit(
                 st.sessions.delete(&old.id).await;
             }
             let session = Session::new(identity);
-            st.sessions.save(&session).await;
+            if let Err(e) = st.sessions.save(&session).await {
+                tracing::warn!(error = %e, "a login could not be stored");
+                return render_form(
+                    &st,
+                    &ctx,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &next,
+                    user,
+                    Some(super::pages::STORE_UNAVAILABLE),
+                );
+            }
             let mut resp = Redirect::to(&next).into_response();
             let same_site = st.config.proxy.same_site_cookie;
             if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {
@@ -166,7 +192,7 @@ pub async fn submit(
             tracing::warn!(event = "login_failed", user, ip = %ctx.client_ip, reason = %e, "login failed");
             let (status, outcome) = match e {
                 crate::auth::AuthError::BadCredentials => {
-                    st.throttle.failed(user, ctx.client_ip);
+                    st.throttle.failed(user, ctx.client_ip).await;
                     (StatusCode::UNAUTHORIZED, LoginOutcome::Refused)
                 }
                 crate::auth::AuthError::Unavailable(_) => {

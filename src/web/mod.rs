@@ -20,7 +20,7 @@ use axum::routing::{any, get, post};
 use std::sync::Arc;
 
 use crate::auth::throttle::LoginThrottle;
-use crate::auth::{Authenticator, Identity, SessionStore};
+use crate::auth::{Authenticator, Identity, Sessions};
 use crate::config::{AuthMethod, Config};
 use crate::lifecycle::Manager;
 use crate::proxy::Proxy;
@@ -30,7 +30,9 @@ pub use templates::Templates;
 pub struct AppState {
     pub config: Arc<Config>,
     pub manager: Arc<Manager>,
-    pub sessions: Arc<dyn SessionStore>,
+    pub sessions: Sessions,
+    /// Where shared state lives (memory, or Redis for several replicas).
+    pub store: Arc<dyn crate::store::Store>,
     pub authenticator: Arc<dyn Authenticator>,
     pub throttle: LoginThrottle,
     pub proxy: Proxy,

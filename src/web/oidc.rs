@@ -113,7 +113,9 @@ pub async fn callback(
             }
             let mut session = Session::new(identity);
             session.oidc = Some(done.tokens);
-            st.sessions.save(&session).await;
+            if let Err(e) = st.sessions.save(&session).await {
+                return failed(&st, &ctx, &OidcError::Store(e.to_string()));
+            }
             let mut resp = Redirect::to(&done.next).into_response();
             if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
@@ -127,12 +129,12 @@ pub async fn callback(
 fn failed(st: &AppState, ctx: &RequestCtx, e: &OidcError) -> Response {
     tracing::warn!(event = "login_failed", method = "openid", ip = %ctx.client_ip, reason = %e.detail(), "login failed");
     let outcome = match e {
-        OidcError::Unavailable(_) => LoginOutcome::Unavailable,
+        OidcError::Unavailable(_) | OidcError::Store(_) => LoginOutcome::Unavailable,
         _ => LoginOutcome::Refused,
     };
     st.manager.metrics().login("openid", outcome);
     let status = match e {
-        OidcError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OidcError::Unavailable(_) | OidcError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         OidcError::NoPendingLogin | OidcError::StateMismatch => StatusCode::BAD_REQUEST,
         OidcError::Refused(_) | OidcError::Invalid(_) => StatusCode::UNAUTHORIZED,
         OidcError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -176,8 +178,10 @@ pub async fn keep_fresh(st: &AppState, session: Arc<Session>) -> Option<Arc<Sess
     let _guard = lock.lock().await;
     // Another request may have refreshed (or ended) it while this one waited.
     let result = match st.sessions.load(&session.id).await {
-        Some(current) if current.expired() => refresh(st, oidc, &current, tokens).await,
-        other => other,
+        Ok(Some(current)) if current.expired() => refresh(st, oidc, &current, tokens).await,
+        Ok(other) => other,
+        // The store is unreachable: ask again on the next request.
+        Err(_) => Some(session.clone()),
     };
     st.oidc_refreshing.remove(&session.id);
     result
@@ -195,7 +199,9 @@ async fn refresh(
             tracing::info!(event = "token_refreshed", %user, "refreshed the login's tokens");
             let mut renewed = current.clone();
             renewed.oidc = Some(fresh);
-            st.sessions.save(&renewed).await;
+            if let Err(e) = st.sessions.save(&renewed).await {
+                tracing::warn!(%user, error = %e, "the refreshed login could not be stored");
+            }
             Some(Arc::new(renewed))
         }
         Err(e) => {

@@ -179,6 +179,28 @@ pub fn error_page(
     failure_page(st, session, status, heading, message, &[])
 }
 
+/// What people are told while the shared state store (Redis) cannot be reached: apps already
+/// open keep working from this replica's own tables, but nobody can log in or start an app.
+pub const STORE_UNAVAILABLE: &str = "vestibule cannot reach its state store (Redis) just now. \
+    Apps you already have open keep working; logging in and starting apps will work again as \
+    soon as it is back. Please try again in a moment.";
+
+/// 503, with `Retry-After`, for a request that needs the unreachable state store.
+pub fn store_unavailable_page(st: &AppState, session: Option<&crate::auth::Session>) -> Response {
+    let mut resp = error_page(
+        st,
+        session,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "State store unavailable",
+        STORE_UNAVAILABLE,
+    );
+    resp.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("5"),
+    );
+    resp
+}
+
 pub fn failure_page(
     st: &AppState,
     session: Option<&crate::auth::Session>,

@@ -128,6 +128,7 @@ fn status(e: &TokenError) -> StatusCode {
         TokenError::Forbidden => StatusCode::FORBIDDEN,
         TokenError::BadName => StatusCode::BAD_REQUEST,
         TokenError::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        TokenError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -152,8 +153,11 @@ pub async fn api_list(
     State(st): State<Arc<AppState>>,
     ApiUser(who): ApiUser,
     Query(q): Query<AllQuery>,
-) -> Json<Vec<TokenInfo>> {
-    Json(st.api_tokens.list(&who, q.all).await)
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    let tokens = st.api_tokens.list(&who, q.all).await;
+    tokens
+        .map(Json)
+        .map_err(|e| ApiError::new(status(&e), e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -235,10 +239,12 @@ async fn render(
         return not_allowed(st, s, "Log in to manage API tokens.");
     }
     let now = crate::clock::now_unix_ms();
-    let tokens: Vec<minijinja::Value> = st
-        .api_tokens
-        .list(&s.identity, true)
-        .await
+    let (listed, unlisted) = match st.api_tokens.list(&s.identity, true).await {
+        Ok(listed) => (listed, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let error = error.or(unlisted.as_deref());
+    let tokens: Vec<minijinja::Value> = listed
         .into_iter()
         .map(|t| {
             minijinja::context! {

@@ -50,6 +50,9 @@ pub enum OidcError {
     Invalid(String),
     #[error("the login is misconfigured")]
     Config(String),
+    /// Where logins in progress are kept cannot be reached (or is flooded).
+    #[error("logins are paused: {0}")]
+    Store(String),
 }
 
 impl OidcError {
@@ -87,7 +90,7 @@ pub struct OidcLogin {
 }
 
 impl OidcLogin {
-    pub fn new(cfg: OpenIdConfig) -> anyhow::Result<Self> {
+    pub fn new(cfg: OpenIdConfig, store: Arc<dyn crate::store::Store>) -> anyhow::Result<Self> {
         let cfg = Arc::new(cfg);
         // Following redirects from the token endpoint would allow SSRF (openidconnect's advice).
         let http = reqwest::Client::builder()
@@ -98,7 +101,7 @@ impl OidcLogin {
             provider: Provider::new(cfg.clone(), http.clone()),
             cfg,
             http,
-            pending: PendingLogins::default(),
+            pending: PendingLogins::new(store),
         })
     }
 
@@ -130,16 +133,19 @@ impl OidcLogin {
             Some(b) if b.len() == 43 => b.to_string(),
             _ => crate::auth::session::random_token(),
         };
-        self.pending.insert(
-            state.secret().clone(),
-            Pending {
-                browser: cookie.clone(),
-                nonce: nonce.secret().clone(),
-                pkce_verifier: verifier.secret().clone(),
-                next,
-                redirect_uri: redirect_uri.to_string(),
-            },
-        );
+        self.pending
+            .insert(
+                state.secret(),
+                &Pending {
+                    browser: cookie.clone(),
+                    nonce: nonce.secret().clone(),
+                    pkce_verifier: verifier.secret().clone(),
+                    next,
+                    redirect_uri: redirect_uri.to_string(),
+                },
+            )
+            .await
+            .map_err(|e| OidcError::Store(e.to_string()))?;
         Ok(Started {
             cookie,
             redirect_to: url.to_string(),
@@ -154,10 +160,11 @@ impl OidcLogin {
         state: &str,
     ) -> Result<LoggedIn, OidcError> {
         let browser = cookie.ok_or(OidcError::NoPendingLogin)?;
-        let pending = match self.pending.take(state, browser) {
+        let pending = match self.pending.take(state, browser).await {
             Ok(p) => p,
             Err(TakeError::OtherBrowser) => return Err(OidcError::NoPendingLogin),
             Err(TakeError::UnknownState) => return Err(OidcError::StateMismatch),
+            Err(TakeError::Store(e)) => return Err(OidcError::Store(e.to_string())),
         };
         let endpoints = self.provider.endpoints().await?;
         let client = endpoints.client(&self.cfg, &pending.redirect_uri)?;
@@ -270,10 +277,6 @@ impl OidcLogin {
         }
     }
 
-    pub fn purge(&self) {
-        self.pending.purge();
-    }
-
     async fn merge_userinfo(
         &self,
         url: &str,
@@ -351,19 +354,22 @@ mod tests {
     use crate::config::Secret;
 
     fn login(logout_url: Option<&str>) -> OidcLogin {
-        OidcLogin::new(OpenIdConfig {
-            issuer: Some("https://idp.example".into()),
-            auth_url: None,
-            token_url: None,
-            jwks_url: None,
-            userinfo_url: None,
-            client_id: "c".into(),
-            client_secret: Secret("s".into()),
-            scopes: vec![],
-            username_attribute: "email".into(),
-            roles_claim: None,
-            logout_url: logout_url.map(String::from),
-        })
+        OidcLogin::new(
+            OpenIdConfig {
+                issuer: Some("https://idp.example".into()),
+                auth_url: None,
+                token_url: None,
+                jwks_url: None,
+                userinfo_url: None,
+                client_id: "c".into(),
+                client_secret: Secret("s".into()),
+                scopes: vec![],
+                username_attribute: "email".into(),
+                roles_claim: None,
+                logout_url: logout_url.map(String::from),
+            },
+            Arc::new(crate::store::MemoryStore::default()),
+        )
         .expect("client")
     }
 
