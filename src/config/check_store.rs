@@ -23,7 +23,11 @@ pub fn check_store(top: &Fields, proxy: &Fields, report: &mut Report) -> StoreCo
         .and_then(|(n, p)| convert::choice(n, &p, &["none", "redis"], report));
     let data = Fields::of(spring.get("data").map(|(n, _)| n), "spring.data", report);
     let boot2 = Fields::of(spring.get("redis").map(|(n, _)| n), "spring.redis", report);
-    let boot3 = Fields::of(data.get("redis").map(|(n, _)| n), "spring.data.redis", report);
+    let boot3 = Fields::of(
+        data.get("redis").map(|(n, _)| n),
+        "spring.data.redis",
+        report,
+    );
     let mut settings = RedisSettings {
         host: "localhost".into(),
         port: 6379,

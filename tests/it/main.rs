@@ -25,6 +25,7 @@ mod load_balancer;
 mod metrics;
 mod oidc;
 mod proxy;
+mod replicas;
 mod rolling_update;
 mod security;
 mod swarm;

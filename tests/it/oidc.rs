@@ -11,7 +11,7 @@ use std::time::Duration;
 use vestibule::config::{AuthMethod, Config, OpenIdConfig, Secret};
 
 /// Two echo apps: one for the `analysts` group, one for `sales`.
-fn oidc_config(provider: &OidcProvider) -> Config {
+pub(crate) fn oidc_config(provider: &OidcProvider) -> Config {
     let mut analysts = echo_spec("analysts-app");
     analysts.access_groups = vec!["analysts".into()];
     let mut sales = echo_spec("sales-app");
@@ -244,7 +244,7 @@ async fn logins_started_in_two_tabs_of_one_browser_both_complete() {
 }
 
 /// Logs in at the provider but stops before vestibule's callback; returns its URL.
-async fn capture_callback(http: &reqwest::Client, authorize: &str) -> String {
+pub(crate) async fn capture_callback(http: &reqwest::Client, authorize: &str) -> String {
     let mut resp = http.get(authorize).send().await.expect("authorize");
     let mut url = authorize.to_string();
     while resp.status().is_redirection() {

@@ -10,8 +10,10 @@ pub mod keeper;
 pub mod kube_mock;
 pub mod log_capture;
 pub mod metrics;
+pub mod nginx;
 pub mod oidc_provider;
 pub mod ports;
+pub mod redis;
 pub mod slapd;
 
 use std::net::SocketAddr;

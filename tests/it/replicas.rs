@@ -1,0 +1,240 @@
+//! Several replicas sharing one real Redis (`proxy.store-mode: Redis`), some behind a real
+//! round-robin nginx: what a user logged in through one replica keeps on every other, and what
+//! a Redis outage costs.
+
+use crate::common::nginx::Nginx;
+use crate::common::oidc_provider::{OidcProvider, location};
+use crate::common::redis::RedisServer;
+use crate::common::*;
+use reqwest::Method;
+use std::time::Duration;
+use vestibule::config::{Config, PasswordSpec, UserEntry};
+
+fn replica_config(redis: &RedisServer) -> Config {
+    let mut cfg = config(vec![echo_spec("echo")]);
+    cfg.store = redis.store_config();
+    cfg
+}
+
+/// The same browser (cookies and CSRF token) talking to another replica.
+fn through(b: &Browser, server: &TestServer) -> Browser {
+    Browser {
+        http: b.http.clone(),
+        base: server.url(""),
+        csrf: b.csrf.clone(),
+    }
+}
+
+fn bearer_get(server: &TestServer, path: &str, token: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(server.url(path))
+        .bearer_auth(token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_and_an_api_token_made_on_one_replica_work_on_the_other_until_ended_there() {
+    let redis = RedisServer::start();
+    let a = TestServer::start(replica_config(&redis)).await;
+    let b = TestServer::start(replica_config(&redis)).await;
+
+    let on_a = Browser::login(&a, "alice").await;
+    let on_b = through(&on_a, &b);
+    let portal = on_b.get("/").await;
+    assert_eq!(portal.status(), 200, "alice's session is known on B");
+    assert!(portal.text().await.expect("portal").contains("alice"));
+
+    let created = on_a
+        .http
+        .post(a.url("/api/tokens"))
+        .header("X-CSRF-Token", &on_a.csrf)
+        .json(&serde_json::json!({ "name": "nightly" }))
+        .send()
+        .await
+        .expect("create token");
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.expect("token");
+    let token = created["token"].as_str().expect("token").to_string();
+    let id = created["id"].as_str().expect("id").to_string();
+    let used = bearer_get(&b, "/api/proxyspec", &token)
+        .send()
+        .await
+        .expect("bearer");
+    assert_eq!(used.status(), 200, "a token made on A works on B");
+
+    // Revoked on A: B, which has its own copy, refuses it at once (told through Redis).
+    let revoked = on_a.api(Method::DELETE, &format!("/api/tokens/{id}")).await;
+    assert_eq!(revoked.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            bearer_get(&b, "/api/proxyspec", &token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 401)
+        })
+        .await,
+        "B still accepts a token revoked on A"
+    );
+
+    // Logged out on A: B ends the session too.
+    let logout = on_a
+        .http
+        .post(a.url("/logout"))
+        .form(&[("_csrf", on_a.csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert!(logout.status().is_redirection(), "{}", logout.status());
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            on_b.get("/").await.status() == 303
+        })
+        .await,
+        "B still serves a session that logged out on A"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restart_logs_nobody_out() {
+    let redis = RedisServer::start();
+    let first = TestServer::start(replica_config(&redis)).await;
+    let alice = Browser::login(&first, "alice").await;
+    first.shutdown().await;
+    let second = TestServer::start(replica_config(&redis)).await;
+    let resp = through(&alice, &second).get("/").await;
+    assert_eq!(resp.status(), 200, "the session outlived the replica");
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openid_login_started_on_one_replica_completes_on_the_other() {
+    let provider = OidcProvider::shared().await;
+    let redis = RedisServer::start();
+    let openid = |redis: &RedisServer| {
+        let mut cfg = crate::oidc::oidc_config(provider);
+        cfg.store = redis.store_config();
+        cfg
+    };
+    let a = TestServer::start(openid(&redis)).await;
+    let b = TestServer::start(openid(&redis)).await;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let started = http.get(a.url("/login")).send().await.expect("login on A");
+    assert_eq!(started.status(), 303);
+    let callback_on_a = crate::oidc::capture_callback(&http, location(&started)).await;
+    // The balancer sends the provider's redirect back to B.
+    let callback_on_b = callback_on_a.replace(&a.url(""), &b.url(""));
+    assert_ne!(callback_on_a, callback_on_b);
+    let done = http
+        .get(&callback_on_b)
+        .send()
+        .await
+        .expect("callback on B");
+    assert_eq!(
+        done.status(),
+        303,
+        "B completes the login A started: {}",
+        done.text().await.unwrap_or_default()
+    );
+    let portal = http.get(a.url("/")).send().await.expect("portal on A");
+    assert_eq!(portal.status(), 200, "and A knows the new session");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_a_class_gets_in_and_a_guessed_password_is_throttled_on_every_replica() {
+    let redis = RedisServer::start();
+    let class = |redis: &RedisServer| {
+        let mut cfg = replica_config(redis);
+        cfg.proxy.users.extend((0..50).map(|i| UserEntry {
+            name: format!("student{i}"),
+            password: PasswordSpec::Plain(PASSWORD.into()),
+            groups: vec!["analysts".into()],
+        }));
+        cfg
+    };
+    let a = TestServer::start(class(&redis)).await;
+    let b = TestServer::start(class(&redis)).await;
+    let nginx = Nginx::round_robin(&[a.addr, b.addr]);
+    let front = |server: &TestServer| {
+        let mut browser = Browser::new(server);
+        browser.base = nginx.url("");
+        browser
+    };
+
+    // 50 people log in within a minute, all through the balancer's one address.
+    for i in 0..50 {
+        let status = front(&a)
+            .try_login(&format!("student{i}"), PASSWORD)
+            .await
+            .status();
+        assert_eq!(status, 303, "student{i} was refused with {status}");
+    }
+
+    // Someone guesses alice's password 15 times, alternating between the replicas.
+    let guesser = front(&a);
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(guesser.try_login("alice", "guess").await.status().as_u16());
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    for server in [&a, &b] {
+        let status = Browser::new(server)
+            .try_login("alice", PASSWORD)
+            .await
+            .status();
+        assert_eq!(status, 429, "{} lets the guesser go on", server.addr);
+    }
+    drop(nginx);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_open_apps_keep_working_and_logins_get_a_clear_503() {
+    let mut redis = RedisServer::start();
+    let a = TestServer::start(replica_config(&redis)).await;
+    let b = TestServer::start(replica_config(&redis)).await;
+    let alice = Browser::login(&a, "alice").await;
+    let id = alice.launch_id("echo").await;
+
+    redis.stop();
+    // No request waits for Redis: alice's open app and her portal go on from A's own copy.
+    for _ in 0..20 {
+        let app = alice.get(&format!("/app_proxy/{id}/")).await;
+        assert_eq!(app.status(), 200, "the app stopped working without Redis");
+    }
+    assert_eq!(alice.get("/").await.status(), 200);
+    // A new login, on either replica, is told what is wrong instead of hanging.
+    for server in [&a, &b] {
+        let refused = Browser::new(server).try_login("bob", PASSWORD).await;
+        assert_eq!(refused.status(), 503);
+        let page = refused.text().await.expect("page");
+        assert!(page.contains("state store"), "{page}");
+    }
+    // B never saw alice's session, so it cannot vouch for it.
+    let unknown = through(&alice, &b).get("/").await;
+    assert_eq!(unknown.status(), 503);
+
+    redis.resume();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            Browser::new(&b).try_login("bob", PASSWORD).await.status() == 303
+        })
+        .await,
+        "logins did not come back with Redis"
+    );
+    assert_eq!(
+        through(&alice, &b).get("/").await.status(),
+        200,
+        "alice's session survived the outage"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
