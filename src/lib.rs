@@ -115,7 +115,7 @@ pub async fn run(
     tokio::task::spawn_blocking(move || remove_dead_runs_work_dirs(&work_dir));
     let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
-    let manager = Manager::new(config.clone(), backend.clone());
+    let manager = Manager::new(config.clone(), backend.clone(), store.clone());
     if config.proxy.recover_running_proxies {
         manager.adopt(backend.recover().await).await;
     } else {

@@ -121,6 +121,11 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Removes whatever an earlier run left behind (after a crash, or when not recovering).
     async fn remove_leftovers(&self) {}
+    /// Whether instances keep running when this server process ends (containers, pods), so
+    /// another replica can take them over; processes die with it.
+    fn outlives_server(&self) -> bool {
+        false
+    }
     /// The fingerprint of an app's settings that this backend labels instances with.
     fn spec_hash(&self, _spec: &AppSpec) -> Option<String> {
         None

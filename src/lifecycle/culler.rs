@@ -1,21 +1,26 @@
-//! Periodic checks over all instances: crashed apps are marked failed, idle ones (no traffic for
-//! `heartbeat-timeout`) and old ones (`max-lifetime`) are stopped, and failures are forgotten
-//! after a while.
+//! Periodic checks over instances. Every replica watches its own: crashed apps are marked
+//! failed, and failures are forgotten after a while. The leader (see `lease`) judges every
+//! replica's: idle ones (no traffic on any replica for `heartbeat-timeout`) and old ones
+//! (`max-lifetime`) are stopped, and the instances of a replica that died are taken over where
+//! they still run (containers, pods) or forgotten where they died with it (processes).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use super::lease::Lease;
 use super::{FAILURE_LOG_LINES, InstanceStatus, Manager, StopReason};
 use crate::backend::Health;
+use crate::clock::Instant;
 
 /// How long a failed launch stays visible to its user before it is forgotten.
 const KEEP_FAILED_FOR: Duration = Duration::from_secs(15 * 60);
+/// How often the leader looks for instances of replicas that died.
+const ORPHANS_EVERY: Duration = Duration::from_secs(5);
 
 enum Verdict {
     Crashed(String),
-    Idle,
-    TooOld,
     ForgetFailure,
 }
 
@@ -29,15 +34,13 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
         .clamp(Duration::from_millis(200), Duration::from_secs(1));
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut orphans_checked: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if !is_leader() {
-            continue;
-        }
-        for (id, verdict) in judge(&manager).await {
+        for (id, verdict) in judge_own(&manager).await {
             match verdict {
                 Verdict::Crashed(how) => {
                     let app = manager.entries.lock().get(&id).map(|e| e.spec.id.clone());
@@ -49,72 +52,53 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
                     manager.update(&id, |v| {
                         v.set_failed(format!("the app stopped unexpectedly: it {how}"), lines)
                     });
+                    if let Some(view) = manager.get_local(&id) {
+                        let _ = manager
+                            .registry
+                            .release(&id, &view.user, &view.spec_id)
+                            .await;
+                    }
+                    manager.publish(&id).await;
                     let _ = manager.backend.stop(&id).await;
                 }
-                Verdict::Idle => {
-                    manager.stop(&id, StopReason::Idle).await;
-                }
-                Verdict::TooOld => {
-                    manager.stop(&id, StopReason::MaxLifetime).await;
-                }
                 Verdict::ForgetFailure => {
-                    manager.entries.lock().remove(&id);
+                    let gone = manager
+                        .entries
+                        .lock()
+                        .remove(&id)
+                        .map(|e| e.view.borrow().clone());
+                    if let Some(view) = gone {
+                        let _ = manager.registry.remove(&view).await;
+                    }
                 }
             }
+        }
+        if !manager.is_leader() {
+            continue;
+        }
+        for (id, why) in judge_all(&manager).await {
+            manager.stop(&id, why).await;
+        }
+        if orphans_checked.is_none_or(|t| t.elapsed() >= ORPHANS_EVERY) {
+            orphans_checked = Some(Instant::now());
+            take_over_orphans(&manager).await;
         }
     }
 }
 
-/// Global tasks run in one place. With one replica that is always here; HA only changes how
-/// this is answered.
-fn is_leader() -> bool {
-    true
-}
-
-struct Candidate {
-    id: String,
-    status: InstanceStatus,
-    idle_limit: Option<Duration>,
-    max_lifetime: Option<Duration>,
-    age: Duration,
-}
-
-async fn judge(manager: &Manager) -> Vec<(String, Verdict)> {
-    let candidates: Vec<Candidate> = {
-        let entries = manager.entries.lock();
-        entries
-            .iter()
-            .map(|(id, e)| Candidate {
-                id: id.clone(),
-                status: e.view.borrow().status,
-                idle_limit: e.spec.heartbeat_timeout,
-                max_lifetime: e.spec.max_lifetime,
-                age: e.created.elapsed(),
-            })
-            .collect()
-    };
+async fn judge_own(manager: &Manager) -> Vec<(String, Verdict)> {
+    let own: Vec<(String, InstanceStatus, Duration)> = manager
+        .entries
+        .lock()
+        .iter()
+        .map(|(id, e)| (id.clone(), e.view.borrow().status, e.created.elapsed()))
+        .collect();
     let mut verdicts = Vec::new();
-    for Candidate {
-        id,
-        status,
-        idle_limit,
-        max_lifetime,
-        age,
-    } in candidates
-    {
+    for (id, status, age) in own {
         match status {
             InstanceStatus::Running => {
                 if let Health::Exited(how) = manager.backend.health(&id).await {
                     verdicts.push((id, Verdict::Crashed(how)));
-                    continue;
-                }
-                let idle = manager.routes.get(&id).map(|r| r.idle_for());
-                if let (Some(limit), Some(idle)) = (idle_limit, idle)
-                    && idle >= limit
-                {
-                    verdicts.push((id, Verdict::Idle));
-                } else if max_lifetime.is_some_and(|max| age >= max) {
-                    verdicts.push((id, Verdict::TooOld));
                 }
             }
             InstanceStatus::Failed if age >= KEEP_FAILED_FOR => {
@@ -124,4 +108,124 @@ async fn judge(manager: &Manager) -> Vec<(String, Verdict)> {
         }
     }
     verdicts
+}
+
+/// Which running instances, on any replica, are idle or too old.
+async fn judge_all(manager: &Manager) -> Vec<(String, StopReason)> {
+    // This replica's own instances are judged on its monotonic clock; others' on the wall
+    // clock they wrote, with their activity as every replica saw it.
+    let mut verdicts = Vec::new();
+    let own: Vec<(String, String, Duration)> = manager
+        .entries
+        .lock()
+        .iter()
+        .filter(|(_, e)| e.view.borrow().status == InstanceStatus::Running)
+        .map(|(id, e)| (id.clone(), e.spec.id.clone(), e.created.elapsed()))
+        .collect();
+    let shared = manager.registry.store().is_shared();
+    let (records, activity) = if shared {
+        match (
+            manager.registry.all().await,
+            manager.registry.activity().await,
+        ) {
+            (Ok(r), Ok(a)) => (r, a),
+            _ => (Vec::new(), HashMap::new()),
+        }
+    } else {
+        (Vec::new(), HashMap::new())
+    };
+    let now = crate::clock::now_unix_ms();
+    let idle_elsewhere = |id: &str| {
+        activity
+            .get(id)
+            .map(|ms| Duration::from_millis(now.saturating_sub(*ms)))
+    };
+    let own_ids: HashSet<&str> = own.iter().map(|(id, _, _)| id.as_str()).collect();
+    let mut candidates: Vec<(String, String, Duration, Option<Duration>)> = own
+        .iter()
+        .map(|(id, spec, age)| {
+            let here = manager.routes.get(id).map(|r| r.idle_for());
+            let idle = match (here, idle_elsewhere(id)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (id.clone(), spec.clone(), *age, idle)
+        })
+        .collect();
+    candidates.extend(
+        records
+            .iter()
+            .filter(|r| r.view.status == InstanceStatus::Running)
+            .filter(|r| !own_ids.contains(r.view.id.as_str()))
+            .map(|r| {
+                let age = Duration::from_millis(now.saturating_sub(r.view.created_unix_ms));
+                let here = manager.routes.get(&r.view.id).map(|x| x.idle_for());
+                let idle = [here, idle_elsewhere(&r.view.id), Some(age)]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                (r.view.id.clone(), r.view.spec_id.clone(), age, idle)
+            }),
+    );
+    for (id, spec_id, age, idle) in candidates {
+        let Some(spec) = manager.config.proxy.spec(&spec_id) else {
+            continue;
+        };
+        if let (Some(limit), Some(idle)) = (spec.heartbeat_timeout, idle)
+            && idle >= limit
+        {
+            verdicts.push((id, StopReason::Idle));
+        } else if spec.max_lifetime.is_some_and(|max| age >= max) {
+            verdicts.push((id, StopReason::MaxLifetime));
+        }
+    }
+    verdicts
+}
+
+/// Instances whose replica died: taken over where they still run, forgotten otherwise.
+async fn take_over_orphans(manager: &Manager) {
+    if !manager.registry.store().is_shared() {
+        return;
+    }
+    let (Ok(records), Ok(alive)) = (
+        manager.registry.all().await,
+        Lease::alive(&manager.registry).await,
+    ) else {
+        return;
+    };
+    let orphans: Vec<_> = records
+        .into_iter()
+        .filter(|r| !alive.contains(&r.replica))
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    let ids: HashSet<String> = orphans.iter().map(|r| r.view.id.clone()).collect();
+    let still_running: Vec<_> = if manager.backend.outlives_server() {
+        manager
+            .backend
+            .recover()
+            .await
+            .into_iter()
+            .filter(|r| ids.contains(&r.instance_id))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let adopted: HashSet<String> = still_running
+        .iter()
+        .map(|r| r.instance_id.clone())
+        .collect();
+    for orphan in orphans.iter().filter(|o| !adopted.contains(&o.view.id)) {
+        tracing::info!(instance = %orphan.view.id, replica = %orphan.replica, "forgetting an instance whose replica died with it");
+        manager.routes.remove(&orphan.view.id);
+        let _ = manager.registry.remove(&orphan.view).await;
+    }
+    if !still_running.is_empty() {
+        tracing::info!(
+            instances = still_running.len(),
+            "taking over the instances of a replica that died"
+        );
+        manager.adopt(still_running).await;
+    }
 }

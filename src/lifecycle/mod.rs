@@ -2,7 +2,10 @@
 //! running → stopping → gone, or failed with a reason and the app's last log lines.
 
 mod culler;
+mod lease;
 mod readiness;
+mod registry;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -12,8 +15,12 @@ pub use view::{InstanceStatus, InstanceView};
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+use lease::Lease;
+use registry::{Record, Refused, Registry};
 
 use crate::auth::Identity;
 use crate::backend::{Backend, Health, LaunchRequest};
@@ -22,6 +29,7 @@ use crate::config::{AppSpec, Config};
 use crate::observe::Metrics;
 use crate::proxy::headers::AppHeaders;
 use crate::proxy::{Route, RouteTable};
+use crate::store::Store;
 
 /// How many of the app's log lines a failed launch shows.
 const FAILURE_LOG_LINES: usize = 30;
@@ -36,12 +44,17 @@ pub enum LaunchError {
     LimitReached(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The shared state store cannot be reached, so limits cannot be checked.
+    #[error("apps cannot be started just now: {0}")]
+    StoreUnavailable(String),
 }
 
+/// An instance this replica runs (launched or adopted).
 struct Entry {
     spec: AppSpec,
     created: Instant,
     view: watch::Sender<InstanceView>,
+    address: Option<SocketAddr>,
 }
 
 /// Why an instance is stopped: said in the log and counted in the metrics.
@@ -69,6 +82,18 @@ impl StopReason {
         }
     }
 
+    fn from_label(label: &str) -> Self {
+        match label {
+            "user" => StopReason::User,
+            "admin" => StopReason::Admin,
+            "idle" => StopReason::Idle,
+            "max_lifetime" => StopReason::MaxLifetime,
+            "logout" => StopReason::Logout,
+            "shutdown" => StopReason::Shutdown,
+            _ => StopReason::Api,
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             StopReason::User => "stopped by its user",
@@ -88,13 +113,17 @@ pub struct Manager {
     probe: Arc<dyn Probe>,
     metrics: Arc<Metrics>,
     routes: Arc<RouteTable>,
+    /// The instances this replica runs.
     entries: Mutex<HashMap<String, Entry>>,
+    /// Every replica's instances, in the shared store.
+    registry: Registry,
+    lease: Lease,
     accepting: std::sync::atomic::AtomicBool,
 }
 
 impl Manager {
-    pub fn new(config: Arc<Config>, backend: Arc<dyn Backend>) -> Arc<Self> {
-        Self::with_probe(config, backend, Arc::new(HttpProbe::default()))
+    pub fn new(config: Arc<Config>, backend: Arc<dyn Backend>, store: Arc<dyn Store>) -> Arc<Self> {
+        Self::with_probe(config, backend, Arc::new(HttpProbe::default()), store)
     }
 
     /// A manager that asks `probe` whether a started app is ready (tests use a fake).
@@ -102,6 +131,7 @@ impl Manager {
         config: Arc<Config>,
         backend: Arc<dyn Backend>,
         probe: Arc<dyn Probe>,
+        store: Arc<dyn Store>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -110,8 +140,20 @@ impl Manager {
             metrics: Arc::new(Metrics::new()),
             routes: Arc::new(RouteTable::default()),
             entries: Mutex::new(HashMap::new()),
+            registry: Registry::new(store),
+            lease: Lease::default(),
             accepting: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// This replica's name in the shared store.
+    pub fn replica(&self) -> &str {
+        &self.registry.replica
+    }
+
+    /// Whether this replica runs the global tasks (always, with one replica).
+    pub fn is_leader(&self) -> bool {
+        self.lease.is_held()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -139,17 +181,17 @@ impl Manager {
     /// Starts a new instance of `spec_id` for `who`, subject to access rules and limits. Returns
     /// at once; the launch goes on in the background and its progress is seen through
     /// [`Manager::watch`].
-    pub fn launch(
+    pub async fn launch(
         self: &Arc<Self>,
         who: &Identity,
         spec_id: &str,
     ) -> Result<InstanceView, LaunchError> {
-        self.launch_with_env(who, spec_id, BTreeMap::new())
+        self.launch_with_env(who, spec_id, BTreeMap::new()).await
     }
 
     /// [`Manager::launch`], with variables from the user's login (e.g. their OpenID Connect
     /// access token) added to the app's environment.
-    pub fn launch_with_env(
+    pub async fn launch_with_env(
         self: &Arc<Self>,
         who: &Identity,
         spec_id: &str,
@@ -170,39 +212,54 @@ impl Manager {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let public_path = format!("/app_proxy/{id}/");
         let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
-        {
-            let mut entries = self.entries.lock();
-            let live = |e: &&Entry| e.view.borrow().status.counts_against_limits();
-            if let Some(max) = spec.max_instances {
-                let mine = entries
-                    .values()
-                    .filter(live)
-                    .filter(|e| e.spec.id == spec.id && e.view.borrow().user == who.user)
-                    .count();
-                if mine >= max as usize {
-                    return Err(LaunchError::LimitReached(format!(
-                        "you already run {mine} instance(s) of '{}', the most allowed; stop one first",
-                        spec.display_name
-                    )));
-                }
+        let unavailable =
+            |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
+        let total = self.config.proxy.max_total_instances;
+        let admitted = self
+            .registry
+            .admit(
+                &id,
+                &who.user,
+                &spec.id,
+                spec.max_instances.map(u64::from),
+                total.map(u64::from),
+            )
+            .await
+            .map_err(unavailable)?;
+        match admitted {
+            Ok(()) => {}
+            Err(Refused::PerUser) => {
+                return Err(LaunchError::LimitReached(format!(
+                    "you already run {} instance(s) of '{}', the most allowed; stop one first",
+                    spec.max_instances.unwrap_or(0),
+                    spec.display_name
+                )));
             }
-            if let Some(max) = self.config.proxy.max_total_instances {
-                let total = entries.values().filter(live).count();
-                if total >= max as usize {
-                    return Err(LaunchError::LimitReached(format!(
-                        "the server runs {total} apps, its limit; try again later"
-                    )));
-                }
+            Err(Refused::Total) => {
+                return Err(LaunchError::LimitReached(format!(
+                    "the server runs {} apps, its limit; try again later",
+                    total.unwrap_or(0)
+                )));
             }
-            entries.insert(
-                id.clone(),
-                Entry {
-                    spec: spec.clone(),
-                    created: Instant::now(),
-                    view: watch::Sender::new(view.clone()),
-                },
-            );
         }
+        let record = Record {
+            view: view.clone(),
+            address: None,
+            replica: self.registry.replica.clone(),
+        };
+        if let Err(e) = self.registry.put(&record).await {
+            let _ = self.registry.release(&id, &who.user, &spec.id).await;
+            return Err(unavailable(e));
+        }
+        self.entries.lock().insert(
+            id.clone(),
+            Entry {
+                spec: spec.clone(),
+                created: Instant::now(),
+                view: watch::Sender::new(view.clone()),
+                address: None,
+            },
+        );
         let weak = Arc::downgrade(self);
         let stage_id = id.clone();
         let mut env = identity_env(who, &id, &public_path, &spec);
@@ -267,9 +324,10 @@ impl Manager {
             return self.fail(&id, &req.spec.id, reason).await;
         }
         let still_wanted = {
-            let entries = self.entries.lock();
-            match entries.get(&id) {
+            let mut entries = self.entries.lock();
+            match entries.get_mut(&id) {
                 Some(e) if e.view.borrow().status == InstanceStatus::Starting => {
+                    e.address = Some(started.address);
                     let owner = e.view.borrow().user.clone();
                     let headers = AppHeaders::for_instance(&req.spec, &owner, &req.env);
                     self.routes.insert(Route::new(
@@ -287,6 +345,7 @@ impl Manager {
             }
         };
         if still_wanted {
+            self.publish(&id).await;
             self.metrics.launch_started(&req.spec.id, began.elapsed());
             tracing::info!(instance = %id, app = %req.spec.id, "app is ready");
         } else {
@@ -301,6 +360,11 @@ impl Manager {
         tracing::warn!(instance = %id, %reason, "launch failed");
         self.routes.remove(id);
         self.update(id, |v| v.set_failed(reason, lines));
+        // A failure shows on the user's list for a while, but takes no place under the limits.
+        if let Some(view) = self.get_local(id) {
+            let _ = self.registry.release(id, &view.user, &view.spec_id).await;
+        }
+        self.publish(id).await;
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "cleaning up a failed instance");
         }
@@ -312,8 +376,56 @@ impl Manager {
         }
     }
 
-    /// Stops an instance and forgets it. Returns false when there was nothing to stop.
+    /// Writes a local instance's state to the shared registry, for the other replicas.
+    async fn publish(&self, id: &str) {
+        let record = self.entries.lock().get(id).map(|e| Record {
+            view: e.view.borrow().clone(),
+            address: e.address,
+            replica: self.registry.replica.clone(),
+        });
+        if let Some(record) = record
+            && let Err(e) = self.registry.put(&record).await
+        {
+            // The periodic sync writes it again once the store is back.
+            tracing::warn!(instance = %id, error = %e, "the other replicas could not be told of an instance");
+        }
+    }
+
+    /// Stops an instance, on whichever replica runs it, and forgets it. Returns false when there
+    /// was nothing to stop.
     pub async fn stop(&self, id: &str, why: StopReason) -> bool {
+        if self.entries.lock().contains_key(id) {
+            return self.stop_local(id, why).await;
+        }
+        let record = match self.registry.get(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot stop an instance of another replica");
+                return false;
+            }
+        };
+        let alive = Lease::alive(&self.registry).await.unwrap_or_default();
+        if alive.contains(&record.replica) {
+            tracing::info!(instance = %id, replica = %record.replica, reason = why.describe(), "asking the replica that runs it to stop it");
+            return self
+                .registry
+                .request_stop(&record.replica, id, why.label())
+                .await
+                .is_ok();
+        }
+        // Its replica is gone: whoever is asked finishes the job.
+        self.routes.remove(id);
+        self.metrics.stopped(&record.view.spec_id, why.label());
+        tracing::info!(instance = %id, replica = %record.replica, reason = why.describe(), "stopping an instance whose replica is gone");
+        if let Err(e) = self.backend.stop(id).await {
+            tracing::warn!(instance = %id, error = %e, "stop");
+        }
+        let _ = self.registry.remove(&record.view).await;
+        true
+    }
+
+    async fn stop_local(&self, id: &str, why: StopReason) -> bool {
         let app = {
             let entries = self.entries.lock();
             entries.get(id).map(|e| {
@@ -330,8 +442,14 @@ impl Manager {
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");
         }
-        if let Some(e) = self.entries.lock().remove(id) {
+        let gone = self.entries.lock().remove(id).map(|e| {
             e.view.send_modify(|v| v.set_stopped());
+            e.view.borrow().clone()
+        });
+        if let Some(view) = gone
+            && let Err(e) = self.registry.remove(&view).await
+        {
+            tracing::warn!(instance = %id, error = %e, "the other replicas could not be told an instance stopped");
         }
         true
     }
@@ -341,29 +459,87 @@ impl Manager {
         self.backend.last_log_lines(id, FAILURE_LOG_LINES)
     }
 
-    pub fn get(&self, id: &str) -> Option<InstanceView> {
+    fn get_local(&self, id: &str) -> Option<InstanceView> {
         self.entries.lock().get(id).map(|e| self.snapshot(e))
+    }
+
+    /// The instance, wherever it runs.
+    pub async fn get(&self, id: &str) -> Option<InstanceView> {
+        if let Some(view) = self.get_local(id) {
+            return Some(view);
+        }
+        let record = self.registry.get(id).await.ok().flatten()?;
+        Some(self.remote_view(record))
+    }
+
+    fn remote_view(&self, record: Record) -> InstanceView {
+        let mut v = record.view;
+        v.age_secs = crate::clock::now_unix_ms().saturating_sub(v.created_unix_ms) / 1000;
+        v.idle_secs = self.routes.get(&v.id).map(|r| r.idle_for().as_secs());
+        v
+    }
+
+    /// Where the data path sends requests for `id`: this replica's route, or, for an instance
+    /// another replica started, a route made from the shared registry once and kept.
+    pub async fn route(&self, id: &str) -> Option<Arc<Route>> {
+        if let Some(route) = self.routes.get(id) {
+            return Some(route);
+        }
+        if self.entries.lock().contains_key(id) {
+            return None;
+        }
+        let record = self.registry.get(id).await.ok().flatten()?;
+        let (InstanceStatus::Running, Some(address)) = (record.view.status, record.address) else {
+            return None;
+        };
+        let spec = self.config.proxy.spec(&record.view.spec_id)?;
+        // The launch's runtime values stay with the replica that launched it; only the user
+        // can be filled in again.
+        let headers = AppHeaders::for_instance(spec, &record.view.user, &BTreeMap::new());
+        self.routes.insert(Route::new(
+            id.to_string(),
+            record.view.user.clone(),
+            spec.id.clone(),
+            address,
+            &spec.target_path,
+            headers,
+        ));
+        self.routes.get(id)
     }
 
     pub fn watch(&self, id: &str) -> Option<watch::Receiver<InstanceView>> {
         self.entries.lock().get(id).map(|e| e.view.subscribe())
     }
 
-    /// The user's instances, or everyone's for `None`; oldest first.
-    pub fn list(&self, user: Option<&str>) -> Vec<InstanceView> {
-        let entries = self.entries.lock();
-        let mut views: Vec<InstanceView> = entries
-            .values()
-            .filter(|e| user.is_none_or(|u| e.view.borrow().user == u))
-            .map(|e| self.snapshot(e))
-            .collect();
-        views.sort_by_key(|v| v.created_unix_ms);
+    /// The user's instances, or everyone's for `None`, on every replica; oldest first. While the
+    /// store is unreachable, only this replica's.
+    pub async fn list(&self, user: Option<&str>) -> Vec<InstanceView> {
+        let mut views: HashMap<String, InstanceView> = match self.registry.all().await {
+            Ok(records) => records
+                .into_iter()
+                .filter(|r| user.is_none_or(|u| r.view.user == u))
+                .map(|r| (r.view.id.clone(), self.remote_view(r)))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        {
+            let entries = self.entries.lock();
+            for e in entries.values() {
+                if user.is_none_or(|u| e.view.borrow().user == u) {
+                    let v = self.snapshot(e);
+                    views.insert(v.id.clone(), v);
+                }
+            }
+        }
+        let mut views: Vec<InstanceView> = views.into_values().collect();
+        views.sort_by(|a, b| (a.created_unix_ms, &a.id).cmp(&(b.created_unix_ms, &b.id)));
         views
     }
 
     /// The instance of `spec_id` that `user` would re-open: the newest one not stopping.
-    pub fn current_for(&self, user: &str, spec_id: &str) -> Option<InstanceView> {
+    pub async fn current_for(&self, user: &str, spec_id: &str) -> Option<InstanceView> {
         self.list(Some(user))
+            .await
             .into_iter()
             .rev()
             .find(|v| v.spec_id == spec_id && v.status != InstanceStatus::Stopping)
@@ -379,16 +555,20 @@ impl Manager {
         v
     }
 
-    /// Stops the user's instances of apps with `stop-on-logout`.
+    /// Stops the user's instances of apps with `stop-on-logout`, on every replica.
     pub async fn stop_on_logout(&self, user: &str) {
-        let ids: Vec<String> = {
-            let entries = self.entries.lock();
-            entries
-                .iter()
-                .filter(|(_, e)| e.spec.stop_on_logout && e.view.borrow().user == user)
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
+        let ids: Vec<String> = self
+            .list(Some(user))
+            .await
+            .into_iter()
+            .filter(|v| {
+                self.config
+                    .proxy
+                    .spec(&v.spec_id)
+                    .is_some_and(|s| s.stop_on_logout)
+            })
+            .map(|v| v.id)
+            .collect();
         for id in ids {
             self.stop(&id, StopReason::Logout).await;
         }
@@ -427,14 +607,21 @@ impl Manager {
                 headers,
             ));
             tracing::info!(instance = %r.instance_id, app = %spec.id, user = %r.user, "recovered a running instance");
+            // It takes its place under the limits, whatever they are now.
+            let _ = self
+                .registry
+                .admit(&r.instance_id, &r.user, &spec.id, None, None)
+                .await;
             self.entries.lock().insert(
                 r.instance_id.clone(),
                 Entry {
                     spec,
                     created: Instant::now(),
                     view: watch::Sender::new(view),
+                    address: Some(r.address),
                 },
             );
+            self.publish(&r.instance_id).await;
         }
     }
 
@@ -444,21 +631,42 @@ impl Manager {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Refuses new launches and, with `stop-proxies-on-shutdown`, stops every instance.
+    /// Refuses new launches and, with `stop-proxies-on-shutdown`, stops this replica's
+    /// instances, unless other replicas are alive to take over instances that outlive this
+    /// process (containers and pods): then they are left to them.
     pub async fn shutdown(&self) {
         self.refuse_launches();
         if !self.config.proxy.stop_proxies_on_shutdown {
             return;
         }
         let ids: Vec<String> = self.entries.lock().keys().cloned().collect();
-        futures_util::future::join_all(ids.iter().map(|id| self.stop(id, StopReason::Shutdown)))
-            .await;
+        if !ids.is_empty() && self.backend.outlives_server() && self.registry.store().is_shared() {
+            let others = Lease::alive(&self.registry)
+                .await
+                .map(|alive| alive.len() > 1)
+                .unwrap_or(false);
+            if others {
+                tracing::info!(
+                    instances = ids.len(),
+                    "leaving this replica's instances to the other replicas"
+                );
+                return;
+            }
+        }
+        futures_util::future::join_all(
+            ids.iter()
+                .map(|id| self.stop_local(id, StopReason::Shutdown)),
+        )
+        .await;
     }
 
-    /// Runs the periodic checks (crashes, idle, max lifetime) until `stop` fires.
+    /// Runs the periodic work until `stop` fires: crashes, idle and max lifetime (the culler),
+    /// and keeping in step with the other replicas (the sync).
     pub fn spawn_culler(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let me = self.clone();
-        tokio::spawn(async move { culler::run(me, stop).await });
+        let halt = stop.clone();
+        tokio::spawn(async move { culler::run(me, halt).await });
+        sync::spawn(self.clone(), stop);
     }
 }
 

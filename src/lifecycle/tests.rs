@@ -196,7 +196,12 @@ fn world(cfg: Config) -> World {
 fn world_with(cfg: Config, plans: impl FnOnce(&FakeBackend)) -> World {
     let backend = Arc::new(FakeBackend::default());
     plans(&backend);
-    let manager = Manager::with_probe(Arc::new(cfg), backend.clone(), backend.clone());
+    let manager = Manager::with_probe(
+        Arc::new(cfg),
+        backend.clone(),
+        backend.clone(),
+        Arc::new(crate::store::MemoryStore::default()),
+    );
     let culler = CancellationToken::new();
     manager.spawn_culler(culler.clone());
     World {
@@ -215,9 +220,10 @@ fn user(name: &str) -> Identity {
 }
 
 impl World {
-    fn launch(&self, who: &str, app: &str) -> InstanceView {
+    async fn launch(&self, who: &str, app: &str) -> InstanceView {
         self.manager
             .launch(&user(who), app)
+            .await
             .unwrap_or_else(|e| panic!("{who} could not launch {app}: {e}"))
     }
 
@@ -229,13 +235,13 @@ impl World {
             Ok(Ok(view)) => view.clone(),
             _ => panic!(
                 "{id} did not become {status:?} within {within:?}: {:?}",
-                self.manager.get(id)
+                self.manager.get(id).await
             ),
         }
     }
 
-    fn status(&self, id: &str) -> Option<InstanceStatus> {
-        self.manager.get(id).map(|v| v.status)
+    async fn status(&self, id: &str) -> Option<InstanceStatus> {
+        self.manager.get(id).await.map(|v| v.status)
     }
 }
 
@@ -251,10 +257,10 @@ async fn a_launch_is_routed_only_once_the_app_answers() {
         )
     });
     let began = Instant::now();
-    let view = w.launch("alice", "app");
+    let view = w.launch("alice", "app").await;
     assert_eq!(view.status, InstanceStatus::Starting);
     sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.status(&view.id), Some(InstanceStatus::Starting));
+    assert_eq!(w.status(&view.id).await, Some(InstanceStatus::Starting));
     assert!(w.manager.routes().get(&view.id).is_none(), "no route yet");
 
     w.until(&view.id, InstanceStatus::Running, Duration::from_secs(5))
@@ -281,7 +287,7 @@ async fn an_app_that_never_answers_fails_at_the_wait_time_with_its_last_lines() 
         )
     });
     let began = Instant::now();
-    let id = w.launch("alice", "mute").id;
+    let id = w.launch("alice", "mute").await.id;
     let failed = w
         .until(&id, InstanceStatus::Failed, Duration::from_secs(30))
         .await;
@@ -313,7 +319,7 @@ async fn an_app_that_dies_while_starting_is_reported_at_once_not_at_the_deadline
         )
     });
     let began = Instant::now();
-    let id = w.launch("alice", "dies").id;
+    let id = w.launch("alice", "dies").await.id;
     let failed = w
         .until(&id, InstanceStatus::Failed, Duration::from_secs(30))
         .await;
@@ -340,7 +346,7 @@ async fn a_backend_that_cannot_start_the_app_says_why() {
             },
         )
     });
-    let id = w.launch("alice", "broken").id;
+    let id = w.launch("alice", "broken").await.id;
     let failed = w
         .until(&id, InstanceStatus::Failed, Duration::from_secs(5))
         .await;
@@ -370,14 +376,14 @@ async fn per_user_and_server_limits_hold_and_a_failed_instance_frees_its_place()
         )
     });
 
-    let first = w.launch("alice", "one");
-    let again = w.manager.launch(&user("alice"), "one");
+    let first = w.launch("alice", "one").await;
+    let again = w.manager.launch(&user("alice"), "one").await;
     assert!(
         matches!(again, Err(LaunchError::LimitReached(ref m)) if m.contains("stop one first")),
         "{again:?}"
     );
     // The limit is per user: bob may run his own.
-    w.launch("bob", "one");
+    w.launch("bob", "one").await;
 
     // A failed launch does not hold a place: with max-instances 1 a retry must be allowed.
     let mut broken_one = spec("broken-one");
@@ -391,21 +397,26 @@ async fn per_user_and_server_limits_hold_and_a_failed_instance_frees_its_place()
             },
         )
     });
-    let failed = w2.launch("alice", "broken-one").id;
+    let failed = w2.launch("alice", "broken-one").await.id;
     w2.until(&failed, InstanceStatus::Failed, Duration::from_secs(5))
         .await;
-    assert!(w2.manager.launch(&user("alice"), "broken-one").is_ok());
+    assert!(
+        w2.manager
+            .launch(&user("alice"), "broken-one")
+            .await
+            .is_ok()
+    );
 
     // max-total-instances counts everyone's live instances: two run, one more fits.
-    w.launch("carol", "many");
-    let full = w.manager.launch(&user("dave"), "many");
+    w.launch("carol", "many").await;
+    let full = w.manager.launch(&user("dave"), "many").await;
     assert!(
         matches!(full, Err(LaunchError::LimitReached(ref m)) if m.contains("its limit")),
         "{full:?}"
     );
     // Stopping one makes room again.
     assert!(w.manager.stop(&first.id, StopReason::User).await);
-    assert!(w.manager.launch(&user("dave"), "many").is_ok());
+    assert!(w.manager.launch(&user("dave"), "many").await.is_ok());
 }
 
 #[tokio::test(start_paused = true)]
@@ -413,7 +424,7 @@ async fn an_idle_instance_is_stopped_after_the_heartbeat_timeout_and_traffic_pos
     let mut idle = spec("idle");
     idle.heartbeat_timeout = Some(Duration::from_secs(60));
     let w = world(config(vec![idle]));
-    let id = w.launch("alice", "idle").id;
+    let id = w.launch("alice", "idle").await.id;
     w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
         .await;
     let route = w.manager.routes().get(&id).expect("route");
@@ -422,12 +433,16 @@ async fn an_idle_instance_is_stopped_after_the_heartbeat_timeout_and_traffic_pos
     route.touch();
     sleep(Duration::from_secs(50)).await;
     assert_eq!(
-        w.status(&id),
+        w.status(&id).await,
         Some(InstanceStatus::Running),
         "traffic at 50 s resets the clock"
     );
     sleep(Duration::from_secs(12)).await;
-    assert_eq!(w.status(&id), None, "stopped 60 s after the last traffic");
+    assert_eq!(
+        w.status(&id).await,
+        None,
+        "stopped 60 s after the last traffic"
+    );
     assert_eq!(w.backend.stops_of(&id), 1);
     assert!(w.manager.routes().get(&id).is_none());
 }
@@ -437,16 +452,16 @@ async fn an_open_websocket_keeps_an_instance_from_idle_culling() {
     let mut idle = spec("ws");
     idle.heartbeat_timeout = Some(Duration::from_secs(60));
     let w = world(config(vec![idle]));
-    let id = w.launch("alice", "ws").id;
+    let id = w.launch("alice", "ws").await.id;
     w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
         .await;
     let route = w.manager.routes().get(&id).expect("route");
     let open = route.hold_open();
     sleep(Duration::from_secs(600)).await;
-    assert_eq!(w.status(&id), Some(InstanceStatus::Running));
+    assert_eq!(w.status(&id).await, Some(InstanceStatus::Running));
     drop(open);
     sleep(Duration::from_secs(62)).await;
-    assert_eq!(w.status(&id), None, "idle once the connection closed");
+    assert_eq!(w.status(&id).await, None, "idle once the connection closed");
 }
 
 #[tokio::test(start_paused = true)]
@@ -454,7 +469,7 @@ async fn max_lifetime_stops_an_instance_at_its_age_and_not_before() {
     let mut old = spec("old");
     old.max_lifetime = Some(Duration::from_secs(600));
     let w = world(config(vec![old]));
-    let id = w.launch("alice", "old").id;
+    let id = w.launch("alice", "old").await.id;
     w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
         .await;
     let route = w.manager.routes().get(&id).expect("route");
@@ -463,18 +478,22 @@ async fn max_lifetime_stops_an_instance_at_its_age_and_not_before() {
         route.touch();
     }
     assert_eq!(
-        w.status(&id),
+        w.status(&id).await,
         Some(InstanceStatus::Running),
         "9 busy minutes in, it still runs"
     );
     sleep(Duration::from_secs(62)).await;
-    assert_eq!(w.status(&id), None, "stopped at 10 minutes although busy");
+    assert_eq!(
+        w.status(&id).await,
+        None,
+        "stopped at 10 minutes although busy"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_after_start_is_shown_with_the_apps_last_lines_and_unrouted() {
     let w = world(config(vec![spec("app")]));
-    let id = w.launch("alice", "app").id;
+    let id = w.launch("alice", "app").await.id;
     w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
         .await;
     w.backend.crash(&id, "was killed by SIGKILL");
@@ -501,13 +520,13 @@ async fn a_failure_stays_visible_for_15_minutes_then_is_forgotten() {
             },
         )
     });
-    let id = w.launch("alice", "broken").id;
+    let id = w.launch("alice", "broken").await.id;
     w.until(&id, InstanceStatus::Failed, Duration::from_secs(5))
         .await;
     sleep(Duration::from_secs(14 * 60)).await;
-    assert_eq!(w.status(&id), Some(InstanceStatus::Failed));
+    assert_eq!(w.status(&id).await, Some(InstanceStatus::Failed));
     sleep(Duration::from_secs(62)).await;
-    assert_eq!(w.status(&id), None);
+    assert_eq!(w.status(&id).await, None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -521,11 +540,11 @@ async fn stopping_an_instance_while_it_starts_never_routes_it_and_leaves_nothing
             },
         )
     });
-    let id = w.launch("alice", "slow").id;
+    let id = w.launch("alice", "slow").await.id;
     sleep(Duration::from_secs(1)).await;
     assert!(w.manager.stop(&id, StopReason::User).await);
     sleep(Duration::from_secs(30)).await;
-    assert_eq!(w.status(&id), None);
+    assert_eq!(w.status(&id).await, None);
     assert!(w.manager.routes().get(&id).is_none());
     assert!(
         w.backend.running().is_empty(),
@@ -539,12 +558,12 @@ async fn shutdown_refuses_new_launches_and_stops_instances_when_configured() {
     let mut cfg = config(vec![spec("app")]);
     cfg.proxy.stop_proxies_on_shutdown = true;
     let w = world(cfg);
-    let id = w.launch("alice", "app").id;
+    let id = w.launch("alice", "app").await.id;
     w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
         .await;
     w.manager.shutdown().await;
     assert_eq!(
-        w.manager.launch(&user("bob"), "app").err(),
+        w.manager.launch(&user("bob"), "app").await.err(),
         Some(LaunchError::ShuttingDown)
     );
     assert!(w.backend.running().is_empty());
@@ -552,7 +571,7 @@ async fn shutdown_refuses_new_launches_and_stops_instances_when_configured() {
     let mut keep = config(vec![spec("app")]);
     keep.proxy.stop_proxies_on_shutdown = false;
     let w = world(keep);
-    let id = w.launch("alice", "app").id;
+    let id = w.launch("alice", "app").await.id;
     w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
         .await;
     w.manager.shutdown().await;
@@ -577,11 +596,11 @@ async fn adoption_keeps_known_apps_and_stops_instances_of_apps_no_longer_configu
     w.manager
         .adopt(vec![found("kept", "app"), found("orphan", "removed-app")])
         .await;
-    assert_eq!(w.status("kept"), Some(InstanceStatus::Running));
+    assert_eq!(w.status("kept").await, Some(InstanceStatus::Running));
     assert_eq!(
         w.manager.routes().get("kept").map(|r| r.owner.clone()),
         Some("alice".into())
     );
-    assert_eq!(w.status("orphan"), None);
+    assert_eq!(w.status("orphan").await, None);
     assert_eq!(w.backend.stops_of("orphan"), 1);
 }

@@ -1,10 +1,10 @@
 //! What pages and the API see of an instance.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::AppSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceStatus {
     Starting,
@@ -35,7 +35,7 @@ impl InstanceStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceView {
     pub id: String,
     pub spec_id: String,

@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use std::collections::HashMap;
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-use super::{Notice, Result, Store};
+use super::{Admission, Notice, Result, Store};
 use crate::clock::Instant;
 
 struct Value {
@@ -23,6 +24,7 @@ impl Value {
 pub struct MemoryStore {
     values: DashMap<String, Value>,
     maps: DashMap<String, HashMap<String, String>>,
+    sets: Mutex<HashMap<String, HashSet<String>>>,
     notices: broadcast::Sender<Notice>,
 }
 
@@ -31,6 +33,7 @@ impl Default for MemoryStore {
         Self {
             values: DashMap::new(),
             maps: DashMap::new(),
+            sets: Mutex::new(HashMap::new()),
             notices: broadcast::channel(256).0,
         }
     }
@@ -162,6 +165,57 @@ impl Store for MemoryStore {
             .get(map)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default())
+    }
+
+    async fn map_max(&self, map: &str, field: &str, value: u64) -> Result<()> {
+        let mut m = self.maps.entry(map.to_string()).or_default();
+        let current = m.get(field).and_then(|v| v.parse::<u64>().ok());
+        if current.is_none_or(|c| c < value) {
+            m.insert(field.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+
+    async fn admit(&self, slots: &[(String, Option<u64>)], member: &str) -> Result<Admission> {
+        let mut sets = self.sets.lock();
+        let full = slots.iter().position(|(set, limit)| {
+            let members = sets.get(set);
+            let holds = members.is_some_and(|m| m.contains(member));
+            let size = members.map_or(0, |m| m.len() as u64);
+            !holds && limit.is_some_and(|l| size >= l)
+        });
+        if let Some(slot) = full {
+            return Ok(Admission::Full(slot));
+        }
+        for (set, _) in slots {
+            sets.entry(set.clone())
+                .or_default()
+                .insert(member.to_string());
+        }
+        Ok(Admission::Admitted)
+    }
+
+    async fn release(&self, sets: &[String], member: &str) -> Result<()> {
+        let mut all = self.sets.lock();
+        for set in sets {
+            if let Some(m) = all.get_mut(set) {
+                m.remove(member);
+                if m.is_empty() {
+                    all.remove(set);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn renew_if_holder(&self, key: &str, value: &str, ttl: Duration) -> Result<bool> {
+        Ok(match self.live_value(key) {
+            Some(mut v) if v.text == value => {
+                v.expires = Some(Instant::now() + ttl);
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn publish(&self, channel: &str, message: &str) -> Result<()> {

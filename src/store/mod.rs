@@ -41,6 +41,14 @@ pub struct Notice {
 /// cached may be stale, or may be all that is left.
 pub const RESYNC_CHANNEL: &str = "vestibule:resync";
 
+/// The answer of [`Store::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// The slot at this index is full.
+    Full(usize),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The value under `key`, unless absent or expired.
@@ -67,6 +75,17 @@ pub trait Store: Send + Sync + 'static {
     async fn map_delete(&self, map: &str, field: &str) -> Result<bool>;
     /// Every field of `map`, in no particular order.
     async fn map_entries(&self, map: &str) -> Result<Vec<(String, String)>>;
+    /// Raises a numeric field of `map` to `value` (never lowers it): the latest activity any
+    /// replica saw.
+    async fn map_max(&self, map: &str, field: &str, value: u64) -> Result<()>;
+    /// Adds `member` to every set of `slots` if each holds fewer members than its limit (or
+    /// already holds `member`), atomically: two replicas admitting at once cannot both take the
+    /// last place.
+    async fn admit(&self, slots: &[(String, Option<u64>)], member: &str) -> Result<Admission>;
+    /// Takes `member` out of `sets`; taking it out twice is harmless.
+    async fn release(&self, sets: &[String], member: &str) -> Result<()>;
+    /// Renews `key` for `ttl` if it still holds `value` (a lease this replica holds).
+    async fn renew_if_holder(&self, key: &str, value: &str, ttl: Duration) -> Result<bool>;
     /// Tells every replica (this one too) through [`Store::notices`].
     async fn publish(&self, channel: &str, message: &str) -> Result<()>;
     /// What replicas publish. A receiver that falls behind gets `Lagged` and should resync.

@@ -12,7 +12,7 @@ use fred::types::{Expiration, SetOptions};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-use super::{Notice, RESYNC_CHANNEL, Result, Store, StoreError};
+use super::{Admission, Notice, RESYNC_CHANNEL, Result, Store, StoreError};
 use crate::config::RedisSettings;
 
 /// Every key and channel vestibule writes starts with this, so one Redis can serve other
@@ -25,6 +25,19 @@ const CHANNEL: &str = "vestibule:notices";
 /// first failure at once must not both miss setting the expiry).
 const COUNT: &str = "local n = redis.call('INCR', KEYS[1]) \
     if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n";
+const MAP_MAX: &str = "local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) \
+    if not c or c < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end \
+    return 1";
+/// ARGV[1] is the member, ARGV[i + 1] the limit of KEYS[i] (-1 for none).
+const ADMIT: &str = "for i = 1, #KEYS do \
+      local limit = tonumber(ARGV[i + 1]) \
+      if limit >= 0 and redis.call('SISMEMBER', KEYS[i], ARGV[1]) == 0 \
+         and redis.call('SCARD', KEYS[i]) >= limit then return i end \
+    end \
+    for i = 1, #KEYS do redis.call('SADD', KEYS[i], ARGV[1]) end \
+    return 0";
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+      return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const COUNTER: &str = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
 
 pub struct RedisStore {
@@ -280,6 +293,60 @@ impl Store for RedisStore {
             .await
             .map_err(|e| self.failed(e))?;
         Ok(all.into_iter().collect())
+    }
+
+    async fn map_max(&self, map: &str, field: &str, value: u64) -> Result<()> {
+        self.ready()?
+            .eval::<(), _, _, _>(
+                MAP_MAX,
+                vec![key(map)],
+                vec![field.to_string(), value.to_string()],
+            )
+            .await
+            .map_err(|e| self.failed(e))
+    }
+
+    async fn admit(&self, slots: &[(String, Option<u64>)], member: &str) -> Result<Admission> {
+        let keys: Vec<String> = slots.iter().map(|(set, _)| key(set)).collect();
+        let mut args = vec![member.to_string()];
+        args.extend(
+            slots
+                .iter()
+                .map(|(_, limit)| limit.map_or("-1".to_string(), |l| l.to_string())),
+        );
+        let full: i64 = self
+            .ready()?
+            .eval(ADMIT, keys, args)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(match usize::try_from(full) {
+            Ok(0) | Err(_) => Admission::Admitted,
+            Ok(slot) => Admission::Full(slot - 1),
+        })
+    }
+
+    async fn release(&self, sets: &[String], member: &str) -> Result<()> {
+        let client = self.ready()?;
+        for set in sets {
+            client
+                .srem::<(), _, _>(key(set), member)
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        Ok(())
+    }
+
+    async fn renew_if_holder(&self, k: &str, value: &str, ttl: Duration) -> Result<bool> {
+        let renewed: i64 = self
+            .ready()?
+            .eval(
+                RENEW,
+                vec![key(k)],
+                vec![value.to_string(), millis(ttl).to_string()],
+            )
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(renewed == 1)
     }
 
     async fn publish(&self, channel: &str, message: &str) -> Result<()> {

@@ -53,15 +53,16 @@ pub async fn instances(
     } else {
         Some(who.user.as_str())
     };
-    Json(st.manager.list(user)).into_response()
+    Json(st.manager.list(user).await).into_response()
 }
 
 /// The instance, if `who` may see it: its owner or an admin. Unknown ids are 404, someone
 /// else's are 403.
-fn visible(st: &AppState, who: &Identity, id: &str) -> Result<InstanceView, ApiError> {
+async fn visible(st: &AppState, who: &Identity, id: &str) -> Result<InstanceView, ApiError> {
     let view = st
         .manager
         .get(id)
+        .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no instance '{id}'")))?;
     if view.user != who.user && !who.is_admin {
         tracing::warn!(event = "access_denied", user = %who.user, instance = %id, "api access to another user's instance");
@@ -78,7 +79,7 @@ pub async fn instance(
     ApiUser(who): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(visible(&st, &who, &id)?).into_response())
+    Ok(Json(visible(&st, &who, &id).await?).into_response())
 }
 
 /// `POST /api/proxy/<specId>` starts an instance.
@@ -95,6 +96,7 @@ pub async fn launch(
             &spec_id,
             super::oidc::login_env(ctx.session.as_deref()),
         )
+        .await
         .map_err(|e| ApiError::new(launch_status(&e), e.to_string()))?;
     tracing::info!(event = "launch", user = %who.user, app = %spec_id, instance = %view.id, "launching app");
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -105,7 +107,7 @@ pub async fn stop(
     ApiUser(who): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    visible(&st, &who, &id)?;
+    visible(&st, &who, &id).await?;
     tracing::info!(instance = %id, by = %who.user, "stop requested through the API");
     st.manager.stop(&id, StopReason::Api).await;
     st.proxy
@@ -129,7 +131,7 @@ pub async fn status(
     Path(id): Path<String>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, ApiError> {
-    let view = visible(&st, &who, &id)?;
+    let view = visible(&st, &who, &id).await?;
     if !q.watch || view.status != InstanceStatus::Starting {
         return Ok(Json(view).into_response());
     }
@@ -143,7 +145,11 @@ pub async fn status(
         .unwrap_or(MAX_WATCH)
         .min(MAX_WATCH);
     let _ = tokio::time::timeout(wait, rx.changed()).await;
-    let latest = st.manager.get(&id).unwrap_or_else(|| rx.borrow().clone());
+    let latest = st
+        .manager
+        .get(&id)
+        .await
+        .unwrap_or_else(|| rx.borrow().clone());
     Ok(Json(latest).into_response())
 }
 
@@ -153,8 +159,8 @@ pub async fn heartbeat(
     ApiUser(who): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    visible(&st, &who, &id)?;
-    if let Some(route) = st.manager.routes().get(&id) {
+    visible(&st, &who, &id).await?;
+    if let Some(route) = st.manager.route(&id).await {
         route.touch();
     }
     Ok(StatusCode::NO_CONTENT.into_response())

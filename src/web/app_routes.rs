@@ -52,8 +52,8 @@ pub async fn app_proxy(
     let Some(session) = ctx.session.as_ref() else {
         return not_logged_in(&req);
     };
-    let Some(route) = st.manager.routes().get(&id) else {
-        return match st.manager.get(&id) {
+    let Some(route) = st.manager.route(&id).await else {
+        return match st.manager.get(&id).await {
             Some(v) if v.user != session.identity.user && !session.identity.is_admin => {
                 forbidden(session, &id)
             }
@@ -195,11 +195,12 @@ pub async fn app_direct(
         return not_logged_in(&req);
     };
     let who = &session.identity;
-    let view = match st.manager.current_for(&who.user, &spec_id) {
+    let view = match st.manager.current_for(&who.user, &spec_id).await {
         Some(v) if v.status != InstanceStatus::Failed => v,
         _ => match st
             .manager
             .launch_with_env(who, &spec_id, super::oidc::login_env(Some(session)))
+            .await
         {
             Ok(v) => v,
             Err(e) => {
@@ -220,10 +221,10 @@ pub async fn app_direct(
         let _ =
             tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting)).await;
     }
-    match st.manager.routes().get(&view.id) {
+    match st.manager.route(&view.id).await {
         Some(route) => forward(&st, &ctx, session, route, rest_at, req).await,
         None => {
-            let latest = st.manager.get(&view.id);
+            let latest = st.manager.get(&view.id).await;
             let (reason, lines) = match latest {
                 Some(v) => (
                     v.reason.unwrap_or_else(|| "the app is not running".into()),

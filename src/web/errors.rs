@@ -14,7 +14,9 @@ pub fn launch_status(e: &LaunchError) -> StatusCode {
         LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
         LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
         LaunchError::LimitReached(_) => StatusCode::CONFLICT,
-        LaunchError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        LaunchError::ShuttingDown | LaunchError::StoreUnavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 

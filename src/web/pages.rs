@@ -22,6 +22,7 @@ pub async fn portal(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> R
     let running: Vec<String> = st
         .manager
         .list(Some(&s.identity.user))
+        .await
         .into_iter()
         .filter(|v| v.status == InstanceStatus::Running)
         .map(|v| v.spec_id)
@@ -62,7 +63,7 @@ pub async fn app_page(
         return not_allowed(&st, &s, "You may not open this app.");
     }
     // Re-attach to the user's instance if there is one; the page starts one otherwise.
-    let instance = st.manager.current_for(&s.identity.user, &spec_id);
+    let instance = st.manager.current_for(&s.identity.user, &spec_id).await;
     let ctx = minijinja::context! {
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
@@ -72,7 +73,7 @@ pub async fn app_page(
 }
 
 pub async fn my_apps(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
-    let instances = st.manager.list(Some(&s.identity.user));
+    let instances = st.manager.list(Some(&s.identity.user)).await;
     let ctx = minijinja::context! { instances => v(&instances), ..st.page_ctx(Some(&s.identity), &s.csrf, "my-apps") };
     st.templates.render(StatusCode::OK, "my_apps.html", ctx)
 }
@@ -86,7 +87,7 @@ pub async fn stop_mine(
     if !csrf::matches(&s.csrf, form.csrf.as_deref()) {
         return csrf_failure(&st, &s);
     }
-    match st.manager.get(&id) {
+    match st.manager.get(&id).await {
         Some(v) if v.user == s.identity.user => {
             st.manager.stop(&id, StopReason::User).await;
             st.proxy
@@ -104,7 +105,7 @@ pub async fn admin(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Re
         return not_allowed(&st, &s, "Only administrators may see this page.");
     }
     let ctx = minijinja::context! {
-        instances => v(&st.manager.list(None)),
+        instances => v(&st.manager.list(None).await),
         max_total => st.config.proxy.max_total_instances,
         ..st.page_ctx(Some(&s.identity), &s.csrf, "admin")
     };

@@ -268,6 +268,10 @@ impl Backend for DockerBackend {
             .unwrap_or_default()
     }
 
+    fn outlives_server(&self) -> bool {
+        true
+    }
+
     async fn recover(&self) -> Vec<Recovered> {
         let containers = match self.labelled().await {
             Ok(c) => c,

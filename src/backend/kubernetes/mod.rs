@@ -425,6 +425,10 @@ impl Backend for KubernetesBackend {
     }
 
     /// The running pods of this realm are adopted; the rest (failed, or never ready) removed.
+    fn outlives_server(&self) -> bool {
+        true
+    }
+
     async fn recover(&self) -> Vec<Recovered> {
         let mut found = Vec::new();
         for (id, pod) in self.labelled_pods().await {

@@ -322,6 +322,10 @@ impl Backend for SwarmBackend {
             .unwrap_or_default()
     }
 
+    fn outlives_server(&self) -> bool {
+        true
+    }
+
     async fn recover(&self) -> Vec<Recovered> {
         let services = match self.labelled().await {
             Ok(s) => s,
