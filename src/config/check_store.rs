@@ -36,7 +36,7 @@ pub fn check_store(top: &Fields, proxy: &Fields, report: &mut Report) -> StoreCo
         tls: false,
         database: 0,
         sentinel: None,
-        timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(10),
     };
     // Spring Boot 3's place wins, key by key, over Boot 2's when a file has both.
     read_redis(&boot2, &mut settings, report);
@@ -211,7 +211,7 @@ fn parse_url(url: &str) -> Result<RedisSettings, String> {
         tls,
         database,
         sentinel: None,
-        timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(10),
     })
 }
 

@@ -297,7 +297,7 @@ fn key_far_from_any_known_key_is_unknown_without_a_suggestion() {
 fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     let loaded = ok(&format!(
         "proxy:
-  store-mode: Redis
+  seat-wait-time: 1000
   usage-stats-url: micrometer
   docker:
     cert-path: /certs
@@ -307,7 +307,7 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
 "
     ));
     for key in [
-        "proxy.store-mode",
+        "proxy.seat-wait-time",
         "proxy.usage-stats-url",
         "proxy.docker.cert-path",
         "proxy.specs[0].minimum-seats-available",

@@ -238,3 +238,321 @@ async fn while_redis_is_down_open_apps_keep_working_and_logins_get_a_clear_503()
     a.shutdown().await;
     b.shutdown().await;
 }
+
+fn apps_config(redis: &RedisServer) -> Config {
+    let mut cfg = config(vec![echo_spec("echo"), crate::websocket::demo_spec()]);
+    cfg.store = redis.store_config();
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_launched_through_one_replica_is_used_and_stopped_through_the_other() {
+    let redis = RedisServer::start();
+    let a = TestServer::start(apps_config(&redis)).await;
+    let b = TestServer::start(apps_config(&redis)).await;
+    let alice = Browser::login(&a, "alice").await;
+    let id = alice.launch_id("demo").await;
+
+    let on_b = through(&alice, &b);
+    let page = on_b.get(&format!("/app_proxy/{id}/")).await;
+    assert_eq!(page.status(), 200, "B proxies to the app A started");
+    let cookie = session_cookie(&a, "alice").await;
+    let mut ws = crate::websocket::connect(&b, &id, &cookie)
+        .await
+        .expect("a WebSocket through B");
+    assert_eq!(crate::websocket::square(&mut ws, 7).await["square"], 49);
+    drop(ws);
+
+    let bob = Browser::login(&b, "bob").await;
+    assert_eq!(
+        bob.get(&format!("/app_proxy/{id}/")).await.status(),
+        403,
+        "B lets bob into alice's app"
+    );
+    let listed: serde_json::Value = on_b.get("/api/proxy").await.json().await.expect("list");
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|l| l.iter().any(|v| v["id"] == id.as_str())),
+        "B does not list alice's instance: {listed}"
+    );
+
+    let stopped = on_b.api(Method::DELETE, &format!("/api/proxy/{id}")).await;
+    assert!(stopped.status().is_success(), "{}", stopped.status());
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            alice.get(&format!("/app_proxy/{id}/")).await.status() != 200
+                && on_b.get(&format!("/app_proxy/{id}/")).await.status() != 200
+        })
+        .await,
+        "the instance still answers after B stopped it"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_click_on_two_replicas_starts_one_instance() {
+    let redis = RedisServer::start();
+    let one = |redis: &RedisServer| {
+        let mut cfg = apps_config(redis);
+        cfg.proxy.specs[0].max_instances = Some(1);
+        cfg
+    };
+    let a = TestServer::start(one(&redis)).await;
+    let b = TestServer::start(one(&redis)).await;
+    let alice = Browser::login(&a, "alice").await;
+    let on_b = through(&alice, &b);
+    for round in 0..3 {
+        let (x, y) = tokio::join!(
+            alice.api(Method::POST, "/api/proxy/echo"),
+            on_b.api(Method::POST, "/api/proxy/echo"),
+        );
+        let mut statuses = [x.status().as_u16(), y.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "round {round}");
+        let started: serde_json::Value = if x.status() == 201 { x } else { y }
+            .json()
+            .await
+            .expect("view");
+        let id = started["id"].as_str().expect("id");
+        let stopped = on_b.api(Method::DELETE, &format!("/api/proxy/{id}")).await;
+        assert!(stopped.status().is_success());
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                alice.get(&format!("/api/proxy/{id}")).await.status() == 404
+            })
+            .await,
+            "round {round}: the instance was not forgotten"
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_users_across_three_replicas_start_exactly_the_server_limit() {
+    let redis = RedisServer::start();
+    let crowd = |redis: &RedisServer| {
+        let mut cfg = apps_config(redis);
+        cfg.proxy.max_total_instances = Some(50);
+        cfg.proxy.specs[0].max_instances = Some(1);
+        cfg.proxy.users.extend((0..200).map(|i| UserEntry {
+            name: format!("user{i}"),
+            password: PasswordSpec::Plain(PASSWORD.into()),
+            groups: vec!["analysts".into()],
+        }));
+        cfg
+    };
+    let replicas = [
+        TestServer::start(crowd(&redis)).await,
+        TestServer::start(crowd(&redis)).await,
+        TestServer::start(crowd(&redis)).await,
+    ];
+    let http = reqwest::Client::new();
+    // Every user clicks twice, on two different replicas, all at once.
+    let clicks = (0..400).map(|n| {
+        let user = format!("user{}", n / 2);
+        let url = replicas[n % 3].url("/api/proxy/echo");
+        let http = http.clone();
+        async move {
+            let resp = http
+                .post(url)
+                .basic_auth(&user, Some(PASSWORD))
+                .send()
+                .await
+                .expect("launch");
+            (user, resp.status().as_u16())
+        }
+    });
+    let answers = futures_util::future::join_all(clicks).await;
+    let admitted: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s)| *s == 201)
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(admitted.len(), 50, "{answers:?}");
+    assert!(
+        answers.iter().all(|(_, s)| *s == 201 || *s == 409),
+        "{answers:?}"
+    );
+    let distinct: std::collections::HashSet<&String> = admitted.iter().copied().collect();
+    assert_eq!(distinct.len(), 50, "somebody got two instances");
+    let all: serde_json::Value = http
+        .get(replicas[1].url("/api/proxy?all=true"))
+        .basic_auth("root", Some(PASSWORD))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let live = all
+        .as_array()
+        .map(|l| l.iter().filter(|v| v["status"] != "failed").count());
+    assert_eq!(live, Some(50), "{all}");
+    for server in replicas {
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_flushall_the_replicas_rebuild_the_registry_and_users_find_their_apps() {
+    let redis = RedisServer::start();
+    let a = TestServer::start(apps_config(&redis)).await;
+    let b = TestServer::start(apps_config(&redis)).await;
+    let alice = Browser::login(&a, "alice").await;
+    let id = alice.launch_id("echo").await;
+    assert_eq!(redis.cli(&["FLUSHALL"]).as_deref(), Some("OK"));
+
+    // Sessions went with the flush: alice logs in again, through B this time.
+    let again = Browser::login(&b, "alice").await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let list: serde_json::Value = again.get("/api/proxy").await.json().await.expect("list");
+            list.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|v| v["id"] == id.as_str() && v["status"] == "running")
+            })
+        })
+        .await,
+        "alice's instance never came back in the registry"
+    );
+    let app = again.get(&format!("/app_proxy/{id}/")).await;
+    assert_eq!(app.status(), 200, "and she can use it through B");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A vestibule replica as its own process, so it can be killed with SIGKILL mid-flight.
+struct ReplicaProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl ReplicaProcess {
+    async fn start(config: &std::path::Path) -> Self {
+        let port = crate::common::ports::free_port();
+        let config = config.to_path_buf();
+        let child = crate::common::keeper::spawn(move || {
+            crate::common::keeper::dies_with_us(&mut std::process::Command::new(vestibule_exe()))
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .args(["--port", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+        })
+        .expect("start a replica");
+        let me = Self { child, port };
+        let http = reqwest::Client::new();
+        assert!(
+            eventually(Duration::from_secs(15), || async {
+                http.get(me.url("/actuator/health")).send().await.is_ok()
+            })
+            .await,
+            "the replica on port {port} did not start"
+        );
+        me
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_is_killed_another_replica_takes_over_culling() {
+    let redis = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!(
+        "vestibule-leader-{}-{}",
+        std::process::id(),
+        redis.port
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("application.yml");
+    let echo = repo_path("tests/apps/echo/app.py");
+    std::fs::write(
+        &config,
+        format!(
+            "proxy:
+  bind-address: 127.0.0.1
+  authentication: simple
+  container-backend: process
+  store-mode: Redis
+  heartbeat-timeout: 6000
+  users:
+  - name: alice
+    password: \"{PASSWORD}\"
+  specs:
+  - id: echo
+    container-cmd: [\"python3\", \"{echo}\"]
+spring:
+  data:
+    redis:
+      host: 127.0.0.1
+      port: {port}
+",
+            echo = echo.display(),
+            port = redis.port
+        ),
+    )
+    .expect("config");
+    // The first replica takes the lease; the second starts once it holds it.
+    let mut leader = ReplicaProcess::start(&config).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let other = ReplicaProcess::start(&config).await;
+    let http = reqwest::Client::new();
+    let launched: serde_json::Value = http
+        .post(other.url("/api/proxy/echo"))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .await
+        .expect("launch")
+        .json()
+        .await
+        .expect("view");
+    let id = launched["id"].as_str().expect("id").to_string();
+    let status = |id: String| {
+        let http = http.clone();
+        let url = other.url(&format!("/api/proxy/{id}"));
+        async move {
+            http.get(url)
+                .basic_auth("alice", Some(PASSWORD))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    leader.kill();
+    let killed = tokio::time::Instant::now();
+    assert_eq!(status(id.clone()).await, 200, "the instance runs");
+    // heartbeat-timeout (6 s) + the lease running out (8 s) + a tick or two.
+    assert!(
+        eventually(Duration::from_secs(25), || {
+            let asked = status(id.clone());
+            async move { asked.await == 404 }
+        })
+        .await,
+        "the idle instance was never culled after the leader died"
+    );
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "culled before it was idle: {took:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

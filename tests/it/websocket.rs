@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-fn demo_spec() -> vestibule::config::AppSpec {
+pub(crate) fn demo_spec() -> vestibule::config::AppSpec {
     vestibule::config::embedded_default(&vestibule_exe(), String::new())
         .proxy
         .specs[0]
@@ -21,7 +21,7 @@ const STEP: Duration = Duration::from_secs(10);
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(server: &TestServer, id: &str, cookie: &str) -> Result<Ws, WsError> {
+pub(crate) async fn connect(server: &TestServer, id: &str, cookie: &str) -> Result<Ws, WsError> {
     let mut req = format!("ws://{}/app_proxy/{id}/ws", server.addr)
         .into_client_request()
         .expect("request");
@@ -52,7 +52,7 @@ async fn receive(ws: &mut Ws) -> Message {
     }
 }
 
-async fn square(ws: &mut Ws, n: i64) -> serde_json::Value {
+pub(crate) async fn square(ws: &mut Ws, n: i64) -> serde_json::Value {
     send(ws, Message::text(n.to_string())).await;
     match receive(ws).await {
         Message::Text(t) => serde_json::from_str(t.as_str()).expect("json"),

@@ -40,7 +40,7 @@ impl RedisServer {
             tls: false,
             database: 0,
             sentinel: None,
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
         })
     }
 
