@@ -18,6 +18,18 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub proxy: ProxyConfig,
     pub server: ServerConfig,
+    /// Usage statistics, logs and TLS: how the server is run rather than what it serves.
+    pub ops: OpsConfig,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OpsConfig {
+    /// `proxy.usage-stats-*` and `proxy.usage-stats`.
+    pub usage_stats: super::check_usage::UsageStatsConfig,
+    /// `proxy.log-as-json`.
+    pub log_as_json: bool,
+    /// `server.ssl.*`; `None` serves plain HTTP.
+    pub tls: Option<super::check_tls::TlsSettings>,
 }
 
 #[derive(Debug, Clone)]

@@ -287,7 +287,8 @@ impl Manager {
             }
         };
         if still_wanted {
-            self.metrics.launch_started(&req.spec.id, began.elapsed());
+            self.metrics
+                .launch_started(&id, &req.spec.id, began.elapsed());
             tracing::info!(instance = %id, app = %req.spec.id, "app is ready");
         } else {
             // Stopped while it was starting.
@@ -296,7 +297,7 @@ impl Manager {
     }
 
     async fn fail(&self, id: &str, app: &str, reason: String) {
-        self.metrics.launch_failed(app);
+        self.metrics.launch_failed(id, app);
         let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
         tracing::warn!(instance = %id, %reason, "launch failed");
         self.routes.remove(id);
@@ -325,7 +326,7 @@ impl Manager {
             return false;
         };
         self.routes.remove(id);
-        self.metrics.stopped(&app, why.label());
+        self.metrics.stopped(id, &app, why.label());
         tracing::info!(instance = %id, %app, reason = why.describe(), "stopping app");
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");

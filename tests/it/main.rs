@@ -28,5 +28,7 @@ mod proxy;
 mod rolling_update;
 mod security;
 mod swarm;
+mod tls;
+mod usage_stats;
 mod webservice;
 mod websocket;

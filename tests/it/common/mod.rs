@@ -6,12 +6,14 @@ pub mod app_browser;
 pub mod certs;
 pub mod chrome;
 pub mod docker;
+pub mod influxdb;
 pub mod keeper;
 pub mod kube_mock;
 pub mod log_capture;
 pub mod metrics;
 pub mod oidc_provider;
 pub mod ports;
+pub mod postgres;
 pub mod slapd;
 
 use std::net::SocketAddr;
