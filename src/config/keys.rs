@@ -499,7 +499,8 @@ pub static MULTIPART: Level = Level {
     others: Others::Ignored(STREAMED),
 };
 
-const LOGS: &str = "vestibule logs to standard error; choose what is logged with RUST_LOG";
+const LOGS: &str = "vestibule logs to standard output; choose what is logged with VESTIBULE_LOG, \
+                    and JSON lines with proxy.log-as-json";
 
 pub static LOGGING: Level = Level {
     keys: &[

@@ -22,6 +22,7 @@ mod kubernetes;
 mod ldap;
 mod lifecycle;
 mod load_balancer;
+mod logs;
 mod metrics;
 mod oidc;
 mod proxy;
