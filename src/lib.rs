@@ -38,6 +38,8 @@ use lifecycle::Manager;
 const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN_TIME: Duration = Duration::from_secs(10);
+/// How long shutdown waits for usage-statistics events still being written.
+const USAGE_FLUSH_TIME: Duration = Duration::from_secs(5);
 
 /// What the server needs from its host beyond the config.
 #[derive(Debug, Clone)]
@@ -217,6 +219,8 @@ pub async fn run(
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
     manager.shutdown().await;
+    // The stops just made are usage events too.
+    manager.metrics().flush_usage(USAGE_FLUSH_TIME).await;
     let _ = tokio::fs::remove_dir_all(&opts.work_dir).await;
     Ok(())
 }

@@ -117,6 +117,14 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("{w}");
             }
+            // The certificate is read as the server would, so a wrong password or alias shows
+            // up here rather than at the start.
+            if let Some(tls) = &loaded.config.ops.tls
+                && let Err(e) = vestibule::tls::check(tls)
+            {
+                eprintln!("{}: server.ssl: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: OK ({} app(s), {} warning(s))",
                 path.display(),

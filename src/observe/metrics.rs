@@ -22,7 +22,14 @@ struct Observers {
     usage: Usage,
     micrometer: Option<Micrometer>,
     owner_of: OwnerLookup,
+    /// Instances whose launch failed: removing them later is no stop of a running app, for
+    /// ShinyProxy's events and metrics (a ProxyStop with no ProxyStart would skew usage times).
+    failed: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
+
+/// Failed launches remembered at most; past it the set starts over (the culler forgets failed
+/// instances without a stop, so the set must not grow for ever).
+const FAILED_REMEMBERED: usize = 10_000;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
@@ -163,6 +170,7 @@ impl Metrics {
             usage,
             micrometer,
             owner_of,
+            failed: Default::default(),
         });
     }
 
@@ -176,6 +184,13 @@ impl Metrics {
         if let Some(o) = self.observers.get() {
             let user = (o.owner_of)(instance).unwrap_or_default();
             o.usage.record(UsageEvent::now(kind, &user, Some(app)));
+        }
+    }
+
+    /// Waits (at most `limit`) for usage events still being written.
+    pub async fn flush_usage(&self, limit: Duration) {
+        if let Some(o) = self.observers.get() {
+            o.usage.flush(limit).await;
         }
     }
 
@@ -196,6 +211,7 @@ impl Metrics {
 
     pub fn launch_failed(&self, instance: &str, app: &str) {
         self.instance_event(EventType::ProxyStartFailed, instance, app);
+        self.remember_failed(instance);
         if let Some(m) = self.micrometer() {
             m.start_failed(app);
         }
@@ -214,9 +230,20 @@ impl Metrics {
     /// An instance stopped; `reason` `crashed` is an app that stopped on its own, which
     /// ShinyProxy counts as a stop and a crash.
     pub fn stopped(&self, instance: &str, app: &str, reason: &str) {
+        self.stop(app, reason);
+        let was_failed = self
+            .observers
+            .get()
+            .is_some_and(|o| o.failed.lock().remove(instance));
+        if was_failed {
+            return;
+        }
         self.instance_event(EventType::ProxyStop, instance, app);
         if reason == "crashed" {
             self.instance_event(EventType::AppCrashed, instance, app);
+            // The crashed instance stays, shown as failed, until it is removed: that removal
+            // is no second stop.
+            self.remember_failed(instance);
         }
         if let Some(m) = self.micrometer() {
             m.stopped(app);
@@ -224,6 +251,20 @@ impl Metrics {
                 m.crashed(app);
             }
         }
+    }
+
+    fn remember_failed(&self, instance: &str) {
+        if let Some(o) = self.observers.get() {
+            let mut failed = o.failed.lock();
+            if failed.len() >= FAILED_REMEMBERED {
+                failed.clear();
+            }
+            failed.insert(instance.to_string());
+        }
+    }
+
+    /// vestibule's own stop count: every removal, failed launches included.
+    fn stop(&self, app: &str, reason: &str) {
         self.stops
             .get_or_create(&StopLabels {
                 app: app.into(),
@@ -290,5 +331,49 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UsageSink, UsageStatsConfig};
+
+    /// The usage events the metrics points produce, as a CSV sink writes them.
+    #[tokio::test]
+    async fn a_failed_or_crashed_instance_is_stopped_once_in_the_usage_events() {
+        let dir = std::env::temp_dir().join(format!("vestibule-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let csv = dir.join("usage.csv");
+        let _ = std::fs::remove_file(&csv);
+        let m = Metrics::new();
+        let config = UsageStatsConfig {
+            sinks: vec![UsageSink::Csv(csv.clone())],
+            micrometer_prefix: String::new(),
+        };
+        let usage = Usage::start(&config, m.usage_dropped());
+        m.attach(usage, None, Box::new(|_| Some("alice".to_string())));
+        m.launch_failed("i1", "broken");
+        m.stopped("i1", "broken", "logout");
+        m.launch_started("i2", "app", Duration::from_millis(5));
+        m.stopped("i2", "app", "crashed");
+        m.stopped("i2", "app", "logout");
+        m.flush_usage(Duration::from_secs(5)).await;
+        let text = std::fs::read_to_string(&csv).expect("csv");
+        let types: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(2))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "\"ProxyStartFailed\"",
+                "\"ProxyStart\"",
+                "\"ProxyStop\"",
+                "\"AppCrashed\""
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -48,6 +48,7 @@ async fn scenario(server: &TestServer) {
         .api(reqwest::Method::DELETE, &format!("/api/proxy/{id}"))
         .await;
     assert_eq!(stopped.status(), 200);
+    assert_eq!(alice.launch("broken").await["status"], "failed");
     let out = alice
         .http
         .post(server.url("/logout"))
@@ -62,13 +63,24 @@ async fn scenario(server: &TestServer) {
     );
 }
 
-const EXPECTED: [(&str, &str, &str); 5] = [
+const EXPECTED: [(&str, &str, &str); 6] = [
     ("mallory", "AuthFailed", ""),
     ("alice", "Login", ""),
     ("alice", "ProxyStart", "echo"),
     ("alice", "ProxyStop", "echo"),
+    ("alice", "ProxyStartFailed", "broken"),
     ("alice", "Logout", ""),
 ];
+
+fn specs() -> Vec<vestibule::config::AppSpec> {
+    vec![
+        echo_spec("echo"),
+        process_spec(
+            "broken",
+            &["sh", "-c", "echo 'no such package' >&2; exit 3"],
+        ),
+    ]
+}
 
 #[tokio::test]
 async fn events_reach_postgres_csv_and_influxdb_and_micrometer_names_are_served() {
@@ -99,7 +111,7 @@ async fn events_reach_postgres_csv_and_influxdb_and_micrometer_names_are_served(
         csv = csv.display(),
         influx = influx.base(),
     );
-    let mut cfg = with_ops(config(vec![echo_spec("echo")]), &yaml);
+    let mut cfg = with_ops(config(specs()), &yaml);
     cfg.server.management_port = Some(port);
     let server = TestServer::start(cfg).await;
     scenario(&server).await;
@@ -112,7 +124,7 @@ async fn events_reach_postgres_csv_and_influxdb_and_micrometer_names_are_served(
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Ok(found) = db
             .query(
-                "SELECT username, type, coalesce(data, '') FROM event ORDER BY event_time",
+                "SELECT username, type, coalesce(data, '') FROM event ORDER BY event_time, ctid",
                 &[],
             )
             .await
@@ -198,6 +210,7 @@ async fn events_reach_postgres_csv_and_influxdb_and_micrometer_names_are_served(
         (r#"shinyproxy_appStarts_total{spec_id="echo"}"#, 1.0),
         (r#"shinyproxy_appStops_total{spec_id="echo"}"#, 1.0),
         (r#"shinyproxy_startFailed_total{spec_id="echo"}"#, 0.0),
+        (r#"shinyproxy_startFailed_total{spec_id="broken"}"#, 1.0),
         (
             r#"shinyproxy_startupTime_seconds_count{spec_id="echo"}"#,
             1.0,

@@ -12,6 +12,9 @@ mod worker;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::{UsageSink, UsageStatsConfig};
@@ -73,6 +76,8 @@ impl UsageEvent {
 pub struct Usage {
     queues: Vec<(String, mpsc::Sender<UsageEvent>)>,
     dropped: Family<DropLabels, Counter>,
+    /// Events queued or being written, so that shutdown can wait for the last ones.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Usage {
@@ -80,6 +85,7 @@ impl Usage {
     /// Must be called inside a tokio runtime.
     pub fn start(config: &UsageStatsConfig, dropped: Family<DropLabels, Counter>) -> Self {
         let mut queues = Vec::new();
+        let pending = Arc::new(AtomicUsize::new(0));
         for sink in &config.sinks {
             let name = sink.name();
             let (tx, rx) = mpsc::channel(QUEUE);
@@ -98,18 +104,46 @@ impl Usage {
                 UsageSink::Postgres { .. } => Box::new(postgres::PostgresWriter::new(sink)),
             };
             tracing::info!(sink = %name, "sending usage statistics");
-            tokio::spawn(worker::run(name.clone(), writer, rx, dropped.clone()));
+            tokio::spawn(worker::run(
+                name.clone(),
+                writer,
+                rx,
+                dropped.clone(),
+                pending.clone(),
+            ));
             queues.push((name, tx));
         }
-        Self { queues, dropped }
+        Self {
+            queues,
+            dropped,
+            pending,
+        }
     }
 
     /// Hands `event` to every sink without waiting; a full queue drops it for that sink.
     pub fn record(&self, event: UsageEvent) {
         for (name, queue) in &self.queues {
+            self.pending.fetch_add(1, Ordering::SeqCst);
             if let Err(e) = queue.try_send(event.clone()) {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
                 worker::dropped(&self.dropped, name, "queue_full", &e.to_string());
             }
+        }
+    }
+
+    /// Waits until every recorded event is written (or given up on), for at most `limit`: the
+    /// events of a shutdown (its ProxyStops) would otherwise die with the process.
+    pub async fn flush(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    events = self.pending.load(Ordering::SeqCst),
+                    "usage statistics events not written before shutdown"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -29,9 +31,11 @@ pub async fn run(
     mut writer: Box<dyn Writer>,
     mut queue: mpsc::Receiver<UsageEvent>,
     dropped_count: Family<DropLabels, Counter>,
+    pending: Arc<AtomicUsize>,
 ) {
     while let Some(event) = queue.recv().await {
         let outcome = tokio::time::timeout(WRITE_TIMEOUT, writer.write(&event)).await;
+        pending.fetch_sub(1, Ordering::SeqCst);
         let error = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => format!("{e:#}"),
@@ -43,16 +47,21 @@ pub async fn run(
 
 /// Counts a lost event, and logs it. The count is what operators alert on; the log says why.
 pub fn dropped(count: &Family<DropLabels, Counter>, sink: &str, reason: &'static str, why: &str) {
-    count
+    let before = count
         .get_or_create(&DropLabels {
             sink: sink.to_string(),
             reason,
         })
         .inc();
-    tracing::warn!(
-        sink,
-        reason,
-        error = why,
-        "a usage statistics event was dropped"
-    );
+    // A sink that is down for long drops every event: the first few say why, then one line
+    // in a thousand keeps the log readable (the counter has them all).
+    if before < 10 || before % 1000 == 0 {
+        tracing::warn!(
+            sink,
+            reason,
+            error = why,
+            dropped_so_far = before + 1,
+            "a usage statistics event was dropped"
+        );
+    }
 }
