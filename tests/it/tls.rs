@@ -339,3 +339,37 @@ async fn a_certificate_that_cannot_be_read_stops_the_start() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    let logs = crate::common::log_capture::capture_logs();
+    // Our own listener first: SIGHUP's default action would end the whole test binary if it
+    // came before the server's listener is in place.
+    let mut ours =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("sighup");
+    let d = dir("hup");
+    let ca = make_certificates(&d);
+    let server = TestServer::start(with_tls(
+        config(vec![echo_spec("echo")]),
+        pem_source(&d),
+        None,
+    ))
+    .await;
+    let _ = tls_connect(&server, &ca, &[b"http/1.1"]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut reloaded = false;
+    while !reloaded && tokio::time::Instant::now() < deadline {
+        nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP)
+            .expect("send SIGHUP");
+        let _ = tokio::time::timeout(Duration::from_millis(200), ours.recv()).await;
+        reloaded = logs
+            .text()
+            .lines()
+            .any(|l| l.contains("TLS certificate reloaded") && l.contains("SIGHUP"));
+    }
+    assert!(reloaded, "SIGHUP reloads the certificate");
+    // Still serving after the reload.
+    let _ = tls_connect(&server, &ca, &[b"http/1.1"]).await;
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&d);
+}
