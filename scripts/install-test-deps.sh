@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything vestibule's test suite needs on a fresh Debian 12 machine:
-# Debian packages (browser, R Shiny, nginx, load tools, Redis, OpenLDAP) and a Python
+# Debian packages (browser, R Shiny, nginx, load tools, Redis, OpenLDAP, PostgreSQL and
+# InfluxDB for usage statistics) and a Python
 # virtualenv with the Python app frameworks. Idempotent, and quick when all is
 # already there, so CI can call it on every run.
 #
@@ -17,7 +18,7 @@ python="${VESTIBULE_PYTHON:-/usr/bin/python3}"
 
 # python3-venv: Debian's python3 cannot create a venv (no ensurepip) without it.
 debs=(chromium chromium-driver r-cran-shiny nginx-light wrk redis-server procps curl
-    python3 python3-venv slapd ldap-utils openssl busybox-static)
+    python3 python3-venv slapd ldap-utils openssl busybox-static postgresql influxdb)
 # Debian's kubernetes-client gives `kubectl kustomize` (renders deploy/kubernetes); any kubectl
 # already installed does as well, and would conflict with it.
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -11,7 +11,9 @@ pub mod lifecycle;
 mod listen;
 pub mod observe;
 pub mod proxy;
+mod redirect;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 use std::future::Future;
@@ -37,6 +39,8 @@ use lifecycle::Manager;
 const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN_TIME: Duration = Duration::from_secs(10);
+/// How long shutdown waits for usage-statistics events still being written.
+const USAGE_FLUSH_TIME: Duration = Duration::from_secs(5);
 
 /// What the server needs from its host beyond the config.
 #[derive(Debug, Clone)]
@@ -115,7 +119,16 @@ pub async fn run(
     tokio::task::spawn_blocking(move || remove_dead_runs_work_dirs(&work_dir));
     let backend = build_backend(&config, &opts).await?;
     let stopping = CancellationToken::new();
+    // Before anything is started: a certificate that cannot be served stops the start.
+    let tls = match &config.ops.tls {
+        Some(settings) => Some(
+            tls::acceptor(settings, stopping.clone())
+                .map_err(|e| anyhow::anyhow!("server.ssl: {e}"))?,
+        ),
+        None => None,
+    };
     let manager = Manager::new(config.clone(), backend.clone(), store.clone());
+    attach_observers(&config, &manager);
     if config.proxy.recover_running_proxies {
         manager.adopt(backend.recover().await).await;
     } else {
@@ -169,13 +182,24 @@ pub async fn run(
 
     let proxy = state.proxy.clone();
     let app = web::router(state);
+    let listener_port = listener.local_addr()?.port();
     let server = tokio::spawn(listen::serve(
         listener,
         app,
         listen::fit_to_open_files(config.proxy.connections.clone()),
         config.server.trusted_proxies.clone(),
+        tls,
         stopping.clone(),
     ));
+    if let Some(port) = config.ops.tls.as_ref().and_then(|t| t.redirect_http_port) {
+        let https_port = listener_port;
+        let plain = TcpListener::bind((config.proxy.bind_address, port))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot listen on server.ssl.redirect-http-port {port}: {e}")
+            })?;
+        tokio::spawn(redirect::serve(plain, https_port, stopping.clone()));
+    }
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -196,8 +220,29 @@ pub async fn run(
         Err(_) => tracing::warn!("some connections did not close in time"),
     }
     manager.shutdown().await;
+    // The stops just made are usage events too.
+    manager.metrics().flush_usage(USAGE_FLUSH_TIME).await;
     let _ = tokio::fs::remove_dir_all(&opts.work_dir).await;
     Ok(())
+}
+
+/// Usage statistics and ShinyProxy's metric names listen where the metrics are recorded.
+fn attach_observers(config: &Config, manager: &Arc<Manager>) {
+    let stats = &config.ops.usage_stats;
+    let usage = observe::usage::Usage::start(stats, manager.metrics().usage_dropped());
+    let micrometer = stats.micrometer().then(|| {
+        let apps: Vec<String> = config.proxy.specs.iter().map(|s| s.id.clone()).collect();
+        observe::micrometer::Micrometer::new(&stats.micrometer_prefix, &apps)
+    });
+    // Weak: the manager holds the metrics, which hold this.
+    let weak = Arc::downgrade(manager);
+    let owner_of = Box::new(move |instance: &str| {
+        let manager = weak.upgrade()?;
+        let view = manager.watch(instance)?;
+        let user = view.borrow().user.clone();
+        Some(user)
+    });
+    manager.metrics().attach(usage, micrometer, owner_of);
 }
 
 /// Closes WebSockets whose session expired, whose token was revoked (perhaps on another

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 use dashmap::DashMap;
-use http::{Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -21,9 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+use tracing::Instrument;
+
+use crate::observe::request_id;
 
 use crate::config::ConnectionLimits;
 
@@ -60,12 +64,14 @@ pub fn fit_to_open_files(mut limits: ConnectionLimits) -> ConnectionLimits {
     limits
 }
 
-/// Serves `app` on `listener` until `stop` is cancelled, then lets open requests finish.
+/// Serves `app` on `listener` (over TLS with `tls`) until `stop` is cancelled, then lets open
+/// requests finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
     trusted_proxies: Vec<ipnet::IpNet>,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
     let per_address = Arc::new(PerAddress::default());
@@ -90,8 +96,9 @@ pub async fn serve(
                 }
             },
         };
+        let trusted = crate::config::is_trusted_proxy(&trusted_proxies, peer.ip());
         // A load balancer's address is every user's: only the global cap applies to it.
-        let slot = if crate::config::is_trusted_proxy(&trusted_proxies, peer.ip()) {
+        let slot = if trusted {
             None
         } else {
             match per_address.claim(peer.ip(), limits.max_per_address) {
@@ -119,6 +126,8 @@ pub async fn serve(
         let conn = Connection {
             app: app.clone(),
             peer,
+            trusted,
+            tls: tls.clone(),
             head_timeout,
             evicted,
             _held: (slot, held),
@@ -132,6 +141,9 @@ pub async fn serve(
 struct Connection {
     app: Router,
     peer: SocketAddr,
+    /// A trusted load balancer: its `X-Request-Id` is kept.
+    trusted: bool,
+    tls: Option<TlsAcceptor>,
     head_timeout: Duration,
     /// `Some` for a reserve connection (health only): cancelled to make room for a newer one.
     evicted: Option<CancellationToken>,
@@ -173,10 +185,33 @@ impl Reserve {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, stop: CancellationToken) {
+    async fn serve(mut self, stream: TcpStream, stop: CancellationToken) {
+        match self.tls.take() {
+            None => self.serve_io(stream, false, stop).await,
+            Some(acceptor) => {
+                // The handshake counts against the head deadline: a client that opens a
+                // connection and says nothing is dropped as on plain HTTP.
+                let shake = tokio::time::timeout(self.head_timeout, acceptor.accept(stream));
+                match shake.await {
+                    Ok(Ok(tls)) => self.serve_io(tls, true, stop).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve_io<I>(self, io: I, over_tls: bool, stop: CancellationToken)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let Connection {
             app,
             peer,
+            trusted,
+            tls: _,
             head_timeout,
             evicted,
             _held,
@@ -184,15 +219,31 @@ impl Connection {
         let health_only = evicted.is_some();
         let service = tower::service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
+            let id = request_id::assign(req.headers_mut(), trusted);
+            let span = tracing::info_span!(
+                "request",
+                id = id.to_str().unwrap_or("-"),
+                method = %req.method(),
+                path = req.uri().path(),
+            );
             async move {
-                if health_only && req.uri().path() != HEALTH_PATH {
-                    return Ok(
-                        (StatusCode::SERVICE_UNAVAILABLE, "the server is full\n").into_response()
+                let mut resp = if health_only && req.uri().path() != HEALTH_PATH {
+                    (StatusCode::SERVICE_UNAVAILABLE, "the server is full\n").into_response()
+                } else {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.oneshot(req.map(Body::new)).await?
+                };
+                let headers = resp.headers_mut();
+                headers.insert(request_id::X_REQUEST_ID.clone(), id);
+                if over_tls {
+                    headers.insert(
+                        http::header::STRICT_TRANSPORT_SECURITY,
+                        HeaderValue::from_static(crate::tls::HSTS),
                     );
                 }
-                req.extensions_mut().insert(ConnectInfo(peer));
-                app.oneshot(req.map(Body::new)).await
+                Ok::<_, std::convert::Infallible>(resp)
             }
+            .instrument(span)
         });
         let mut builder = Builder::new(TokioExecutor::new());
         builder
@@ -204,13 +255,16 @@ impl Connection {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .enable_connect_protocol()
             .keep_alive_interval(head_timeout)
             .keep_alive_timeout(head_timeout);
-        let conn = builder.serve_connection_with_upgrades(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service),
-        );
+        // Over TLS, browsers negotiate HTTP/2 by ALPN and would open app WebSockets with
+        // CONNECT (RFC 8441) if offered; the app proxy forwards HTTP/1.1 upgrades, so it is
+        // not offered there and browsers open a separate HTTP/1.1 connection for WebSockets.
+        if !over_tls {
+            builder.http2().enable_connect_protocol();
+        }
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(conn);
         let done = tokio::select! {
             r = conn.as_mut() => r,

@@ -75,10 +75,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to standard error, as JSON lines with `proxy.log-as-json` (or
+/// `VESTIBULE_LOG_FORMAT=json`); each line of a request carries its id (the `request` span).
+fn init_logging(log_as_json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VESTIBULE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = std::env::var("VESTIBULE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let json = log_as_json || std::env::var("VESTIBULE_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
@@ -114,6 +116,14 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{w}");
+            }
+            // The certificate is read as the server would, so a wrong password or alias shows
+            // up here rather than at the start.
+            if let Some(tls) = &loaded.config.ops.tls
+                && let Err(e) = vestibule::tls::check(tls)
+            {
+                eprintln!("{}: server.ssl: {e}", path.display());
+                return ExitCode::FAILURE;
             }
             println!(
                 "{}: OK ({} app(s), {} warning(s))",
@@ -172,17 +182,19 @@ async fn serve(
     port: Option<u16>,
     bind: Option<std::net::IpAddr>,
 ) -> anyhow::Result<()> {
-    init_logging();
     let opts = vestibule::RunOptions::from_current_exe()?;
     let mut cfg = match &path {
         Some(p) => {
+            // Read before logging starts, since the file says how to log.
             let loaded = config::load_file(p, &ProcessEnv).map_err(|e| anyhow::anyhow!("{e}"))?;
+            init_logging(loaded.config.ops.log_as_json);
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
             loaded.config
         }
         None => {
+            init_logging(false);
             let password = vestibule::auth::session::random_token()[..16].to_string();
             let hash =
                 vestibule::auth::password::hash(&password).map_err(|e| anyhow::anyhow!(e))?;

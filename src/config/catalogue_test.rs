@@ -51,13 +51,14 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
   oauth2: {{jwks-url: 'https://idp.example/jwks'}}
   custom-header: {{}}
   webservice: {{authentication-url: 'https://auth.example/login'}}
+  usage-stats: [{{url: usage.csv}}]
   docker: {{}}
   kubernetes: {{}}
   specs:
   - id: app
     container-cmd: [run]
     container-image: img
-server: {{}}
+server: {{ssl: {{certificate: c.pem, certificate-private-key: k.pem}}}}
 management: {{server: {{}}}}
 spring:
   session: {{store-type: none}}

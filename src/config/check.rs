@@ -57,6 +57,11 @@ pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
                 &server, &proxy, report,
             ),
         },
+        ops: OpsConfig {
+            usage_stats: super::check_usage::check_usage_stats(&proxy, report),
+            log_as_json: super::check_logging::check_log_as_json(&proxy, report),
+            tls: super::check_tls::check_tls(&server, report),
+        },
     }
 }
 

@@ -89,5 +89,6 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             frame_options: Default::default(),
             trusted_proxies: Vec::new(),
         },
+        ops: Default::default(),
     }
 }

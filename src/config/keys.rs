@@ -150,10 +150,16 @@ pub static PROXY: Level = Level {
         used("recover-running-proxies"),
         used("store-mode"),
         todo("seat-wait-time"),
-        todo("usage-stats-url"),
-        todo("usage-stats-username"),
-        todo("usage-stats-password"),
+        used("usage-stats-url"),
+        used("usage-stats-username"),
+        used("usage-stats-password"),
+        used("usage-stats-table-name"),
+        // ShinyProxy evaluates these as SpEL per event; vestibule does not yet.
         todo("usage-stats-attributes"),
+        used("usage-stats-micrometer-prefix"),
+        section("usage-stats", Status::Used, Shape::List(&USAGE_STATS)),
+        todo("usage-stats-hikari"),
+        used("log-as-json"),
         todo("my-apps-mode"),
         todo("logo-width"),
         todo("logo-height"),
@@ -179,6 +185,17 @@ pub static PROXY: Level = Level {
         section("saml", Status::NotImplemented, Shape::Map(&SAML)),
         section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
         section("webservice", Status::Used, Shape::Map(&WEBSERVICE)),
+    ],
+    others: Others::Unknown,
+};
+
+pub static USAGE_STATS: Level = Level {
+    keys: &[
+        used("url"),
+        used("username"),
+        used("password"),
+        used("table-name"),
+        todo("attributes"),
     ],
     others: Others::Unknown,
 };
@@ -390,12 +407,35 @@ pub static SERVER: Level = Level {
         used("frame-options"),
         section("servlet", Status::Accepted, Shape::Map(&SERVER_SERVLET)),
         used("forward-headers-strategy"),
+        section("ssl", Status::Used, Shape::Map(&SERVER_SSL)),
         ignored(
             "port",
             "vestibule listens on proxy.port; server.port is ignored",
         ),
     ],
     others: Others::Ignored(SPRING_IGNORED),
+};
+
+/// Spring Boot's TLS keys. Unlike the rest of `server.*`, nothing here is ignored: a TLS setting
+/// vestibule cannot honour is an error, and an unknown key is a typo to report.
+pub static SERVER_SSL: Level = Level {
+    keys: &[
+        used("enabled"),
+        used("key-store"),
+        used("key-store-password"),
+        used("key-store-type"),
+        used("key-alias"),
+        used("key-password"),
+        used("certificate"),
+        used("certificate-private-key"),
+        used("enabled-protocols"),
+        used("client-auth"),
+        used("trust-store"),
+        used("ciphers"),
+        // vestibule's own: a plain-HTTP port that redirects to HTTPS.
+        used("redirect-http-port"),
+    ],
+    others: Others::Unknown,
 };
 
 pub static SERVER_SERVLET: Level = Level {
@@ -494,7 +534,8 @@ pub static MULTIPART: Level = Level {
     others: Others::Ignored(STREAMED),
 };
 
-const LOGS: &str = "vestibule logs to standard error; choose what is logged with RUST_LOG";
+const LOGS: &str = "vestibule logs to standard output; choose what is logged with VESTIBULE_LOG, \
+                    and JSON lines with proxy.log-as-json";
 
 pub static LOGGING: Level = Level {
     keys: &[

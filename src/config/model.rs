@@ -20,6 +20,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where sessions, tokens and other shared state live.
     pub store: StoreConfig,
+    /// Usage statistics, logs and TLS: how the server is run rather than what it serves.
+    pub ops: OpsConfig,
 }
 
 /// `proxy.store-mode` with Spring's Redis keys.
@@ -52,6 +54,16 @@ pub struct RedisSentinel {
     pub master: String,
     pub nodes: Vec<(String, u16)>,
     pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OpsConfig {
+    /// `proxy.usage-stats-*` and `proxy.usage-stats`.
+    pub usage_stats: super::check_usage::UsageStatsConfig,
+    /// `proxy.log-as-json`.
+    pub log_as_json: bool,
+    /// `server.ssl.*`; `None` serves plain HTTP.
+    pub tls: Option<super::check_tls::TlsSettings>,
 }
 
 #[derive(Debug, Clone)]

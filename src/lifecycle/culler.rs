@@ -45,7 +45,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
                 Verdict::Crashed(how) => {
                     let app = manager.entries.lock().get(&id).map(|e| e.spec.id.clone());
                     if let Some(app) = app {
-                        manager.metrics.stopped(&app, "crashed");
+                        manager.metrics.stopped(&id, &app, "crashed");
                     }
                     let lines = manager.backend.last_log_lines(&id, FAILURE_LOG_LINES);
                     manager.routes.remove(&id);

@@ -346,7 +346,8 @@ impl Manager {
         };
         if still_wanted {
             self.publish(&id).await;
-            self.metrics.launch_started(&req.spec.id, began.elapsed());
+            self.metrics
+                .launch_started(&id, &req.spec.id, began.elapsed());
             tracing::info!(instance = %id, app = %req.spec.id, "app is ready");
         } else {
             // Stopped while it was starting.
@@ -355,7 +356,7 @@ impl Manager {
     }
 
     async fn fail(&self, id: &str, app: &str, reason: String) {
-        self.metrics.launch_failed(app);
+        self.metrics.launch_failed(id, app);
         let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
         tracing::warn!(instance = %id, %reason, "launch failed");
         self.routes.remove(id);
@@ -416,7 +417,7 @@ impl Manager {
         }
         // Its replica is gone: whoever is asked finishes the job.
         self.routes.remove(id);
-        self.metrics.stopped(&record.view.spec_id, why.label());
+        self.metrics.stopped(id, &record.view.spec_id, why.label());
         tracing::info!(instance = %id, replica = %record.replica, reason = why.describe(), "stopping an instance whose replica is gone");
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");
@@ -437,7 +438,7 @@ impl Manager {
             return false;
         };
         self.routes.remove(id);
-        self.metrics.stopped(&app, why.label());
+        self.metrics.stopped(id, &app, why.label());
         tracing::info!(instance = %id, %app, reason = why.describe(), "stopping app");
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");

@@ -7,7 +7,29 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use super::micrometer::Micrometer;
+use super::usage::{DropLabels, EventType, Usage, UsageEvent};
+
+/// Finds who owns an instance, for the usage events of app starts and stops.
+pub type OwnerLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What listens to the same points as the metrics: usage-statistics sinks and ShinyProxy's
+/// metric names. Attached once the server has its config.
+struct Observers {
+    usage: Usage,
+    micrometer: Option<Micrometer>,
+    owner_of: OwnerLookup,
+    /// Instances whose launch failed: removing them later is no stop of a running app, for
+    /// ShinyProxy's events and metrics (a ProxyStop with no ProxyStart would skew usage times).
+    failed: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Failed launches remembered at most; past it the set starts over (the culler forgets failed
+/// instances without a stop, so the set must not grow for ever).
+const FAILED_REMEMBERED: usize = 10_000;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
@@ -75,6 +97,8 @@ pub struct Metrics {
     stops: Family<StopLabels, Counter>,
     instances: Family<InstanceLabels, Gauge>,
     logins: Family<LoginLabels, Counter>,
+    usage_dropped: Family<DropLabels, Counter>,
+    observers: OnceLock<Observers>,
 }
 
 impl Default for Metrics {
@@ -115,6 +139,13 @@ impl Metrics {
             instances.clone(),
         );
         registry.register("logins", "Logins by method and outcome", logins.clone());
+        let usage_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "usage_events_dropped",
+            "Usage statistics events that never reached their sink, by sink and why \
+             (queue_full: the sink is too slow; write_failed: it refused or did not answer)",
+            usage_dropped.clone(),
+        );
         Self {
             registry,
             launches,
@@ -122,17 +153,68 @@ impl Metrics {
             stops,
             instances,
             logins,
+            usage_dropped,
+            observers: OnceLock::new(),
         }
     }
 
-    pub fn launch_started(&self, app: &str, took: Duration) {
+    /// The counter usage-statistics sinks count lost events in.
+    pub fn usage_dropped(&self) -> Family<DropLabels, Counter> {
+        self.usage_dropped.clone()
+    }
+
+    /// Sends what is recorded from now on to `usage` and, when set, `micrometer` as well.
+    /// Only the first call counts: the server attaches its observers once.
+    pub fn attach(&self, usage: Usage, micrometer: Option<Micrometer>, owner_of: OwnerLookup) {
+        let _ = self.observers.set(Observers {
+            usage,
+            micrometer,
+            owner_of,
+            failed: Default::default(),
+        });
+    }
+
+    fn event(&self, kind: EventType, user: &str, data: Option<&str>) {
+        if let Some(o) = self.observers.get() {
+            o.usage.record(UsageEvent::now(kind, user, data));
+        }
+    }
+
+    fn instance_event(&self, kind: EventType, instance: &str, app: &str) {
+        if let Some(o) = self.observers.get() {
+            let user = (o.owner_of)(instance).unwrap_or_default();
+            o.usage.record(UsageEvent::now(kind, &user, Some(app)));
+        }
+    }
+
+    /// Waits (at most `limit`) for usage events still being written.
+    pub async fn flush_usage(&self, limit: Duration) {
+        if let Some(o) = self.observers.get() {
+            o.usage.flush(limit).await;
+        }
+    }
+
+    fn micrometer(&self) -> Option<&Micrometer> {
+        self.observers.get()?.micrometer.as_ref()
+    }
+
+    pub fn launch_started(&self, instance: &str, app: &str, took: Duration) {
+        self.instance_event(EventType::ProxyStart, instance, app);
+        if let Some(m) = self.micrometer() {
+            m.started(app, took);
+        }
         self.launch(app, "started");
         self.launch_seconds
             .get_or_create(&AppLabels { app: app.into() })
             .observe(took.as_secs_f64());
     }
 
-    pub fn launch_failed(&self, app: &str) {
+    pub fn launch_failed(&self, instance: &str, app: &str) {
+        self.instance_event(EventType::ProxyStartFailed, instance, app);
+        self.remember_failed(instance);
+        if let Some(m) = self.micrometer() {
+            m.start_failed(app);
+        }
         self.launch(app, "failed");
     }
 
@@ -145,7 +227,44 @@ impl Metrics {
             .inc();
     }
 
-    pub fn stopped(&self, app: &str, reason: &str) {
+    /// An instance stopped; `reason` `crashed` is an app that stopped on its own, which
+    /// ShinyProxy counts as a stop and a crash.
+    pub fn stopped(&self, instance: &str, app: &str, reason: &str) {
+        self.stop(app, reason);
+        let was_failed = self
+            .observers
+            .get()
+            .is_some_and(|o| o.failed.lock().remove(instance));
+        if was_failed {
+            return;
+        }
+        self.instance_event(EventType::ProxyStop, instance, app);
+        if reason == "crashed" {
+            self.instance_event(EventType::AppCrashed, instance, app);
+            // The crashed instance stays, shown as failed, until it is removed: that removal
+            // is no second stop.
+            self.remember_failed(instance);
+        }
+        if let Some(m) = self.micrometer() {
+            m.stopped(app);
+            if reason == "crashed" {
+                m.crashed(app);
+            }
+        }
+    }
+
+    fn remember_failed(&self, instance: &str) {
+        if let Some(o) = self.observers.get() {
+            let mut failed = o.failed.lock();
+            if failed.len() >= FAILED_REMEMBERED {
+                failed.clear();
+            }
+            failed.insert(instance.to_string());
+        }
+    }
+
+    /// vestibule's own stop count: every removal, failed launches included.
+    fn stop(&self, app: &str, reason: &str) {
         self.stops
             .get_or_create(&StopLabels {
                 app: app.into(),
@@ -156,7 +275,23 @@ impl Metrics {
 
     /// A login by `method` (`form`, `openid`, `header`). HTTP Basic on API calls is not
     /// counted: each call authenticates again, so it would count calls, not logins.
-    pub fn login(&self, method: &'static str, outcome: LoginOutcome) {
+    pub fn login(&self, method: &'static str, outcome: LoginOutcome, user: &str) {
+        match outcome {
+            LoginOutcome::Success => {
+                self.event(EventType::Login, user, None);
+                if let Some(m) = self.micrometer() {
+                    m.login();
+                }
+            }
+            LoginOutcome::Refused | LoginOutcome::Throttled => {
+                self.event(EventType::AuthFailed, user, None);
+                if let Some(m) = self.micrometer() {
+                    m.auth_failed();
+                }
+            }
+            // The login service could not be asked: nothing is known about the user.
+            LoginOutcome::Unavailable => {}
+        }
         self.logins
             .get_or_create(&LoginLabels {
                 method,
@@ -165,19 +300,80 @@ impl Metrics {
             .inc();
     }
 
+    pub fn logout(&self, user: &str) {
+        self.event(EventType::Logout, user, None);
+        if let Some(m) = self.micrometer() {
+            m.logout();
+        }
+    }
+
     /// The exposition text, with the instance gauges set from `counts` ((app, status) → n)
     /// first, so they describe this moment.
     pub fn render(&self, counts: impl IntoIterator<Item = ((String, String), i64)>) -> String {
         self.instances.clear();
+        let mut running: std::collections::HashMap<String, i64> = Default::default();
         for ((app, status), n) in counts {
+            if status == "running" {
+                *running.entry(app.clone()).or_default() += n;
+            }
             self.instances
                 .get_or_create(&InstanceLabels { app, status })
                 .set(n);
         }
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+        let mut encoded = encode_registry(&mut text, &self.registry);
+        if let Some(m) = self.micrometer() {
+            m.set_running(running);
+            encoded = encoded.and_then(|()| encode_registry(&mut text, m.registry()));
+        }
+        if let Err(e) = encoded.and_then(|()| encode_eof(&mut text)) {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UsageSink, UsageStatsConfig};
+
+    /// The usage events the metrics points produce, as a CSV sink writes them.
+    #[tokio::test]
+    async fn a_failed_or_crashed_instance_is_stopped_once_in_the_usage_events() {
+        let dir = std::env::temp_dir().join(format!("vestibule-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let csv = dir.join("usage.csv");
+        let _ = std::fs::remove_file(&csv);
+        let m = Metrics::new();
+        let config = UsageStatsConfig {
+            sinks: vec![UsageSink::Csv(csv.clone())],
+            micrometer_prefix: String::new(),
+        };
+        let usage = Usage::start(&config, m.usage_dropped());
+        m.attach(usage, None, Box::new(|_| Some("alice".to_string())));
+        m.launch_failed("i1", "broken");
+        m.stopped("i1", "broken", "logout");
+        m.launch_started("i2", "app", Duration::from_millis(5));
+        m.stopped("i2", "app", "crashed");
+        m.stopped("i2", "app", "logout");
+        m.flush_usage(Duration::from_secs(5)).await;
+        let text = std::fs::read_to_string(&csv).expect("csv");
+        let types: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(2))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "\"ProxyStartFailed\"",
+                "\"ProxyStart\"",
+                "\"ProxyStop\"",
+                "\"AppCrashed\""
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -44,6 +44,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
     let client = super::forwarded::client(peer, req.headers(), &st.config.server.trusted_proxies);
     let client_ip = client.ip;
     let secure = st.config.server.secure_cookies
+        || st.config.ops.tls.is_some()
         || client.proto.as_deref() == Some("https")
         || cookies::forwarded_https(req.headers());
     let mut session = match cookies::read(req.headers(), COOKIE_NAME) {
@@ -137,9 +138,11 @@ async fn header_session(
         return Ok((s, false));
     }
     tracing::info!(event = "login", user = %identity.user, ip = %client_ip, via = "header", "logged in");
-    st.manager
-        .metrics()
-        .login("header", crate::observe::LoginOutcome::Success);
+    st.manager.metrics().login(
+        "header",
+        crate::observe::LoginOutcome::Success,
+        &identity.user,
+    );
     let s = Session::new(identity);
     if let Err(e) = st.sessions.save(&s).await {
         tracing::warn!(error = %e, "a header login could not be stored");

@@ -143,7 +143,9 @@ pub async fn submit(
     };
     if let Some(wait) = wait {
         tracing::warn!(event = "login_throttled", user, ip = %ctx.client_ip, "too many login attempts");
-        st.manager.metrics().login("form", LoginOutcome::Throttled);
+        st.manager
+            .metrics()
+            .login("form", LoginOutcome::Throttled, user);
         let msg = format!(
             "Too many failed login attempts. Try again in {} seconds.",
             wait.as_secs().max(1)
@@ -161,7 +163,9 @@ pub async fn submit(
         Ok(identity) => {
             st.throttle.succeeded(user).await;
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
-            st.manager.metrics().login("form", LoginOutcome::Success);
+            st.manager
+                .metrics()
+                .login("form", LoginOutcome::Success, &identity.user);
             // A new id at login, so a session id planted before login is worthless.
             if let Some(old) = &ctx.session {
                 st.sessions.delete(&old.id).await;
@@ -199,7 +203,7 @@ pub async fn submit(
                     (StatusCode::SERVICE_UNAVAILABLE, LoginOutcome::Unavailable)
                 }
             };
-            st.manager.metrics().login("form", outcome);
+            st.manager.metrics().login("form", outcome, user);
             render_form(
                 &st,
                 &ctx,
@@ -267,6 +271,7 @@ pub async fn logout(
         .close(&crate::proxy::closers::Opener::Session(session.id.clone()));
     st.sessions.delete(&session.id).await;
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
+    st.manager.metrics().logout(&session.identity.user);
     let mut resp = match &st.oidc {
         // Back to /login would log the user straight in again while the provider's own
         // session lasts, so the provider's logout comes next, or a page that says it is done.

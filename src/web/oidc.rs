@@ -107,7 +107,9 @@ pub async fn callback(
                 is_admin,
             };
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, method = "openid", "logged in");
-            st.manager.metrics().login("openid", LoginOutcome::Success);
+            st.manager
+                .metrics()
+                .login("openid", LoginOutcome::Success, &identity.user);
             if let Some(old) = &ctx.session {
                 st.sessions.delete(&old.id).await;
             }
@@ -132,7 +134,8 @@ fn failed(st: &AppState, ctx: &RequestCtx, e: &OidcError) -> Response {
         OidcError::Unavailable(_) | OidcError::Store(_) => LoginOutcome::Unavailable,
         _ => LoginOutcome::Refused,
     };
-    st.manager.metrics().login("openid", outcome);
+    // The provider refused before naming anyone.
+    st.manager.metrics().login("openid", outcome, "");
     let status = match e {
         OidcError::Unavailable(_) | OidcError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         OidcError::NoPendingLogin | OidcError::StateMismatch => StatusCode::BAD_REQUEST,

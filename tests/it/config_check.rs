@@ -298,7 +298,7 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     let loaded = ok(&format!(
         "proxy:
   seat-wait-time: 1000
-  usage-stats-url: micrometer
+  my-apps-mode: Inline
   docker:
     cert-path: /certs
 {PROCESS_APP}    minimum-seats-available: 2
@@ -308,7 +308,7 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     ));
     for key in [
         "proxy.seat-wait-time",
-        "proxy.usage-stats-url",
+        "proxy.my-apps-mode",
         "proxy.docker.cert-path",
         "proxy.specs[0].minimum-seats-available",
         "proxy.specs[0].parameters",
@@ -910,4 +910,25 @@ fn forwarding_headers_are_believed_only_from_the_proxies_the_file_trusts() {
             .any(|d| d.line == 2 && d.to_string().contains("native, framework or none")),
         "{errs:#?}"
     );
+}
+
+#[test]
+fn tls_and_usage_settings_that_cannot_be_honoured_are_errors_with_their_place() {
+    let found = errors(
+        "proxy:
+  container-backend: process
+  usage-stats-url: jdbc:mysql://db/stats
+server:
+  ssl:
+    key-store: /etc/server.p12
+    client-auth: need
+",
+        &no_env(),
+    );
+    let ssl = about(&found, "server.ssl.client-auth");
+    assert_eq!(ssl.line, 7, "{ssl}");
+    assert!(ssl.message.contains("client certificates"), "{ssl}");
+    let usage = about(&found, "proxy.usage-stats-url");
+    assert_eq!(usage.line, 3, "{usage}");
+    assert!(usage.message.contains("PostgreSQL"), "{usage}");
 }

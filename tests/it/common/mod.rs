@@ -6,6 +6,7 @@ pub mod app_browser;
 pub mod certs;
 pub mod chrome;
 pub mod docker;
+pub mod influxdb;
 pub mod keeper;
 pub mod kube_mock;
 pub mod log_capture;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod oidc_provider;
 pub mod ports;
+pub mod postgres;
 pub mod redis;
 pub mod slapd;
 
