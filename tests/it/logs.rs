@@ -163,9 +163,16 @@ async fn no_password_or_token_reaches_the_logs() {
 #[tokio::test]
 async fn every_line_of_a_request_carries_its_id_and_only_trusted_ids_are_kept() {
     let logs = capture_logs();
-    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    // A user no other test logs in as: the captured log holds every test's lines.
+    let mut cfg = config(vec![echo_spec("echo")]);
+    cfg.proxy.users.push(UserEntry {
+        name: "request-id-reader".into(),
+        password: PasswordSpec::Plain(PASSWORD.into()),
+        groups: vec![],
+    });
+    let server = TestServer::start(cfg).await;
     let b = Browser::new(&server);
-    let login = b.try_login("alice", PASSWORD).await;
+    let login = b.try_login("request-id-reader", PASSWORD).await;
     let id = login.headers()["x-request-id"]
         .to_str()
         .expect("ascii")
@@ -174,7 +181,7 @@ async fn every_line_of_a_request_carries_its_id_and_only_trusted_ids_are_kept() 
     let line = logs
         .text()
         .lines()
-        .find(|l| l.contains("logged in") && l.contains("alice"))
+        .find(|l| l.contains("logged in") && l.contains("request-id-reader"))
         .map(str::to_string)
         .expect("the login is logged");
     assert!(
