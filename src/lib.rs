@@ -129,11 +129,16 @@ pub async fn run(
     };
     let manager = Manager::new(config.clone(), backend.clone(), store.clone());
     attach_observers(&config, &manager);
-    if config.proxy.recover_running_proxies {
+    if store.is_shared() {
+        // Other replicas may run what the backend finds: the leader sorts out what belongs to
+        // nobody (lifecycle's culler), never this start.
+    } else if config.proxy.recover_running_proxies {
         manager.adopt(backend.recover().await).await;
     } else {
-        // Nobody can reach what an earlier run left: its routes died with it.
-        backend.remove_leftovers().await;
+        // Nobody can reach what an earlier run left: its routes died with it. In the
+        // background, so containers slow to stop do not delay the first answer.
+        let backend = backend.clone();
+        tokio::spawn(async move { backend.remove_leftovers().await });
     }
     manager.spawn_culler(stopping.clone());
     let sessions = Sessions::new(store.clone(), SESSION_IDLE_TIMEOUT);

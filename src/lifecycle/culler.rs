@@ -19,6 +19,17 @@ const KEEP_FAILED_FOR: Duration = Duration::from_secs(15 * 60);
 /// How often the leader looks for instances of replicas that died.
 const ORPHANS_EVERY: Duration = Duration::from_secs(5);
 
+/// Every this many orphan passes, the backend is listed for instances with no record.
+const UNRECORDED_EVERY_PASSES: u64 = 6;
+
+/// What the leader remembers between its passes over orphans.
+#[derive(Default)]
+struct Pass {
+    count: u64,
+    /// Instances found with no record on the last look.
+    unrecorded: HashSet<String>,
+}
+
 enum Verdict {
     Crashed(String),
     ForgetFailure,
@@ -35,6 +46,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut orphans_checked: Option<Instant> = None;
+    let mut pass = Pass::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -81,7 +93,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
         }
         if orphans_checked.is_none_or(|t| t.elapsed() >= ORPHANS_EVERY) {
             orphans_checked = Some(Instant::now());
-            take_over_orphans(&manager).await;
+            take_over_orphans(&manager, &mut pass).await;
         }
     }
 }
@@ -182,50 +194,70 @@ async fn judge_all(manager: &Manager) -> Vec<(String, StopReason)> {
     verdicts
 }
 
-/// Instances whose replica died: taken over where they still run, forgotten otherwise.
-async fn take_over_orphans(manager: &Manager) {
+/// Instances whose replica died: taken over where they still run, forgotten otherwise. And
+/// instances that run with no record at all (the store lost it, and the replica that ran them
+/// is gone too): adopted with `recover-running-proxies`, removed otherwise. A replica writes its
+/// instances again within seconds of the store losing them, so an instance is judged
+/// unrecorded only when two passes in a row find no record.
+async fn take_over_orphans(manager: &Arc<Manager>, pass: &mut Pass) {
     if !manager.registry.store().is_shared() {
         return;
     }
+    pass.count += 1;
+    // Listing the backend asks it about every instance: only when needed, or now and then.
+    let look_for_unrecorded = pass.count.is_multiple_of(UNRECORDED_EVERY_PASSES);
     let (Ok(records), Ok(alive)) = (
         manager.registry.all().await,
         Lease::alive(&manager.registry).await,
     ) else {
         return;
     };
+    let recorded: HashSet<String> = records.iter().map(|r| r.view.id.clone()).collect();
     let orphans: Vec<_> = records
         .into_iter()
         .filter(|r| !alive.contains(&r.replica))
         .collect();
-    if orphans.is_empty() {
-        return;
+    let running =
+        if manager.backend.outlives_server() && (!orphans.is_empty() || look_for_unrecorded) {
+            manager.backend.recover().await
+        } else {
+            Vec::new()
+        };
+    let orphan_ids: HashSet<&str> = orphans.iter().map(|r| r.view.id.as_str()).collect();
+    let own: HashSet<String> = manager.entries.lock().keys().cloned().collect();
+    let mut adopt = Vec::new();
+    let mut seen_unrecorded = HashSet::new();
+    for r in running {
+        if orphan_ids.contains(r.instance_id.as_str()) {
+            adopt.push(r);
+        } else if !recorded.contains(&r.instance_id) && !own.contains(&r.instance_id) {
+            if pass.unrecorded.contains(&r.instance_id) {
+                if manager.config.proxy.recover_running_proxies {
+                    adopt.push(r);
+                } else {
+                    tracing::info!(instance = %r.instance_id, "removing an instance no replica knows of");
+                    let backend = manager.backend.clone();
+                    tokio::spawn(async move { backend.stop(&r.instance_id).await });
+                }
+            } else {
+                seen_unrecorded.insert(r.instance_id);
+            }
+        }
     }
-    let ids: HashSet<String> = orphans.iter().map(|r| r.view.id.clone()).collect();
-    let still_running: Vec<_> = if manager.backend.outlives_server() {
-        manager
-            .backend
-            .recover()
-            .await
-            .into_iter()
-            .filter(|r| ids.contains(&r.instance_id))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let adopted: HashSet<String> = still_running
-        .iter()
-        .map(|r| r.instance_id.clone())
-        .collect();
+    if look_for_unrecorded {
+        pass.unrecorded = seen_unrecorded;
+    }
+    let adopted: HashSet<String> = adopt.iter().map(|r| r.instance_id.clone()).collect();
     for orphan in orphans.iter().filter(|o| !adopted.contains(&o.view.id)) {
         tracing::info!(instance = %orphan.view.id, replica = %orphan.replica, "forgetting an instance whose replica died with it");
         manager.routes.remove(&orphan.view.id);
         let _ = manager.registry.remove(&orphan.view).await;
     }
-    if !still_running.is_empty() {
+    if !adopt.is_empty() {
         tracing::info!(
-            instances = still_running.len(),
-            "taking over the instances of a replica that died"
+            instances = adopt.len(),
+            "taking over instances no live replica runs"
         );
-        manager.adopt(still_running).await;
+        manager.adopt(adopt).await;
     }
 }

@@ -31,6 +31,9 @@ use crate::proxy::headers::AppHeaders;
 use crate::proxy::{Route, RouteTable};
 use crate::store::Store;
 
+/// How long a recovered instance gets to answer before the server starts serving; one that
+/// needs longer is waited for in the background.
+const ADOPTION_QUICK_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// How many of the app's log lines a failed launch shows.
 const FAILURE_LOG_LINES: usize = 30;
 
@@ -575,55 +578,118 @@ impl Manager {
         }
     }
 
-    /// Takes over instances an earlier run left running, as ready. An instance whose app is no
-    /// longer configured is stopped: nobody could be allowed to open it.
-    pub async fn adopt(&self, found: Vec<crate::backend::Recovered>) {
-        for r in found {
+    /// Takes over instances an earlier run (or a replica that died) left running. An instance
+    /// whose app is no longer configured is stopped: nobody could be allowed to open it. An
+    /// instance is routed only once its app answers: one killed mid-launch goes through the
+    /// readiness wait again, and fails if it never answers.
+    pub async fn adopt(self: &Arc<Self>, found: Vec<crate::backend::Recovered>) {
+        let checks = found.into_iter().filter_map(|r| {
             let Some(spec) = self.config.proxy.spec(&r.spec_id).cloned() else {
                 tracing::warn!(instance = %r.instance_id, app = %r.spec_id, "stopping a recovered instance of an app no longer configured");
-                let _ = self.backend.stop(&r.instance_id).await;
-                continue;
+                let backend = self.backend.clone();
+                tokio::spawn(async move { backend.stop(&r.instance_id).await });
+                return None;
             };
-            if self
-                .backend
-                .spec_hash(&spec)
-                .is_some_and(|h| h != r.spec_hash)
-            {
-                tracing::info!(instance = %r.instance_id, app = %spec.id, "recovered instance was started with other app settings; keeping it");
-            }
-            let public_path = format!("/app_proxy/{}/", r.instance_id);
-            let mut view = InstanceView::starting(&r.instance_id, &spec, &r.user, &public_path);
-            if r.created_unix_ms > 0 {
-                view.created_unix_ms = r.created_unix_ms;
-            }
-            view.set_running();
-            // The launch's runtime values are gone; only the user can be filled in again.
-            let headers = AppHeaders::for_instance(&spec, &r.user, &BTreeMap::new());
-            self.routes.insert(Route::new(
-                r.instance_id.clone(),
-                r.user.clone(),
-                spec.id.clone(),
-                r.address,
-                &spec.target_path,
-                headers,
-            ));
-            tracing::info!(instance = %r.instance_id, app = %spec.id, user = %r.user, "recovered a running instance");
-            // It takes its place under the limits, whatever they are now.
-            let _ = self
-                .registry
-                .admit(&r.instance_id, &r.user, &spec.id, None, None)
-                .await;
-            self.entries.lock().insert(
-                r.instance_id.clone(),
-                Entry {
-                    spec,
-                    created: Instant::now(),
-                    view: watch::Sender::new(view),
-                    address: Some(r.address),
-                },
-            );
-            self.publish(&r.instance_id).await;
+            Some(self.adopt_one(r, spec))
+        });
+        futures_util::future::join_all(checks).await;
+    }
+
+    async fn adopt_one(self: &Arc<Self>, r: crate::backend::Recovered, spec: AppSpec) {
+        if self
+            .backend
+            .spec_hash(&spec)
+            .is_some_and(|h| h != r.spec_hash)
+        {
+            tracing::info!(instance = %r.instance_id, app = %spec.id, "recovered instance was started with other app settings; keeping it");
         }
+        let id = r.instance_id.clone();
+        let public_path = format!("/app_proxy/{id}/");
+        let mut view = InstanceView::starting(&id, &spec, &r.user, &public_path);
+        view.set_stage("waiting for the app to answer");
+        if r.created_unix_ms > 0 {
+            view.created_unix_ms = r.created_unix_ms;
+        }
+        // It takes its place under the limits, whatever they are now.
+        let _ = self
+            .registry
+            .admit(&id, &r.user, &spec.id, None, None)
+            .await;
+        self.entries.lock().insert(
+            id.clone(),
+            Entry {
+                spec: spec.clone(),
+                created: Instant::now(),
+                view: watch::Sender::new(view),
+                address: Some(r.address),
+            },
+        );
+        self.publish(&id).await;
+        // A running app answers at once; one that does not gets the launch's full wait, in the
+        // background, so a start with many instances is not held up by one.
+        if self.answers(&r, &spec, ADOPTION_QUICK_CHECK).await {
+            self.route_adopted(&r, &spec).await;
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let wait = me.config.proxy.container_wait_time;
+            if me.answers(&r, &spec, wait).await {
+                me.route_adopted(&r, &spec).await;
+            } else {
+                let reason = format!(
+                    "app '{}' was found again after a restart but did not answer on {} within {} s",
+                    spec.display_name,
+                    r.address,
+                    wait.as_secs()
+                );
+                me.fail(&r.instance_id, &spec.id, reason).await;
+            }
+        });
+    }
+
+    async fn answers(
+        &self,
+        r: &crate::backend::Recovered,
+        spec: &AppSpec,
+        within: std::time::Duration,
+    ) -> bool {
+        let backend = self.backend.clone();
+        let id = r.instance_id.clone();
+        readiness::wait_until_ready(
+            self.probe.as_ref(),
+            r.address,
+            &spec.target_path,
+            Instant::now() + within,
+            || {
+                let backend = backend.clone();
+                let id = id.clone();
+                async move {
+                    match backend.health(&id).await {
+                        Health::Exited(how) => Some(how),
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await
+        .is_ok()
+    }
+
+    async fn route_adopted(&self, r: &crate::backend::Recovered, spec: &AppSpec) {
+        // The launch's runtime values are gone; only the user can be filled in again.
+        let headers = AppHeaders::for_instance(spec, &r.user, &BTreeMap::new());
+        self.routes.insert(Route::new(
+            r.instance_id.clone(),
+            r.user.clone(),
+            spec.id.clone(),
+            r.address,
+            &spec.target_path,
+            headers,
+        ));
+        self.update(&r.instance_id, |v| v.set_running());
+        self.publish(&r.instance_id).await;
+        tracing::info!(instance = %r.instance_id, app = %spec.id, user = %r.user, "recovered a running instance");
     }
 
     /// From now on every launch is refused (the server is draining).

@@ -27,6 +27,7 @@ mod metrics;
 mod oidc;
 mod proxy;
 mod replicas;
+mod replicas_docker;
 mod rolling_update;
 mod security;
 mod swarm;

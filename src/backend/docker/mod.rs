@@ -160,6 +160,24 @@ impl DockerBackend {
     }
 
     /// This realm's containers, running or not.
+    async fn stop_by_label(&self, instance_id: &str) -> Result<(), BackendError> {
+        let failed = |reason: String| BackendError::Stop {
+            id: instance_id.to_string(),
+            reason,
+        };
+        let containers = self.labelled().await.map_err(failed)?;
+        let theirs = containers.into_iter().filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(labels::INSTANCE_ID))
+                .is_some_and(|id| id == instance_id)
+        });
+        for container in theirs.filter_map(|c| c.id) {
+            self.remove(&container).await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
     async fn labelled(&self) -> Result<Vec<bollard::models::ContainerSummary>, String> {
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -210,7 +228,8 @@ impl Backend for DockerBackend {
 
     async fn stop(&self, instance_id: &str) -> Result<(), BackendError> {
         let Some(inst) = self.get(instance_id) else {
-            return Ok(());
+            // Started by another replica (or an earlier run): found by its label.
+            return self.stop_by_label(instance_id).await;
         };
         self.remove(&inst.container_id)
             .await
@@ -330,12 +349,14 @@ impl Backend for DockerBackend {
     async fn remove_leftovers(&self) {
         match self.labelled().await {
             Ok(containers) => {
-                for id in containers.into_iter().filter_map(|c| c.id) {
+                // All at once: each may take its stop timeout to give up.
+                let removals = containers.into_iter().filter_map(|c| c.id).map(|id| async move {
                     tracing::info!(container = %id, "removing a container left by an earlier run");
                     if let Err(e) = self.remove(&id).await {
                         tracing::warn!(container = %id, error = %e, "cannot remove leftover");
                     }
-                }
+                });
+                futures_util::future::join_all(removals).await;
             }
             Err(e) => tracing::warn!(error = %e, "cannot list leftover containers"),
         }

@@ -16,6 +16,7 @@ pub mod oidc_provider;
 pub mod ports;
 pub mod postgres;
 pub mod redis;
+pub mod replica;
 pub mod slapd;
 
 use std::net::SocketAddr;

@@ -1,0 +1,53 @@
+//! A vestibule replica as its own process (the built binary, `serve --config`), for tests that
+//! kill a replica with SIGKILL, as a lost node or the OOM killer would.
+
+use super::{eventually, vestibule_exe};
+use std::time::Duration;
+
+pub struct ReplicaProcess {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ReplicaProcess {
+    pub async fn start(config: &std::path::Path) -> Self {
+        let port = super::ports::free_port();
+        let config = config.to_path_buf();
+        let child = super::keeper::spawn(move || {
+            super::keeper::dies_with_us(&mut std::process::Command::new(vestibule_exe()))
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .args(["--port", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+        })
+        .expect("start a replica");
+        let me = Self { child, port };
+        let http = reqwest::Client::new();
+        assert!(
+            eventually(Duration::from_secs(15), || async {
+                http.get(me.url("/actuator/health")).send().await.is_ok()
+            })
+            .await,
+            "the replica on port {port} did not start"
+        );
+        me
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
