@@ -341,14 +341,28 @@ impl Manager {
                         &req.spec.target_path,
                         headers,
                     ));
-                    e.view.send_modify(|v| v.set_running());
-                    true
+                    let mut running = e.view.borrow().clone();
+                    running.set_running();
+                    Some(Record {
+                        view: running,
+                        address: e.address,
+                        replica: self.registry.replica.clone(),
+                    })
                 }
-                _ => false,
+                _ => None,
             }
         };
-        if still_wanted {
-            self.publish(&id).await;
+        if let Some(record) = still_wanted {
+            // The other replicas learn it runs before the user does, so a user whose next
+            // request goes to another replica finds it running there too.
+            if let Err(e) = self.registry.put(&record).await {
+                tracing::warn!(instance = %id, error = %e, "the other replicas could not be told an instance runs");
+            }
+            self.update(&id, |v| {
+                if v.status == InstanceStatus::Starting {
+                    v.set_running()
+                }
+            });
             self.metrics
                 .launch_started(&id, &req.spec.id, began.elapsed());
             tracing::info!(instance = %id, app = %req.spec.id, "app is ready");

@@ -84,6 +84,23 @@ impl FakeBackend {
         self.instances.lock().keys().cloned().collect()
     }
 
+    /// An instance an earlier run left, listening at `address`, that answers or not.
+    fn left_running(&self, id: &str, address: SocketAddr, answers: bool) {
+        let plan = Plan {
+            ready_after: answers.then_some(Duration::ZERO),
+            ..Plan::default()
+        };
+        self.instances.lock().insert(
+            id.to_string(),
+            FakeInstance {
+                address,
+                started: Instant::now(),
+                plan,
+                crashed: None,
+            },
+        );
+    }
+
     fn stops_of(&self, id: &str) -> usize {
         self.stopped.lock().iter().filter(|s| *s == id).count()
     }
@@ -585,16 +602,18 @@ async fn shutdown_refuses_new_launches_and_stops_instances_when_configured() {
 #[tokio::test(start_paused = true)]
 async fn adoption_keeps_known_apps_and_stops_instances_of_apps_no_longer_configured() {
     let w = world(config(vec![spec("app")]));
-    let found = |id: &str, app: &str| Recovered {
+    let found = |id: &str, app: &str, port: u16| Recovered {
         instance_id: id.into(),
         spec_id: app.into(),
         user: "alice".into(),
-        address: SocketAddr::from(([127, 0, 0, 1], 9)),
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
         spec_hash: String::new(),
         created_unix_ms: 0,
     };
+    let kept = found("kept", "app", 9);
+    w.backend.left_running("kept", kept.address, true);
     w.manager
-        .adopt(vec![found("kept", "app"), found("orphan", "removed-app")])
+        .adopt(vec![kept, found("orphan", "removed-app", 10)])
         .await;
     assert_eq!(w.status("kept").await, Some(InstanceStatus::Running));
     assert_eq!(
@@ -602,5 +621,38 @@ async fn adoption_keeps_known_apps_and_stops_instances_of_apps_no_longer_configu
         Some("alice".into())
     );
     assert_eq!(w.status("orphan").await, None);
+    tokio::task::yield_now().await;
     assert_eq!(w.backend.stops_of("orphan"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_instance_that_never_answers_is_not_routed_and_fails() {
+    // As after a kill in the middle of a launch: the container exists, its app never answered.
+    let w = world(config(vec![spec("app")]));
+    let stuck = Recovered {
+        instance_id: "stuck".into(),
+        spec_id: "app".into(),
+        user: "alice".into(),
+        address: SocketAddr::from(([127, 0, 0, 1], 11)),
+        spec_hash: String::new(),
+        created_unix_ms: 0,
+    };
+    w.backend.left_running("stuck", stuck.address, false);
+    w.manager.adopt(vec![stuck]).await;
+    assert_eq!(w.status("stuck").await, Some(InstanceStatus::Starting));
+    assert!(
+        w.manager.routes().get("stuck").is_none(),
+        "routed to an app that does not answer"
+    );
+    let failed = w
+        .until("stuck", InstanceStatus::Failed, Duration::from_secs(60))
+        .await;
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not answer"),
+        "{failed:?}"
+    );
 }

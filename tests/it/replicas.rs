@@ -256,7 +256,13 @@ async fn an_app_launched_through_one_replica_is_used_and_stopped_through_the_oth
 
     let on_b = through(&alice, &b);
     let page = on_b.get(&format!("/app_proxy/{id}/")).await;
-    assert_eq!(page.status(), 200, "B proxies to the app A started");
+    let status = page.status();
+    assert_eq!(
+        status,
+        200,
+        "B proxies to the app A started: {}",
+        page.text().await.unwrap_or_default()
+    );
     let cookie = session_cookie(&a, "alice").await;
     let mut ws = crate::websocket::connect(&b, &id, &cookie)
         .await
