@@ -82,6 +82,14 @@ pub struct Recovered {
     pub created_unix_ms: u64,
 }
 
+/// An instance that ended on its own, as its backend noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub instance_id: String,
+    /// How it ended, for a person ("exited with code 3").
+    pub how: String,
+}
+
 /// What a backend knows of an instance right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -121,6 +129,13 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Removes whatever an earlier run left behind (after a crash, or when not recovering).
     async fn remove_leftovers(&self) {}
+    /// Exits as they happen, for a backend that notices them by itself (a process's exit, the
+    /// end of a container's log stream). Lifecycle then asks [`Backend::health`] of running
+    /// instances only now and then, as a safety net; a backend without this is asked every
+    /// second or so.
+    fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<Exit>> {
+        None
+    }
     /// Whether instances keep running when this server process ends (containers, pods), so
     /// another replica can take them over; processes die with it.
     fn outlives_server(&self) -> bool {

@@ -35,6 +35,7 @@ pub struct ProcessBackend {
     ports_in_use: Mutex<std::collections::HashSet<u16>>,
     /// Which of vestibule's environment variables an app inherits.
     settings: ProcessSettings,
+    exits: tokio::sync::broadcast::Sender<super::Exit>,
 }
 
 struct ProcInstance {
@@ -62,6 +63,7 @@ impl ProcessBackend {
             instances: Mutex::new(HashMap::new()),
             ports_in_use: Mutex::new(Default::default()),
             settings,
+            exits: tokio::sync::broadcast::channel(256).0,
         })
     }
 
@@ -192,6 +194,8 @@ impl ProcessBackend {
         }
         let (exit_tx, exit_rx) = watch::channel(None);
         let exit_log = log.clone();
+        let exits = self.exits.clone();
+        let instance_id = req.instance_id.clone();
         tokio::spawn(async move {
             let how = match child.wait().await {
                 Ok(status) => {
@@ -219,7 +223,8 @@ impl ProcessBackend {
                 }
                 Err(e) => format!("could not be waited for: {e}"),
             };
-            let _ = exit_tx.send(Some(how));
+            let _ = exit_tx.send(Some(how.clone()));
+            let _ = exits.send(super::Exit { instance_id, how });
         });
 
         self.instances.lock().insert(
@@ -293,6 +298,10 @@ impl Backend for ProcessBackend {
         self.get(instance_id)
             .map(|i| i.log.last(n))
             .unwrap_or_default()
+    }
+
+    fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<super::Exit>> {
+        Some(self.exits.subscribe())
     }
 }
 

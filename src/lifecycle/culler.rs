@@ -10,12 +10,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::lease::Lease;
-use super::{FAILURE_LOG_LINES, InstanceStatus, Manager, StopReason};
+use super::{InstanceStatus, Manager, StopReason};
 use crate::backend::Health;
 use crate::clock::Instant;
 
 /// How long a failed launch stays visible to its user before it is forgotten.
 const KEEP_FAILED_FOR: Duration = Duration::from_secs(15 * 60);
+/// How often instances of a backend that reports exits by itself are asked about anyway.
+const SAFETY_POLL: Duration = Duration::from_secs(30);
 /// How often the leader looks for instances of replicas that died.
 const ORPHANS_EVERY: Duration = Duration::from_secs(5);
 
@@ -47,32 +49,22 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut orphans_checked: Option<Instant> = None;
     let mut pass = Pass::default();
+    let event_driven = manager.backend.exits().is_some();
+    let mut polled: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        for (id, verdict) in judge_own(&manager).await {
+        // A backend that reports exits by itself is asked about each instance only now and
+        // then, in case a report was lost.
+        let poll_health = !event_driven || polled.is_none_or(|t| t.elapsed() >= SAFETY_POLL);
+        if poll_health {
+            polled = Some(Instant::now());
+        }
+        for (id, verdict) in judge_own(&manager, poll_health).await {
             match verdict {
-                Verdict::Crashed(how) => {
-                    let app = manager.entries.lock().get(&id).map(|e| e.spec.id.clone());
-                    if let Some(app) = app {
-                        manager.metrics.stopped(&id, &app, "crashed");
-                    }
-                    let lines = manager.backend.last_log_lines(&id, FAILURE_LOG_LINES);
-                    manager.routes.remove(&id);
-                    manager.update(&id, |v| {
-                        v.set_failed(format!("the app stopped unexpectedly: it {how}"), lines)
-                    });
-                    if let Some(view) = manager.get_local(&id) {
-                        let _ = manager
-                            .registry
-                            .release(&id, &view.user, &view.spec_id)
-                            .await;
-                    }
-                    manager.publish(&id).await;
-                    let _ = manager.backend.stop(&id).await;
-                }
+                Verdict::Crashed(how) => manager.crashed(&id, &how).await,
                 Verdict::ForgetFailure => {
                     let gone = manager
                         .entries
@@ -98,7 +90,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
     }
 }
 
-async fn judge_own(manager: &Manager) -> Vec<(String, Verdict)> {
+async fn judge_own(manager: &Manager, poll_health: bool) -> Vec<(String, Verdict)> {
     let own: Vec<(String, InstanceStatus, Duration)> = manager
         .entries
         .lock()
@@ -108,7 +100,7 @@ async fn judge_own(manager: &Manager) -> Vec<(String, Verdict)> {
     let mut verdicts = Vec::new();
     for (id, status, age) in own {
         match status {
-            InstanceStatus::Running => {
+            InstanceStatus::Running if poll_health => {
                 if let Health::Exited(how) = manager.backend.health(&id).await {
                     verdicts.push((id, Verdict::Crashed(how)));
                 }

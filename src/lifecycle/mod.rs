@@ -472,6 +472,31 @@ impl Manager {
         true
     }
 
+    /// One of this replica's running instances ended on its own: it shows as failed, with how
+    /// and its last lines, and frees its place.
+    async fn crashed(&self, id: &str, how: &str) {
+        let app = {
+            let entries = self.entries.lock();
+            match entries.get(id) {
+                Some(e) if e.view.borrow().status == InstanceStatus::Running => e.spec.id.clone(),
+                // Being stopped, or already failed: not a crash.
+                _ => return,
+            }
+        };
+        self.metrics.stopped(id, &app, "crashed");
+        let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
+        tracing::warn!(instance = %id, %app, how, "the app stopped unexpectedly");
+        self.routes.remove(id);
+        self.update(id, |v| {
+            v.set_failed(format!("the app stopped unexpectedly: it {how}"), lines)
+        });
+        if let Some(view) = self.get_local(id) {
+            let _ = self.registry.release(id, &view.user, &view.spec_id).await;
+        }
+        self.publish(id).await;
+        let _ = self.backend.stop(id).await;
+    }
+
     /// The last lines an instance wrote, as a failure page shows them.
     pub fn recent_log(&self, id: &str) -> Vec<String> {
         self.backend.last_log_lines(id, FAILURE_LOG_LINES)
@@ -747,6 +772,25 @@ impl Manager {
         let me = self.clone();
         let halt = stop.clone();
         tokio::spawn(async move { culler::run(me, halt).await });
+        if let Some(mut exits) = self.backend.exits() {
+            let me = Arc::downgrade(self);
+            let halt = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    let exit = tokio::select! {
+                        _ = halt.cancelled() => return,
+                        exit = exits.recv() => exit,
+                    };
+                    let Some(me) = me.upgrade() else { return };
+                    match exit {
+                        Ok(exit) => me.crashed(&exit.instance_id, &exit.how).await,
+                        // Missed reports are found by the culler's safety poll.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
         sync::spawn(self.clone(), stop);
     }
 }

@@ -37,6 +37,7 @@ pub struct DockerBackend {
     settings: DockerSettings,
     ports: PortAllocator,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
+    exits: tokio::sync::broadcast::Sender<super::Exit>,
 }
 
 struct Instance {
@@ -62,6 +63,7 @@ impl DockerBackend {
             docker,
             settings,
             instances: Mutex::new(HashMap::new()),
+            exits: tokio::sync::broadcast::channel(256).0,
         })
     }
 
@@ -119,6 +121,7 @@ impl DockerBackend {
                 .await
                 .map_err(|e| format!("cannot start the container: {}", describe(&e)))?;
             instance.log_done = logs::follow(self.docker.clone(), id.clone(), log.clone());
+            self.report_exit(&req.instance_id, &id, instance.log_done.clone());
             let address = match host_port {
                 Some(p) => SocketAddr::from((Ipv4Addr::LOCALHOST, p)),
                 None => {
@@ -178,6 +181,36 @@ impl DockerBackend {
         Ok(())
     }
 
+    /// A container's log stream ends when the container does: then, and only then, ask the
+    /// engine how it ended, and tell lifecycle. No container is inspected while it runs.
+    fn report_exit(
+        &self,
+        instance_id: &str,
+        container_id: &str,
+        mut log_done: watch::Receiver<bool>,
+    ) {
+        let (docker, exits) = (self.docker.clone(), self.exits.clone());
+        let (instance_id, container_id) = (instance_id.to_string(), container_id.to_string());
+        tokio::spawn(async move {
+            if log_done.wait_for(|done| *done).await.is_err() {
+                return;
+            }
+            let how = match docker.inspect_container(&container_id, None).await {
+                Ok(info) => match info.state {
+                    Some(state) if state.running != Some(true) => exit_reason(&state),
+                    // Still running: the stream ended for another reason, and the periodic
+                    // health check stays the safety net.
+                    _ => return,
+                },
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => "was removed from Docker".into(),
+                Err(_) => return,
+            };
+            let _ = exits.send(super::Exit { instance_id, how });
+        });
+    }
+
     async fn labelled(&self) -> Result<Vec<bollard::models::ContainerSummary>, String> {
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -187,6 +220,15 @@ impl DockerBackend {
             .list_containers(Some(options))
             .await
             .map_err(|e| describe(&e))
+    }
+}
+
+/// How a stopped container ended, for a person.
+fn exit_reason(state: &bollard::models::ContainerState) -> String {
+    match (state.oom_killed, state.exit_code) {
+        (Some(true), _) => "was killed for using more memory than its limit".to_string(),
+        (_, Some(code)) => format!("exited with code {code}"),
+        _ => "stopped".to_string(),
     }
 }
 
@@ -273,12 +315,7 @@ impl Backend for DockerBackend {
         let mut done = inst.log_done.clone();
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(2), done.wait_for(|d| *d)).await;
-        let how = match (state.oom_killed, state.exit_code) {
-            (Some(true), _) => "was killed for using more memory than its limit".to_string(),
-            (_, Some(code)) => format!("exited with code {code}"),
-            _ => "stopped".to_string(),
-        };
-        Health::Exited(how)
+        Health::Exited(exit_reason(&state))
     }
 
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
@@ -289,6 +326,10 @@ impl Backend for DockerBackend {
 
     fn outlives_server(&self) -> bool {
         true
+    }
+
+    fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<super::Exit>> {
+        Some(self.exits.subscribe())
     }
 
     async fn recover(&self) -> Vec<Recovered> {
@@ -325,6 +366,7 @@ impl Backend for DockerBackend {
             }
             let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
             let log_done = logs::follow(self.docker.clone(), container_id.clone(), log.clone());
+            self.report_exit(&instance_id, &container_id, log_done.clone());
             self.instances.lock().insert(
                 instance_id.clone(),
                 Arc::new(Instance {
