@@ -20,6 +20,8 @@ use crate::config::AppSpec;
 #[derive(Clone)]
 pub struct LaunchRequest {
     pub instance_id: String,
+    /// The user the instance is for (recorded on it, so recovery can hand it back).
+    pub owner: String,
     pub spec: AppSpec,
     /// Environment for the app: identity variables and the spec's `container-env`.
     pub env: BTreeMap<String, String>,
@@ -58,6 +60,7 @@ impl std::fmt::Debug for LaunchRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaunchRequest")
             .field("instance_id", &self.instance_id)
+            .field("owner", &self.owner)
             .field("spec", &self.spec.id)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .finish()

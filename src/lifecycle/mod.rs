@@ -268,6 +268,7 @@ impl Manager {
         let mut env = identity_env(who, &id, &public_path, &spec);
         env.extend(login_env);
         let request = LaunchRequest {
+            owner: who.user.clone(),
             progress: crate::backend::Progress::new(move |stage| {
                 if let Some(me) = weak.upgrade() {
                     me.update(&stage_id, |v| v.set_stage(stage));

@@ -47,6 +47,7 @@ fn request(id: &str, spec: AppSpec) -> LaunchRequest {
     env.insert("SHINYPROXY_USERNAME".into(), "alice".into());
     LaunchRequest {
         instance_id: id.into(),
+        owner: "alice".into(),
         spec,
         env,
         progress: Progress::ignored(),

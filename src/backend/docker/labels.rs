@@ -21,11 +21,7 @@ pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String>
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let user = req
-        .env
-        .get("SHINYPROXY_USERNAME")
-        .cloned()
-        .unwrap_or_default();
+    let user = req.owner.clone();
     labels.insert(INSTANCE_ID.into(), req.instance_id.clone());
     labels.insert(USER.into(), user);
     labels.insert(APP_ID.into(), req.spec.id.clone());

@@ -126,7 +126,7 @@ impl KubernetesBackend {
 
     async fn launch(&self, req: &LaunchRequest) -> Result<Started, String> {
         let id = &req.instance_id;
-        let user = pod::user_of(req);
+        let user = req.owner.clone();
         let mut pod = pod::build_pod(req, &self.settings)?;
         let namespace = pod
             .metadata

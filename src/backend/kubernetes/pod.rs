@@ -13,17 +13,9 @@ use crate::config::Template;
 use crate::config::template::fill_json;
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 
-/// Who the instance is for; a pod records it so recovery can hand it back.
-pub fn user_of(req: &LaunchRequest) -> String {
-    req.env
-        .get("SHINYPROXY_USERNAME")
-        .cloned()
-        .unwrap_or_default()
-}
-
 pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<Pod, String> {
     let spec = &req.spec;
-    let user = user_of(req);
+    let user = req.owner.clone();
     let image = spec
         .container_image
         .clone()

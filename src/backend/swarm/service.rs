@@ -29,11 +29,7 @@ pub fn plan(
         .container_image
         .clone()
         .ok_or_else(|| format!("app '{}' has no container-image", spec.id))?;
-    let user = req
-        .env
-        .get("SHINYPROXY_USERNAME")
-        .cloned()
-        .unwrap_or_default();
+    let user = req.owner.clone();
     let mounts = spec
         .container_volumes
         .iter()
