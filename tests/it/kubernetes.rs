@@ -911,6 +911,7 @@ async fn cert_path_presents_a_client_certificate_to_the_api_server() {
 async fn a_user_name_cannot_climb_out_of_a_host_volume() {
     let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
     let mut req = request("u1", spec());
+    req.owner = "../../etc".into();
     req.env
         .insert("SHINYPROXY_USERNAME".into(), "../../etc".into());
     let err = backend(client, settings(true))
