@@ -16,6 +16,8 @@ use crate::clock::Instant;
 
 /// How long a failed launch stays visible to its user before it is forgotten.
 const KEEP_FAILED_FOR: Duration = Duration::from_secs(15 * 60);
+/// How often the leader reads every replica's instances and activity from the store.
+const SHARED_VIEW_EVERY: Duration = Duration::from_secs(5);
 /// How often instances of a backend that reports exits by itself are asked about anyway.
 const SAFETY_POLL: Duration = Duration::from_secs(30);
 /// How often the leader looks for instances of replicas that died.
@@ -49,6 +51,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut orphans_checked: Option<Instant> = None;
     let mut pass = Pass::default();
+    let mut shared = SharedView::default();
     let event_driven = manager.backend.exits().is_some();
     let mut polled: Option<Instant> = None;
     loop {
@@ -80,7 +83,13 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
         if !manager.is_leader() {
             continue;
         }
-        for (id, why) in judge_all(&manager).await {
+        if shared
+            .fetched
+            .is_none_or(|t| t.elapsed() >= SHARED_VIEW_EVERY)
+        {
+            shared.refresh(&manager).await;
+        }
+        for (id, why) in judge_all(&manager, &shared) {
             manager.stop(&id, why).await;
         }
         if orphans_checked.is_none_or(|t| t.elapsed() >= ORPHANS_EVERY) {
@@ -114,8 +123,35 @@ async fn judge_own(manager: &Manager, poll_health: bool) -> Vec<(String, Verdict
     verdicts
 }
 
+/// Every replica's instances and their latest activity, as the leader last read them: read
+/// every few seconds rather than on every tick, so the leader's load on Redis does not grow
+/// with the tick rate.
+#[derive(Default)]
+struct SharedView {
+    records: Vec<super::registry::Record>,
+    activity: HashMap<String, u64>,
+    fetched: Option<Instant>,
+}
+
+impl SharedView {
+    async fn refresh(&mut self, manager: &Manager) {
+        self.fetched = Some(Instant::now());
+        if !manager.registry.store().is_shared() {
+            return;
+        }
+        // Unreadable: keep the last view; culling from it is no worse than pausing.
+        if let (Ok(records), Ok(activity)) = (
+            manager.registry.all().await,
+            manager.registry.activity().await,
+        ) {
+            self.records = records;
+            self.activity = activity;
+        }
+    }
+}
+
 /// Which running instances, on any replica, are idle or too old.
-async fn judge_all(manager: &Manager) -> Vec<(String, StopReason)> {
+fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)> {
     // This replica's own instances are judged on its monotonic clock; others' on the wall
     // clock they wrote, with their activity as every replica saw it.
     let mut verdicts = Vec::new();
@@ -126,18 +162,7 @@ async fn judge_all(manager: &Manager) -> Vec<(String, StopReason)> {
         .filter(|(_, e)| e.view.borrow().status == InstanceStatus::Running)
         .map(|(id, e)| (id.clone(), e.spec.id.clone(), e.created.elapsed()))
         .collect();
-    let shared = manager.registry.store().is_shared();
-    let (records, activity) = if shared {
-        match (
-            manager.registry.all().await,
-            manager.registry.activity().await,
-        ) {
-            (Ok(r), Ok(a)) => (r, a),
-            _ => (Vec::new(), HashMap::new()),
-        }
-    } else {
-        (Vec::new(), HashMap::new())
-    };
+    let (records, activity) = (&shared.records, &shared.activity);
     let now = crate::clock::now_unix_ms();
     let idle_elsewhere = |id: &str| {
         activity
