@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Cached, ReadThrough, Store, StoreError};
+use crate::store::{ReadThrough, Source, Store, StoreError};
 
 use super::Identity;
 use super::session::random_token;
@@ -124,25 +124,12 @@ impl ApiTokens {
             return None;
         }
         let hash = hash(presented);
-        let record = match self.inner.copies.get(&hash) {
-            Cached::Fresh(r) | Cached::Stale(r) => Some(r),
-            Cached::StaleRefreshHere(r) => {
-                let inner = self.inner.clone();
-                let h = hash.clone();
-                tokio::spawn(async move {
-                    if inner.fetch(&h).await.is_err() {
-                        inner.copies.refresh_failed(&h);
-                    }
-                });
-                Some(r)
+        let record = match crate::store::read(&self.inner, &hash).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check an API token");
+                None
             }
-            Cached::Missing => match self.inner.fetch(&hash).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot check an API token");
-                    None
-                }
-            },
         }?;
         Some((record.identity.clone(), record.info.clone()))
     }
@@ -194,7 +181,12 @@ impl ApiTokens {
     }
 }
 
-impl Inner {
+#[async_trait::async_trait]
+impl Source<TokenRecord> for Inner {
+    fn copies(&self) -> &ReadThrough<TokenRecord> {
+        &self.copies
+    }
+
     async fn fetch(&self, hash: &str) -> Result<Option<Arc<TokenRecord>>, StoreError> {
         let record = match self.store.get(&by_hash(hash)).await? {
             Some(id) => self
@@ -216,7 +208,9 @@ impl Inner {
             }
         }
     }
+}
 
+impl Inner {
     async fn records(&self, owner: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
         Ok(self
             .store

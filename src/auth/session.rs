@@ -3,7 +3,7 @@
 //! The proxy checks the session on every request, so the lookup must be cheap and never wait on
 //! a remote store: each replica keeps a copy of the sessions it serves (see [`Sessions`]).
 
-use crate::store::{Cached, ReadThrough, Store, StoreError};
+use crate::store::{ReadThrough, Source, Store, StoreError};
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -87,20 +87,7 @@ impl Sessions {
     /// The live session with this id; using it extends its life. Fails only when the store is
     /// unreachable and this replica has no copy.
     pub async fn load(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
-        match self.inner.copies.get(id) {
-            Cached::Fresh(s) | Cached::Stale(s) => Ok(Some(s)),
-            Cached::StaleRefreshHere(s) => {
-                let inner = self.inner.clone();
-                let id = id.to_string();
-                tokio::spawn(async move {
-                    if inner.fetch(&id).await.is_err() {
-                        inner.copies.refresh_failed(&id);
-                    }
-                });
-                Ok(Some(s))
-            }
-            Cached::Missing => self.inner.fetch(id).await,
-        }
+        crate::store::read(&self.inner, id).await
     }
 
     pub async fn save(&self, session: &Session) -> Result<(), StoreError> {
@@ -143,7 +130,12 @@ impl Sessions {
     }
 }
 
-impl Inner {
+#[async_trait::async_trait]
+impl Source<Session> for Inner {
+    fn copies(&self) -> &ReadThrough<Session> {
+        &self.copies
+    }
+
     /// Reads the session from the store, extends its life there and keeps a copy.
     async fn fetch(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
         let Some(json) = self.store.get(&key(id)).await? else {

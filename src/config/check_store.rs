@@ -28,16 +28,7 @@ pub fn check_store(top: &Fields, proxy: &Fields, report: &mut Report) -> StoreCo
         "spring.data.redis",
         report,
     );
-    let mut settings = RedisSettings {
-        host: "localhost".into(),
-        port: 6379,
-        username: None,
-        password: None,
-        tls: false,
-        database: 0,
-        sentinel: None,
-        timeout: Duration::from_secs(10),
-    };
+    let mut settings = RedisSettings::default();
     // Spring Boot 3's place wins, key by key, over Boot 2's when a file has both.
     read_redis(&boot2, &mut settings, report);
     read_redis(&boot3, &mut settings, report);
@@ -210,8 +201,7 @@ fn parse_url(url: &str) -> Result<RedisSettings, String> {
         password,
         tls,
         database,
-        sentinel: None,
-        timeout: Duration::from_secs(10),
+        ..RedisSettings::default()
     })
 }
 

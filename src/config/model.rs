@@ -48,6 +48,23 @@ pub struct RedisSettings {
     pub timeout: std::time::Duration,
 }
 
+impl Default for RedisSettings {
+    /// Spring's defaults, but a 10 s command timeout rather than 60 s: a hung Redis should
+    /// make a login fail in seconds, not a minute.
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 6379,
+            username: None,
+            password: None,
+            tls: false,
+            database: 0,
+            sentinel: None,
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RedisSentinel {
     /// The name the sentinels monitor.

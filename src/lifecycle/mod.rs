@@ -295,24 +295,9 @@ impl Manager {
         };
         self.update(&id, |v| v.set_stage("waiting for the app to answer"));
         let wait = self.config.proxy.container_wait_time;
-        let backend = self.backend.clone();
-        let ready = readiness::wait_until_ready(
-            self.probe.as_ref(),
-            started.address,
-            &req.spec.target_path,
-            Instant::now() + wait,
-            || {
-                let backend = backend.clone();
-                let id = id.clone();
-                async move {
-                    match backend.health(&id).await {
-                        Health::Exited(how) => Some(how),
-                        _ => None,
-                    }
-                }
-            },
-        )
-        .await;
+        let ready = self
+            .wait_until_ready(&id, started.address, &req.spec.target_path, wait)
+            .await;
         if let Err(not_ready) = ready {
             let reason = match not_ready {
                 readiness::NotReady::Exited(how) => {
@@ -694,16 +679,28 @@ impl Manager {
         spec: &AppSpec,
         within: std::time::Duration,
     ) -> bool {
+        self.wait_until_ready(&r.instance_id, r.address, &spec.target_path, within)
+            .await
+            .is_ok()
+    }
+
+    /// Waits until the app at `address` answers, giving up when it exits or `within` passes.
+    async fn wait_until_ready(
+        &self,
+        id: &str,
+        address: SocketAddr,
+        target_path: &str,
+        within: std::time::Duration,
+    ) -> Result<(), readiness::NotReady> {
         let backend = self.backend.clone();
-        let id = r.instance_id.clone();
         readiness::wait_until_ready(
             self.probe.as_ref(),
-            r.address,
-            &spec.target_path,
+            address,
+            target_path,
             Instant::now() + within,
             || {
                 let backend = backend.clone();
-                let id = id.clone();
+                let id = id.to_string();
                 async move {
                     match backend.health(&id).await {
                         Health::Exited(how) => Some(how),
@@ -713,7 +710,6 @@ impl Manager {
             },
         )
         .await
-        .is_ok()
     }
 
     async fn route_adopted(&self, r: &crate::backend::Recovered, spec: &AppSpec) {

@@ -11,7 +11,7 @@ mod read_through;
 mod redis;
 
 pub use memory::MemoryStore;
-pub use read_through::{Cached, ReadThrough, follow};
+pub use read_through::{Cached, ReadThrough, Source, follow, read};
 pub use redis::RedisStore;
 
 use async_trait::async_trait;

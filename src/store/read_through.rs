@@ -106,6 +106,36 @@ impl<V> ReadThrough<V> {
     }
 }
 
+/// Where a [`ReadThrough`] gets a record it has no fresh copy of.
+#[async_trait::async_trait]
+pub trait Source<V>: Send + Sync + 'static {
+    fn copies(&self) -> &ReadThrough<V>;
+    /// Reads the record from the store and keeps a copy (or drops the copy if it is gone).
+    async fn fetch(&self, key: &str) -> super::Result<Option<Arc<V>>>;
+}
+
+/// The record under `key`: a fresh copy at once; a stale one at once too, refreshed in the
+/// background by this caller; none, from the store.
+pub async fn read<V, S>(source: &Arc<S>, key: &str) -> super::Result<Option<Arc<V>>>
+where
+    V: Send + Sync + 'static,
+    S: Source<V>,
+{
+    match source.copies().get(key) {
+        Cached::Fresh(v) | Cached::Stale(v) => Ok(Some(v)),
+        Cached::StaleRefreshHere(v) => {
+            let (source, key) = (source.clone(), key.to_string());
+            tokio::spawn(async move {
+                if source.fetch(&key).await.is_err() {
+                    source.copies().refresh_failed(&key);
+                }
+            });
+            Ok(Some(v))
+        }
+        Cached::Missing => source.fetch(key).await,
+    }
+}
+
 /// Keeps `copies` in step with other replicas: a key published on `channel` is evicted, and a
 /// resync (or notices missed) makes every copy stale. Ends when `copies` is dropped.
 pub fn follow<V: Send + Sync + 'static>(

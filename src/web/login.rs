@@ -58,6 +58,18 @@ fn is_local_path(p: &[u8]) -> bool {
         && p.iter().all(|&b| b >= 0x20 && b != 0x7f && b != b'\\')
 }
 
+/// The login form again, with 503: the state store cannot be reached, so nobody can log in.
+fn store_unavailable(st: &AppState, ctx: &RequestCtx, next: &str, user: &str) -> Response {
+    render_form(
+        st,
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        next,
+        user,
+        Some(super::pages::STORE_UNAVAILABLE),
+    )
+}
+
 fn render_form(
     st: &AppState,
     ctx: &RequestCtx,
@@ -131,14 +143,7 @@ pub async fn submit(
         Err(Refusal::Wait(wait)) => Some(wait),
         Err(Refusal::Store(e)) => {
             tracing::warn!(error = %e, "a login could not be throttled");
-            return render_form(
-                &st,
-                &ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &next,
-                user,
-                Some(super::pages::STORE_UNAVAILABLE),
-            );
+            return store_unavailable(&st, &ctx, &next, user);
         }
     };
     if let Some(wait) = wait {
@@ -173,14 +178,7 @@ pub async fn submit(
             let session = Session::new(identity);
             if let Err(e) = st.sessions.save(&session).await {
                 tracing::warn!(error = %e, "a login could not be stored");
-                return render_form(
-                    &st,
-                    &ctx,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &next,
-                    user,
-                    Some(super::pages::STORE_UNAVAILABLE),
-                );
+                return store_unavailable(&st, &ctx, &next, user);
             }
             let mut resp = Redirect::to(&next).into_response();
             let same_site = st.config.proxy.same_site_cookie;

@@ -515,16 +515,7 @@ spring:
     tokio::time::sleep(Duration::from_secs(1)).await;
     let other = ReplicaProcess::start(&config).await;
     let http = reqwest::Client::new();
-    let launched: serde_json::Value = http
-        .post(other.url("/api/proxy/echo"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .expect("launch")
-        .json()
-        .await
-        .expect("view");
-    let id = launched["id"].as_str().expect("id").to_string();
+    let id = other.launch("echo").await;
     let status = |id: String| {
         let http = http.clone();
         let url = other.url(&format!("/api/proxy/{id}"));

@@ -126,16 +126,7 @@ spring:
         .and_then(|c| c.split(';').next())
         .expect("session cookie")
         .to_string();
-    let launched: serde_json::Value = reqwest::Client::new()
-        .post(a.url("/api/proxy/demo"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .expect("launch")
-        .json()
-        .await
-        .expect("view");
-    let id = launched["id"].as_str().expect("id").to_string();
+    let id = a.launch("demo").await;
     let running = eventually(Duration::from_secs(30), || async {
         square_through(a.port, &id, &cookie, 7).await == Ok(49)
     })

@@ -35,12 +35,7 @@ impl RedisServer {
         StoreConfig::Redis(RedisSettings {
             host: "127.0.0.1".into(),
             port: self.port,
-            username: None,
-            password: None,
-            tls: false,
-            database: 0,
-            sentinel: None,
-            timeout: Duration::from_secs(10),
+            ..RedisSettings::default()
         })
     }
 

@@ -36,6 +36,20 @@ impl ReplicaProcess {
         me
     }
 
+    /// Launches `app` as alice (HTTP Basic) and returns the instance's id.
+    pub async fn launch(&self, app: &str) -> String {
+        let view: serde_json::Value = reqwest::Client::new()
+            .post(self.url(&format!("/api/proxy/{app}")))
+            .basic_auth("alice", Some(super::PASSWORD))
+            .send()
+            .await
+            .expect("launch")
+            .json()
+            .await
+            .expect("view");
+        view["id"].as_str().expect("id").to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
