@@ -545,5 +545,11 @@ spring:
         took >= Duration::from_secs(5),
         "culled before it was idle: {took:?}"
     );
+    // The promise: within heartbeat-timeout + 10 s of the leader's death (plus this test's
+    // 100 ms polls and the culler's 1 s tick).
+    assert!(
+        took <= Duration::from_secs(6 + 10 + 2),
+        "culled only {took:?} after the leader died"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
