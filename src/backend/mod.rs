@@ -29,12 +29,55 @@ pub struct LaunchRequest {
     pub progress: Progress,
 }
 
-/// Reports a launch's stage in words ("pulling image ...", "creating the container").
+/// How far a launch has come: what the user sees on the app page while waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    Queued,
+    /// `percent` once the engine reports the download's size.
+    PullingImage {
+        image: String,
+        percent: Option<u64>,
+    },
+    /// The container, service or pod is being created.
+    Creating(&'static str),
+    WaitingForNode,
+    Scheduled,
+    /// The backend starts the container (or pod's container) and waits for it to run.
+    StartingInstance(&'static str),
+    /// Lifecycle hands the launch to the backend.
+    Starting,
+    /// An orchestrator's own state while it starts the instance (a Swarm task's state).
+    Orchestrator(String),
+    /// Lifecycle's readiness wait: the instance runs, the app has not answered yet.
+    WaitingForApp,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Queued => f.write_str("queued"),
+            Stage::PullingImage {
+                image,
+                percent: Some(p),
+            } => write!(f, "pulling the image {image}: {p}%"),
+            Stage::PullingImage { image, .. } => write!(f, "pulling the image {image}"),
+            Stage::Creating(what) => write!(f, "creating the {what}"),
+            Stage::WaitingForNode => f.write_str("waiting for a node"),
+            Stage::Scheduled => f.write_str("scheduled"),
+            Stage::StartingInstance(what) => write!(f, "starting the {what}"),
+            Stage::Starting => f.write_str("starting the app"),
+            Stage::Orchestrator(state) => write!(f, "waiting for the swarm task ({state})"),
+            Stage::WaitingForApp => f.write_str("waiting for the app to answer"),
+        }
+    }
+}
+
+/// Where a backend reports a launch's [`Stage`].
 #[derive(Clone)]
-pub struct Progress(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+pub struct Progress(std::sync::Arc<dyn Fn(Stage) + Send + Sync>);
 
 impl Progress {
-    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    pub fn new(report: impl Fn(Stage) + Send + Sync + 'static) -> Self {
         Self(std::sync::Arc::new(report))
     }
 
@@ -43,8 +86,8 @@ impl Progress {
         Self::new(|_| {})
     }
 
-    pub fn stage(&self, text: &str) {
-        (self.0)(text)
+    pub fn stage(&self, stage: Stage) {
+        (self.0)(stage)
     }
 }
 

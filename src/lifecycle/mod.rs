@@ -23,7 +23,7 @@ use lease::Lease;
 use registry::{Record, Refused, Registry};
 
 use crate::auth::Identity;
-use crate::backend::{Backend, Health, LaunchRequest};
+use crate::backend::{Backend, Health, LaunchRequest, Stage};
 use crate::clock::Instant;
 use crate::config::{AppSpec, Config};
 use crate::observe::Metrics;
@@ -286,14 +286,14 @@ impl Manager {
     async fn run_launch(self: Arc<Self>, req: LaunchRequest) {
         let began = Instant::now();
         let id = req.instance_id.clone();
-        self.update(&id, |v| v.set_stage("starting the app"));
+        self.update(&id, |v| v.set_stage(Stage::Starting));
         // Backends that know finer stages (a pod being scheduled, its image pulled) report them
         // through the request's `progress`.
         let started = match self.backend.start(&req).await {
             Ok(s) => s,
             Err(e) => return self.fail(&id, &req.spec.id, e.to_string()).await,
         };
-        self.update(&id, |v| v.set_stage("waiting for the app to answer"));
+        self.update(&id, |v| v.set_stage(Stage::WaitingForApp));
         let wait = self.config.proxy.container_wait_time;
         let ready = self
             .wait_until_ready(&id, started.address, &req.spec.target_path, wait)
@@ -631,7 +631,7 @@ impl Manager {
         let id = r.instance_id.clone();
         let public_path = format!("/app_proxy/{id}/");
         let mut view = InstanceView::starting(&id, &spec, &r.user, &public_path);
-        view.set_stage("waiting for the app to answer");
+        view.set_stage(Stage::WaitingForApp);
         if r.created_unix_ms > 0 {
             view.created_unix_ms = r.created_unix_ms;
         }

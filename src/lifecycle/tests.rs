@@ -116,7 +116,7 @@ impl Backend for FakeBackend {
             .cloned()
             .unwrap_or_default();
         self.started.lock().push(req.instance_id.clone());
-        req.progress.stage("creating the fake");
+        req.progress.stage(crate::backend::Stage::Creating("fake"));
         sleep(plan.start_takes).await;
         if let Some(e) = &plan.start_error {
             return Err(BackendError::Start(e.clone()));

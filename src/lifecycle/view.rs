@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Stage;
 use crate::config::AppSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +64,7 @@ impl InstanceView {
             display_name: spec.display_name.clone(),
             user: user.to_string(),
             status: InstanceStatus::Starting,
-            stage: Some("queued".into()),
+            stage: Some(Stage::Queued.to_string()),
             reason: None,
             log_lines: Vec::new(),
             public_path: public_path.to_string(),
@@ -73,7 +74,7 @@ impl InstanceView {
         }
     }
 
-    pub(super) fn set_stage(&mut self, stage: &str) {
+    pub(super) fn set_stage(&mut self, stage: Stage) {
         if self.status == InstanceStatus::Starting {
             self.stage = Some(stage.to_string());
         }

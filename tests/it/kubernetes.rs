@@ -60,9 +60,10 @@ fn request_watching(id: &str, spec: AppSpec) -> (LaunchRequest, Arc<Mutex<Vec<St
     let seen = stages.clone();
     let mut req = request(id, spec);
     req.progress = Progress::new(move |stage| {
+        let stage = stage.to_string();
         let mut v = seen.lock();
-        if v.last().map(String::as_str) != Some(stage) {
-            v.push(stage.to_string());
+        if v.last() != Some(&stage) {
+            v.push(stage);
         }
     });
     (req, stages)
@@ -123,9 +124,8 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
         [
             "creating the pod",
             "waiting for a node",
-            "pulling image",
-            "starting",
-            "ready"
+            &format!("pulling the image {IMAGE}"),
+            "starting the container",
         ]
     );
 

@@ -39,21 +39,24 @@ async fn pull(
     image: &str,
     progress: &crate::backend::Progress,
 ) -> Result<(), String> {
-    progress.stage(&format!("pulling the image {image}"));
+    progress.stage(super::super::Stage::PullingImage {
+        image: image.to_string(),
+        percent: None,
+    });
     let options = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
     let mut steps = docker.create_image(Some(options), None, None);
     while let Some(step) = steps.next().await {
         let info = step.map_err(|e| super::describe(&e))?;
-        if let (Some(status), Some(detail)) = (info.status, info.progress_detail)
+        if let Some(detail) = info.progress_detail
             && let (Some(current), Some(total)) = (detail.current, detail.total)
             && total > 0
         {
-            progress.stage(&format!(
-                "pulling the image {image}: {status} {}%",
-                current * 100 / total
-            ));
+            progress.stage(super::super::Stage::PullingImage {
+                image: image.to_string(),
+                percent: u64::try_from(current * 100 / total).ok(),
+            });
         }
     }
     Ok(())

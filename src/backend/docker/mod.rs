@@ -84,7 +84,7 @@ impl DockerBackend {
             &req.progress,
         )
         .await?;
-        req.progress.stage("creating the container");
+        req.progress.stage(super::Stage::Creating("container"));
         let plan = spec::plan(req, &self.settings, host_port)?;
         let name = format!("vestibule-{}-{}", req.spec.id, req.instance_id);
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
@@ -115,7 +115,8 @@ impl DockerBackend {
                     .await
                     .map_err(|e| format!("cannot connect to network '{net}': {}", describe(&e)))?;
             }
-            req.progress.stage("starting the container");
+            req.progress
+                .stage(super::Stage::StartingInstance("container"));
             self.docker
                 .start_container(&id, None)
                 .await

@@ -169,7 +169,7 @@ impl KubernetesBackend {
 
         let name = naming::pod_name(id);
         let pods = self.pods(&namespace);
-        req.progress.stage("creating the pod");
+        req.progress.stage(super::Stage::Creating("pod"));
         pods.create(&PostParams::default(), &pod)
             .await
             .map_err(|e| format!("could not create pod {name}: {e}"))?;
@@ -182,7 +182,9 @@ impl KubernetesBackend {
             image: &image,
         };
         let ready = waiting::until_ready(watched, self.patience, |stage| {
-            req.progress.stage(stage.describe())
+            if let Some(shown) = stage.shown(&image) {
+                req.progress.stage(shown);
+            }
         })
         .await?;
 

@@ -28,6 +28,21 @@ impl Stage {
             Stage::Ready => "ready",
         }
     }
+
+    /// The stage as the app page shows it; readiness is lifecycle's to report.
+    pub fn shown(self, image: &str) -> Option<crate::backend::Stage> {
+        use crate::backend::Stage as Shown;
+        match self {
+            Stage::Waiting => Some(Shown::WaitingForNode),
+            Stage::Scheduled => Some(Shown::Scheduled),
+            Stage::PullingImage => Some(Shown::PullingImage {
+                image: image.to_string(),
+                percent: None,
+            }),
+            Stage::Starting => Some(Shown::StartingInstance("container")),
+            Stage::Ready => None,
+        }
+    }
 }
 
 /// How long each part of the wait may take and how often to look.

@@ -104,7 +104,7 @@ impl SwarmBackend {
                     }
                     state => {
                         if let Some(s) = state {
-                            progress.stage(&format!("waiting for the swarm task ({s})"));
+                            progress.stage(super::Stage::Orchestrator(s.to_string()));
                         }
                         last = format!(
                             "its task is {}{}",
@@ -184,7 +184,7 @@ impl SwarmBackend {
         }
         let spec = service::plan(req, &self.settings, host_port, &secrets)?;
         let image = req.spec.container_image.clone().unwrap_or_default();
-        req.progress.stage("creating the service");
+        req.progress.stage(super::Stage::Creating("service"));
         let created = self
             .docker
             .create_service(spec, None)
