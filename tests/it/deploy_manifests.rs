@@ -304,10 +304,10 @@ fn the_eks_overlay_runs_two_replicas_on_redis_and_leaves_the_load_balancer_first
     );
     // The ALB must not cut connections vestibule is still draining.
     let ingress = find(&objects, "Ingress", "vestibule");
-    let attributes = ingress["metadata"]["annotations"]
-        ["alb.ingress.kubernetes.io/target-group-attributes"]
-        .as_str()
-        .unwrap();
+    let attributes =
+        ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-group-attributes"]
+            .as_str()
+            .unwrap();
     let delay: i64 = attributes
         .split(',')
         .find_map(|a| a.strip_prefix("deregistration_delay.timeout_seconds="))
