@@ -57,7 +57,8 @@ if ((${#need[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
-# The Debian package may start a system nginx on :80; it is not used here and is left alone.
+# The Debian packages may start a system nginx on :80 and a system Redis on :6379; they are not
+# used here and are left alone.
 
 if [[ ${BENCH_NO_BUILD:-} != 1 ]]; then
     log "building (release)"
