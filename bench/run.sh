@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Compares, in one run on loopback, the same upstream reached (a) directly, (b) through nginx and
-# (c) through vestibule's /app_proxy/<id>/ path: requests/s, p50/p99 latency, proxy CPU time per
-# request, proxy RSS, for small and 100 KiB responses, plus WebSocket echo round trips.
+# Compares, in one run on loopback, the same upstream reached (a) directly, (b) through nginx,
+# (c) through vestibule's /app_proxy/<id>/ path with the default in-memory store and (d) the same
+# with `proxy.store-mode: Redis` against a redis-server this script starts: requests/s, p50/p99
+# latency, proxy CPU time per request, proxy RSS, for small and 100 KiB responses, plus WebSocket
+# echo round trips.
 # Writes a Markdown report to stdout and to bench/results/latest.md. See docs/benchmarks.md.
 #
 #   bench/run.sh                       # defaults: 10 s per case, 32 connections, 1 wrk thread
@@ -11,7 +13,8 @@
 # BENCH_CONNECTIONS (32), BENCH_THREADS (wrk threads, 1), BENCH_WS_MESSAGES (20000),
 # BENCH_PROXY_CPU / BENCH_LOAD_CPU (CPU numbers for the proxy and for wrk + upstream; default 1
 # and 0 on a machine with two or more CPUs, no pinning on one CPU), BENCH_PORT_BASE (38080:
-# vestibule on it, the upstream on +1, nginx on +2), BENCH_NO_BUILD=1 to skip cargo build,
+# vestibule on it, the upstream on +1, nginx on +2, vestibule in Redis mode on +3; Redis gets
+# any free port), BENCH_NO_BUILD=1 to skip cargo build,
 # BENCH_NGINX_EXTRA (directives added to nginx's proxy location, e.g. "proxy_buffering off;"),
 # BENCH_PROFILE=1 and BENCH_HOLD=1 (see below).
 set -euo pipefail
@@ -29,6 +32,7 @@ PORT_BASE=${BENCH_PORT_BASE:-38080}
 V_PORT=$PORT_BASE
 UP_PORT=$((PORT_BASE + 1))
 NGX_PORT=$((PORT_BASE + 2))
+VR_PORT=$((PORT_BASE + 3))
 USER_NAME=bench
 USER_PASSWORD=bench-password
 RESULTS=$ROOT/bench/results/latest.md
@@ -46,13 +50,15 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
 command -v taskset >/dev/null || need+=(util-linux)
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
     [[ $(id -u) == 0 ]] || die "missing ${need[*]}; install them (apt-get install ${need[*]})"
     log "installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
-# The Debian package may start a system nginx on :80; it is not used here and is left alone.
+# The Debian packages may start a system nginx on :80 and a system Redis on :6379; they are not
+# used here and are left alone.
 
 if [[ ${BENCH_NO_BUILD:-} != 1 ]]; then
     log "building (release)"
@@ -72,7 +78,7 @@ if ((NCPU >= 2)); then
     LOAD_CPU=${BENCH_LOAD_CPU:-0}
     pin_proxy=(taskset -c "$PROXY_CPU")
     pin_load=(taskset -c "$LOAD_CPU")
-    PINNING="proxy on CPU $PROXY_CPU; wrk, WebSocket client and upstream on CPU $LOAD_CPU"
+    PINNING="proxy on CPU $PROXY_CPU; wrk, WebSocket client, upstream and redis-server on CPU $LOAD_CPU"
 else
     PROXY_CPU=
     LOAD_CPU=
@@ -81,17 +87,20 @@ else
     PINNING="no pinning (one CPU)"
 fi
 
-for p in "$V_PORT" "$UP_PORT" "$NGX_PORT"; do
+for p in "$V_PORT" "$UP_PORT" "$NGX_PORT" "$VR_PORT"; do
     if ss -Hltn "sport = :$p" | grep -q .; then die "port $p is in use (set BENCH_PORT_BASE)"; fi
 done
 
 # --- process bookkeeping ---------------------------------------------------------------------
 TMP=$(mktemp -d /tmp/vestibule-bench.XXXXXX)
 STARTED=()
+# Stops what was started in reverse order, each before the next: vestibule in Redis mode needs
+# its redis-server while it shuts down (it asks whether other replicas are alive).
 cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${STARTED[@]}"; do
+    local i pid
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        pid=${STARTED[i]}
+        kill -TERM "$pid" 2>/dev/null || continue
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
@@ -200,13 +209,56 @@ wait_http "http://127.0.0.1:$NGX_PORT/" "nginx"
 mapfile -t NGX_PIDS < <(echo "$NGX_PID"; pgrep -P "$NGX_PID")
 ((${#NGX_PIDS[@]} == 2)) || die "expected an nginx master and one worker, got ${NGX_PIDS[*]}"
 
-# --- vestibule -------------------------------------------------------------------------------
-cat >"$TMP/vestibule.yml" <<EOF
+# --- redis-server, for vestibule's Redis mode -------------------------------------------------
+# A port nobody listens on, below the kernel's ephemeral range.
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 10000))
+        ss -Hltn "sport = :$p" | grep -q . || {
+            echo "$p"
+            return 0
+        }
+    done
+    die "no free port for redis-server"
+}
+REDIS_PORT=$(free_port)
+mkdir -p "$TMP/redis"
+# Off the proxy's CPU, like the upstream: in production Redis runs on another host. Its CPU per
+# request is reported separately (it should be about zero: the data path never asks Redis).
+"${pin_load[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" \
+    --save '' --appendonly no --logfile "$TMP/redis/redis.log" >/dev/null 2>&1 &
+REDIS_PID=$!
+STARTED+=("$REDIS_PID")
+for _ in $(seq 100); do
+    [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && break
+    kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server did not start: $(cat "$TMP/redis/redis.log")"
+    sleep 0.1
+done
+[[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] || die "redis-server does not answer on $REDIS_PORT"
+
+# --- vestibule, in memory mode and in Redis mode ---------------------------------------------
+# Per mode (memory, redis): the server's pid, the app's pid, the instance id, the session cookie
+# and the RSS at start and idle.
+declare -A V_PID V_APP_PID V_ID V_COOKIE V_RSS_START V_RSS_IDLE V_RSS_AFTER V_PORTS
+V_PORTS[memory]=$V_PORT
+V_PORTS[redis]=$VR_PORT
+# One tokio worker thread: the same one-core budget as nginx's single worker.
+export TOKIO_WORKER_THREADS=1
+
+# start_vestibule <mode>: starts `vestibule serve` with that store, logs in through the form,
+# launches the app and waits until it runs. The config is the same in both modes but for the
+# store keys, which are what a user writes to select Redis (the defaults otherwise).
+start_vestibule() {
+    local mode=$1 port=${V_PORTS[$1]} yml=$TMP/vestibule-$1.yml pid store=
+    [[ $mode == redis ]] && store="
+  store-mode: Redis"
+    cat >"$yml" <<EOF
 proxy:
-  port: $V_PORT
+  port: $port
   bind-address: 127.0.0.1
   authentication: simple
-  container-backend: process
+  container-backend: process$store
   heartbeat-timeout: -1
   users:
   - name: $USER_NAME
@@ -216,53 +268,70 @@ proxy:
   - id: upstream
     container-cmd: ["$BIN/examples/bench_upstream"]
 EOF
-# One tokio worker thread: the same one-core budget as nginx's single worker.
-export TOKIO_WORKER_THREADS=1
-"$BIN/vestibule" check --config "$TMP/vestibule.yml" >"$TMP/check.log" 2>&1 ||
-    die "vestibule rejects the generated config: $(cat "$TMP/check.log")"
-"${pin_proxy[@]}" "$BIN/vestibule" serve --config "$TMP/vestibule.yml" >"$TMP/vestibule.log" 2>&1 &
-V_PID=$!
-STARTED+=("$V_PID")
-wait_http "http://127.0.0.1:$V_PORT/actuator/health" "vestibule"
-V_RSS_START=$(rss_kib "$V_PID")
+    if [[ $mode == redis ]]; then
+        cat >>"$yml" <<EOF
+spring:
+  data:
+    redis:
+      host: 127.0.0.1
+      port: $REDIS_PORT
+EOF
+    fi
+    "$BIN/vestibule" check --config "$yml" >"$TMP/check-$mode.log" 2>&1 ||
+        die "vestibule rejects the generated config ($mode): $(cat "$TMP/check-$mode.log")"
+    "${pin_proxy[@]}" "$BIN/vestibule" serve --config "$yml" >"$TMP/vestibule-$mode.log" 2>&1 &
+    pid=$!
+    STARTED+=("$pid")
+    V_PID[$mode]=$pid
+    wait_http "http://127.0.0.1:$port/actuator/health" "vestibule ($mode mode)"
+    V_RSS_START[$mode]=$(rss_kib "$pid")
 
-BASE=http://127.0.0.1:$V_PORT
-JAR=$TMP/cookies.txt
-login_page=$(curl -fsS -c "$JAR" -b "$JAR" "$BASE/login")
-login_csrf=$(grep -o 'name="_csrf" value="[^"]*"' <<<"$login_page" | head -1 | sed 's/.*value="//; s/"$//')
-[[ -n $login_csrf ]] || die "no _csrf field on the login page"
-code=$(curl -sS -o /dev/null -w '%{http_code}' -c "$JAR" -b "$JAR" \
-    --data-urlencode "username=$USER_NAME" --data-urlencode "password=$USER_PASSWORD" \
-    --data-urlencode "_csrf=$login_csrf" --data-urlencode "next=/" "$BASE/login")
-[[ $code == 303 ]] || die "login answered $code, expected 303"
-SESSION=$(awk '$6 == "vestibule_session" {print $7}' "$JAR")
-[[ -n $SESSION ]] || die "login set no vestibule_session cookie"
-COOKIE="vestibule_session=$SESSION"
+    local base=http://127.0.0.1:$port jar=$TMP/cookies-$mode.txt
+    local login_page login_csrf code session view id status
+    login_page=$(curl -fsS -c "$jar" -b "$jar" "$base/login")
+    login_csrf=$(grep -o 'name="_csrf" value="[^"]*"' <<<"$login_page" | head -1 | sed 's/.*value="//; s/"$//')
+    [[ -n $login_csrf ]] || die "no _csrf field on the login page ($mode mode)"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -c "$jar" -b "$jar" \
+        --data-urlencode "username=$USER_NAME" --data-urlencode "password=$USER_PASSWORD" \
+        --data-urlencode "_csrf=$login_csrf" --data-urlencode "next=/" "$base/login")
+    [[ $code == 303 ]] || die "login answered $code, expected 303 ($mode mode)"
+    session=$(awk '$6 == "vestibule_session" {print $7}' "$jar")
+    [[ -n $session ]] || die "login set no vestibule_session cookie ($mode mode)"
+    V_COOKIE[$mode]="vestibule_session=$session"
 
-view=$(curl -fsS -u "$USER_NAME:$USER_PASSWORD" -X POST "$BASE/api/proxy/upstream")
-ID=$(jq -r .id <<<"$view")
-status=$(jq -r .status <<<"$view")
-for _ in $(seq 12); do
-    [[ $status == starting ]] || break
-    view=$(curl -fsS -u "$USER_NAME:$USER_PASSWORD" "$BASE/api/proxy/$ID/status?watch=true&timeout=5")
+    view=$(curl -fsS -u "$USER_NAME:$USER_PASSWORD" -X POST "$base/api/proxy/upstream")
+    id=$(jq -r .id <<<"$view")
     status=$(jq -r .status <<<"$view")
-done
-[[ $status == running ]] || die "instance $ID is $status: $view"
-# The supervisor and the app inherited the proxy's CPU; move them to the load side, like the
-# upstream that direct and nginx use.
-if [[ -n $LOAD_CPU ]]; then
-    for p in $(descendants "$V_PID"); do taskset -a -p -c "$LOAD_CPU" "$p" >/dev/null; done
-fi
-V_APP_PID=$(for p in $(descendants "$V_PID"); do
-    [[ $(readlink "/proc/$p/exe") == */bench_upstream ]] && echo "$p"
-done | head -1)
-[[ -n $V_APP_PID ]] || die "cannot find the app process under vestibule"
-curl -fsS -o /dev/null -H "Cookie: $COOKIE" "$BASE/app_proxy/$ID/small" ||
-    die "the app does not answer through /app_proxy/$ID/"
+    for _ in $(seq 12); do
+        [[ $status == starting ]] || break
+        view=$(curl -fsS -u "$USER_NAME:$USER_PASSWORD" "$base/api/proxy/$id/status?watch=true&timeout=5")
+        status=$(jq -r .status <<<"$view")
+    done
+    [[ $status == running ]] || die "instance $id is $status ($mode mode): $view"
+    V_ID[$mode]=$id
+    # The supervisor and the app inherited the proxy's CPU; move them to the load side, like the
+    # upstream that direct and nginx use.
+    local p
+    if [[ -n $LOAD_CPU ]]; then
+        for p in $(descendants "$pid"); do taskset -a -p -c "$LOAD_CPU" "$p" >/dev/null; done
+    fi
+    V_APP_PID[$mode]=$(for p in $(descendants "$pid"); do
+        [[ $(readlink "/proc/$p/exe") == */bench_upstream ]] && echo "$p"
+    done | head -1)
+    [[ -n ${V_APP_PID[$mode]} ]] || die "cannot find the app process under vestibule ($mode mode)"
+    curl -fsS -o /dev/null -H "Cookie: ${V_COOKIE[$mode]}" "$base/app_proxy/$id/small" ||
+        die "the app does not answer through /app_proxy/$id/ ($mode mode)"
+}
+start_vestibule memory
+start_vestibule redis
+# direct and nginx get the memory-mode cookie: every path sends a Cookie header of the same size.
+COOKIE=${V_COOKIE[memory]}
+BASE=http://127.0.0.1:$V_PORT
+RBASE=http://127.0.0.1:$VR_PORT
 
 sleep 1
 NGX_RSS_IDLE=$(rss_kib "${NGX_PIDS[@]}")
-V_RSS_IDLE=$(rss_kib "$V_PID")
+for mode in memory redis; do V_RSS_IDLE[$mode]=$(rss_kib "${V_PID[$mode]}"); done
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # BENCH_HOLD=1: set everything up, say how to reach it, and wait (for profiling by hand).
@@ -270,8 +339,11 @@ if [[ ${BENCH_HOLD:-} == 1 ]]; then
     log "holding; Ctrl-C to stop"
     log "direct http://127.0.0.1:$UP_PORT/ (pid $UP_PID)"
     log "nginx http://127.0.0.1:$NGX_PORT/ (pids ${NGX_PIDS[*]})"
-    log "vestibule $BASE/app_proxy/$ID/ (pid $V_PID, app pid $V_APP_PID)"
-    log "cookie: $COOKIE"
+    log "redis-server 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
+    for mode in memory redis; do
+        log "vestibule ($mode mode) http://127.0.0.1:${V_PORTS[$mode]}/app_proxy/${V_ID[$mode]}/ (pid ${V_PID[$mode]}, app pid ${V_APP_PID[$mode]})"
+        log "cookie ($mode mode): ${V_COOKIE[$mode]}"
+    done
     while :; do
         sleep 3600 &
         wait $! # a signal interrupts wait (not a foreground sleep), so cleanup runs at once
@@ -291,18 +363,21 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 declare -A R # results, keyed "<case>.<path>.<metric>"
 
-# run_http <case> <path> <url> <proxy pids…>; the upstream pid is $UPSTREAM for this path.
+# run_http <case> <path> <url> <proxy pids…>; the upstream pid is $UPSTREAM for this path, the
+# session cookie $PATH_COOKIE, and $STORE_PID (if set) the redis-server whose CPU is counted too.
 run_http() {
     local case=$1 path=$2 url=$3
     shift 3
-    local pids=("$@") out c0 c1 u0 u1 reqs errs
+    local pids=("$@") out c0 c1 u0 u1 s0 s1 reqs errs
     log "$case via $path: warm-up ${WARMUP}s, then ${DURATION}s"
-    "${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -H "Cookie: $COOKIE" "$url" >/dev/null
+    "${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -H "Cookie: $PATH_COOKIE" "$url" >/dev/null
     c0=$(cpu_ticks "${pids[@]}")
     u0=$(cpu_ticks "$UPSTREAM")
-    out=$("${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Cookie: $COOKIE" "$url")
+    s0=$(cpu_ticks ${STORE_PID:+"$STORE_PID"})
+    out=$("${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Cookie: $PATH_COOKIE" "$url")
     c1=$(cpu_ticks "${pids[@]}")
     u1=$(cpu_ticks "$UPSTREAM")
+    s1=$(cpu_ticks ${STORE_PID:+"$STORE_PID"})
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx or 3xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
     R[$case.$path.rps]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -311,6 +386,10 @@ run_http() {
     R[$case.$path.errors]=$errs
     R[$case.$path.requests]=$reqs
     R[$case.$path.up_cpu]=$(awk -v t=$((u1 - u0)) -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+    if [[ -n $STORE_PID ]]; then
+        R[$case.$path.store_ticks]=$((s1 - s0))
+        R[$case.$path.store_cpu]=$(awk -v t=$((s1 - s0)) -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz / n * 1e6 }')
+    fi
     if ((${#pids[@]})); then
         R[$case.$path.cpu]=$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
         R[$case.$path.rss]=$(rss_kib "${pids[@]}")
@@ -326,7 +405,7 @@ run_ws() {
     local pids=("$@") out c0 c1 msgs
     log "WebSocket echo via $path: $WS_MESSAGES messages"
     c0=$(cpu_ticks "${pids[@]}")
-    out=$("${pin_load[@]}" "$BIN/examples/bench_ws" "$url" --cookie "$COOKIE" -n "$WS_MESSAGES")
+    out=$("${pin_load[@]}" "$BIN/examples/bench_ws" "$url" --cookie "$PATH_COOKIE" -n "$WS_MESSAGES")
     c1=$(cpu_ticks "${pids[@]}")
     msgs=$(grep -o 'messages=[0-9]*' <<<"$out" | cut -d= -f2)
     R[ws.$path.p50]=$(grep -o 'p50_us=[0-9.]*' <<<"$out" | cut -d= -f2)
@@ -337,31 +416,39 @@ run_ws() {
     fi
 }
 
-VURL=$BASE/app_proxy/$ID
+# The vestibule paths: "vestibule" is memory mode (the default), "vestibule-redis" Redis mode.
+VURL=$BASE/app_proxy/${V_ID[memory]}
+RURL=$RBASE/app_proxy/${V_ID[redis]}
 for case in small 100k; do
-    UPSTREAM=$UP_PID
+    UPSTREAM=$UP_PID PATH_COOKIE=$COOKIE STORE_PID=
     run_http "$case" direct "http://127.0.0.1:$UP_PORT/$case"
     run_http "$case" nginx "http://127.0.0.1:$NGX_PORT/$case" "${NGX_PIDS[@]}"
-    UPSTREAM=$V_APP_PID
-    run_http "$case" vestibule "$VURL/$case" "$V_PID"
+    UPSTREAM=${V_APP_PID[memory]}
+    run_http "$case" vestibule "$VURL/$case" "${V_PID[memory]}"
+    UPSTREAM=${V_APP_PID[redis]} PATH_COOKIE=${V_COOKIE[redis]} STORE_PID=$REDIS_PID
+    run_http "$case" vestibule-redis "$RURL/$case" "${V_PID[redis]}"
 done
+PATH_COOKIE=$COOKIE
 run_ws direct "ws://127.0.0.1:$UP_PORT/ws"
 run_ws nginx "ws://127.0.0.1:$NGX_PORT/ws" "${NGX_PIDS[@]}"
-run_ws vestibule "ws://127.0.0.1:$V_PORT/app_proxy/$ID/ws" "$V_PID"
+run_ws vestibule "ws://127.0.0.1:$V_PORT/app_proxy/${V_ID[memory]}/ws" "${V_PID[memory]}"
+PATH_COOKIE=${V_COOKIE[redis]}
+run_ws vestibule-redis "ws://127.0.0.1:$VR_PORT/app_proxy/${V_ID[redis]}/ws" "${V_PID[redis]}"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 NGX_RSS_AFTER=$(rss_kib "${NGX_PIDS[@]}")
-V_RSS_AFTER=$(rss_kib "$V_PID")
+for mode in memory redis; do V_RSS_AFTER[$mode]=$(rss_kib "${V_PID[$mode]}"); done
+REDIS_RSS_AFTER=$(rss_kib "$REDIS_PID")
 
 # --- optional profile (after the measurements, so it cannot skew them) ------------------------
-# BENCH_PROFILE=1 samples the vestibule server (and, for comparison, the nginx worker) under the
-# small- and 100 KiB-response loads with perf (software clock: VMs often lack hardware counters) and writes
+# BENCH_PROFILE=1 samples the vestibule server in both modes (and, for comparison, the nginx
+# worker) under the small- and 100 KiB-response loads with perf (software clock: VMs often lack hardware counters) and writes
 # the samples (perf.*.data, with DWARF call graphs) and a flat report next to the results.
 if [[ ${BENCH_PROFILE:-} == 1 ]]; then
     command -v perf >/dev/null || die "BENCH_PROFILE=1 needs perf (apt-get install linux-perf)"
     PROF_DIR=$(dirname "$RESULTS")
-    profile() { # name url pid
+    profile() { # name url pid [cookie]
         log "profiling $1 for ${DURATION}s"
-        "${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$((DURATION + 2))s" -H "Cookie: $COOKIE" "$2" >/dev/null &
+        "${pin_load[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$((DURATION + 2))s" -H "Cookie: ${4:-$COOKIE}" "$2" >/dev/null &
         local wrk_pid=$!
         sleep 1
         perf record -q -e cpu-clock -F 999 --call-graph dwarf,8192 -p "$3" \
@@ -372,9 +459,10 @@ if [[ ${BENCH_PROFILE:-} == 1 ]]; then
             grep -v '^$' >"$PROF_DIR/profile-$1-flat.txt" || true
         log "flat profile in $PROF_DIR/profile-$1-flat.txt; call graphs: perf report -i $PROF_DIR/perf.$1.data"
     }
-    profile vestibule-small "$VURL/small" "$V_PID"
+    profile vestibule-small "$VURL/small" "${V_PID[memory]}"
+    profile vestibule-redis-small "$RURL/small" "${V_PID[redis]}" "${V_COOKIE[redis]}"
     profile nginx-small "http://127.0.0.1:$NGX_PORT/small" "${NGX_PIDS[1]}"
-    profile vestibule-100k "$VURL/100k" "$V_PID"
+    profile vestibule-100k "$VURL/100k" "${V_PID[memory]}"
     profile nginx-100k "http://127.0.0.1:$NGX_PORT/100k" "${NGX_PIDS[1]}"
 fi
 
@@ -391,7 +479,7 @@ report() {
     echo "- machine: $NCPU CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), Linux $(uname -r); load average at start $LOAD_START, at end $LOAD_END"
     echo "- wrk: $THREADS thread(s), $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s per case; the same Cookie header on every path"
     echo "- CPU: $PINNING; nginx $(nginx -v 2>&1 | sed 's|.*/||') with 1 worker; vestibule with TOKIO_WORKER_THREADS=1"
-    echo "- vestibule: \`vestibule serve --config\` on a generated application.yml (process backend)"
+    echo "- vestibule: \`vestibule serve --config\` on a generated application.yml (process backend); path \"vestibule\" is the default memory mode, \"vestibule-redis\" the same config with \`proxy.store-mode: Redis\` against redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) (\`--save '' --appendonly no\`, on the load CPU)"
     echo "- proxy CPU = utime+stime of the proxy processes (nginx master+worker; the vestibule server only) over the measured run / requests; CLK_TCK=$CLK_TCK"
     echo
     echo "## HTTP"
@@ -400,7 +488,7 @@ report() {
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     local case path
     for case in small 100k; do
-        for path in direct nginx vestibule; do
+        for path in direct nginx vestibule vestibule-redis; do
             local rss=—
             [[ -n ${R[$case.$path.rss]:-} ]] && rss=$(mib "${R[$case.$path.rss]}")
             echo "| $case | $path | $(fmt "${R[$case.$path.rps]}" 0) | $(ms "${R[$case.$path.p50]}") | $(ms "${R[$case.$path.p99]}") | $(val "$case.$path.cpu") | $(val "$case.$path.up_cpu") | $rss | ${R[$case.$path.errors]} |"
@@ -411,7 +499,7 @@ report() {
     echo
     echo "| path | RTT p50 µs | RTT p99 µs | proxy CPU µs/msg |"
     echo "|---|---:|---:|---:|"
-    for path in direct nginx vestibule; do
+    for path in direct nginx vestibule vestibule-redis; do
         echo "| $path | $(val "ws.$path.p50") | $(val "ws.$path.p99") | $(val "ws.$path.cpu") |"
     done
     echo
@@ -420,7 +508,9 @@ report() {
     echo "| proxy | at start MiB | idle (logged in, instance running) MiB | after all load MiB |"
     echo "|---|---:|---:|---:|"
     echo "| nginx (master+worker) | — | $(mib "$NGX_RSS_IDLE") | $(mib "$NGX_RSS_AFTER") |"
-    echo "| vestibule (server process) | $(mib "$V_RSS_START") | $(mib "$V_RSS_IDLE") | $(mib "$V_RSS_AFTER") |"
+    echo "| vestibule, memory mode (server process) | $(mib "${V_RSS_START[memory]}") | $(mib "${V_RSS_IDLE[memory]}") | $(mib "${V_RSS_AFTER[memory]}") |"
+    echo "| vestibule, Redis mode (server process) | $(mib "${V_RSS_START[redis]}") | $(mib "${V_RSS_IDLE[redis]}") | $(mib "${V_RSS_AFTER[redis]}") |"
+    echo "| redis-server | — | — | $(mib "$REDIS_RSS_AFTER") |"
     echo
     echo "## Ratios"
     echo
@@ -435,7 +525,28 @@ report() {
     echo "| WebSocket RTT p50 | $(ratio "${R[ws.vestibule.p50]}" "${R[ws.nginx.p50]}") | $(ratio "${R[ws.vestibule.p50]}" "${R[ws.direct.p50]}") |"
     echo "| WebSocket RTT p99 | $(ratio "${R[ws.vestibule.p99]}" "${R[ws.nginx.p99]}") | $(ratio "${R[ws.vestibule.p99]}" "${R[ws.direct.p99]}") |"
     echo "| WebSocket proxy CPU/msg | $(ratio "${R[ws.vestibule.cpu]}" "${R[ws.nginx.cpu]}") | — |"
-    echo "| RSS idle | $(ratio "$V_RSS_IDLE" "$NGX_RSS_IDLE") | — |"
+    echo "| RSS idle | $(ratio "${V_RSS_IDLE[memory]}" "$NGX_RSS_IDLE") | — |"
+    echo
+    echo "## Memory mode and Redis mode"
+    echo
+    echo "| measure | memory mode | Redis mode | Redis / memory |"
+    echo "|---|---:|---:|---:|"
+    local m r
+    for case in small 100k; do
+        m=vestibule r=vestibule-redis
+        echo "| $case req/s | $(fmt "${R[$case.$m.rps]}" 0) | $(fmt "${R[$case.$r.rps]}" 0) | $(ratio "${R[$case.$r.rps]}" "${R[$case.$m.rps]}") |"
+        echo "| $case p50 ms | $(ms "${R[$case.$m.p50]}") | $(ms "${R[$case.$r.p50]}") | $(ratio "${R[$case.$r.p50]}" "${R[$case.$m.p50]}") |"
+        echo "| $case p99 ms | $(ms "${R[$case.$m.p99]}") | $(ms "${R[$case.$r.p99]}") | $(ratio "${R[$case.$r.p99]}" "${R[$case.$m.p99]}") |"
+        echo "| $case proxy CPU µs/req | $(val "$case.$m.cpu") | $(val "$case.$r.cpu") | **$(ratio "${R[$case.$r.cpu]}" "${R[$case.$m.cpu]}")** |"
+    done
+    echo "| WebSocket RTT p50 µs | $(val ws.vestibule.p50) | $(val ws.vestibule-redis.p50) | $(ratio "${R[ws.vestibule-redis.p50]}" "${R[ws.vestibule.p50]}") |"
+    echo "| WebSocket RTT p99 µs | $(val ws.vestibule.p99) | $(val ws.vestibule-redis.p99) | $(ratio "${R[ws.vestibule-redis.p99]}" "${R[ws.vestibule.p99]}") |"
+    echo "| WebSocket proxy CPU µs/msg | $(val ws.vestibule.cpu) | $(val ws.vestibule-redis.cpu) | **$(ratio "${R[ws.vestibule-redis.cpu]}" "${R[ws.vestibule.cpu]}")** |"
+    echo "| RSS at start MiB | $(mib "${V_RSS_START[memory]}") | $(mib "${V_RSS_START[redis]}") | $(ratio "${V_RSS_START[redis]}" "${V_RSS_START[memory]}") |"
+    echo "| RSS idle MiB | $(mib "${V_RSS_IDLE[memory]}") | $(mib "${V_RSS_IDLE[redis]}") | $(ratio "${V_RSS_IDLE[redis]}" "${V_RSS_IDLE[memory]}") |"
+    echo "| RSS after all load MiB | $(mib "${V_RSS_AFTER[memory]}") | $(mib "${V_RSS_AFTER[redis]}") | $(ratio "${V_RSS_AFTER[redis]}" "${V_RSS_AFTER[memory]}") |"
+    echo
+    echo "redis-server's own CPU while Redis mode was measured: $(val small.vestibule-redis.store_ticks) clock ticks ($(val small.vestibule-redis.store_cpu) µs per request) over the small-response run, $(val 100k.vestibule-redis.store_ticks) ($(val 100k.vestibule-redis.store_cpu) µs per request) over the 100 KiB run; a tick is $((1000 / CLK_TCK)) ms. The data path does not ask Redis; what Redis does is the leader lease, heartbeat flushes and the like."
     echo
     echo "## Targets"
     echo
@@ -445,8 +556,13 @@ report() {
     rw=$(ratio "${R[ws.vestibule.cpu]}" "${R[ws.nginx.cpu]}")
     echo "- CPU per proxied request ≤ 1.5× nginx: small ${rs}× ($(verdict "$rs" 1.5)), 100 KiB ${r1}× ($(verdict "$r1" 1.5)), WebSocket message ${rw}× ($(verdict "$rw" 1.5))"
     local idle
-    idle=$(mib "$V_RSS_IDLE")
+    idle=$(mib "${V_RSS_IDLE[memory]}")
     echo "- vestibule RSS idle < 30 MiB: $idle MiB ($(awk -v m="$idle" 'BEGIN { print (m < 30 ? "met" : "NOT met") }'))"
+    local qs q1 qw
+    qs=$(ratio "${R[small.vestibule-redis.cpu]}" "${R[small.vestibule.cpu]}")
+    q1=$(ratio "${R[100k.vestibule-redis.cpu]}" "${R[100k.vestibule.cpu]}")
+    qw=$(ratio "${R[ws.vestibule-redis.cpu]}" "${R[ws.vestibule.cpu]}")
+    echo "- Redis-mode proxy CPU per request within 5 % of memory mode (≤ 1.05×): small ${qs}× ($(verdict "$qs" 1.05)), 100 KiB ${q1}× ($(verdict "$q1" 1.05)), WebSocket message ${qw}× ($(verdict "$qw" 1.05))"
 }
 
 mkdir -p "$(dirname "$RESULTS")"

@@ -7,7 +7,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -16,7 +16,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vestibule::backend::kubernetes::api_calls;
-use vestibule::config::{BackendKind, load_str};
+use vestibule::config::{BackendKind, StoreConfig, load_str};
+
+/// vestibule's drain after SIGTERM (`DRAIN_TIME` in src/lib.rs): in-flight requests and
+/// WebSockets get this long before the instances are handed over.
+const DRAIN_SECONDS: i64 = 10;
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes")
@@ -81,6 +85,7 @@ fn check_object(object: &Value) {
         "Service" => drop(typed::<Service>(object)),
         "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(object)),
         "Ingress" => drop(typed::<Ingress>(object)),
+        "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
         "StorageClass" => drop(typed::<StorageClass>(object)),
         "PersistentVolumeClaim" => drop(typed::<PersistentVolumeClaim>(object)),
         "HorizontalPodAutoscaler" => drop(typed::<HorizontalPodAutoscaler>(object)),
@@ -128,7 +133,17 @@ fn every_kustomization_renders_into_valid_objects() {
         assert_eq!(loaded.config.server.management_port, Some(9090));
 
         let deployment: Deployment = typed(find(&objects, "Deployment", "vestibule"));
-        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        let spec = deployment.spec.unwrap();
+        // Sessions and instances in one pod's memory: a second replica would log users out.
+        if matches!(loaded.config.store, StoreConfig::Memory) {
+            assert_eq!(
+                spec.replicas,
+                Some(1),
+                "{}: memory mode runs one replica",
+                dir.display()
+            );
+        }
+        let pod = spec.template.spec.unwrap();
         let c = &pod.containers[0];
         let probe_port = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
             p.as_ref()
@@ -226,7 +241,6 @@ fn the_eks_overlay_reproduces_the_seed_setup() {
         find(&objects, "PersistentVolumeClaim", "shared-data")["spec"]["storageClassName"],
         "efs-sc"
     );
-    assert_one_vestibule_replica(&objects);
     find(&objects, "HorizontalPodAutoscaler", "shared-dashboard");
 
     let config = find(&objects, "ConfigMap", "vestibule-config");
@@ -261,30 +275,107 @@ fn the_eks_overlay_reproduces_the_seed_setup() {
     );
 }
 
-/// Sessions and instances live in one replica's memory until shared state lands: the overlay
-/// must run one replica, nothing may scale it up, and it must not pretend to configure a store
-/// vestibule does not read.
-fn assert_one_vestibule_replica(objects: &[Value]) {
-    let deployment = find(objects, "Deployment", "vestibule");
-    assert_eq!(
-        deployment["spec"]["replicas"], 1,
-        "several replicas wait on the shared-state work"
-    );
-    for hpa in objects
+/// Two replicas share state in the overlay's Redis, and a replica that goes leaves the load
+/// balancer before it stops serving.
+#[test]
+fn the_eks_overlay_runs_two_replicas_on_redis_and_leaves_the_load_balancer_first() {
+    let objects = render(&deploy_dir().join("overlays/eks"));
+    let deployment: Deployment = typed(find(&objects, "Deployment", "vestibule"));
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    let container = pod
+        .containers
         .iter()
-        .filter(|o| o["kind"] == "HorizontalPodAutoscaler")
-    {
-        let target = &hpa["spec"]["scaleTargetRef"];
-        if target["kind"] == "Deployment" && target["name"] == "vestibule" {
-            assert!(
-                hpa["spec"]["maxReplicas"].as_u64().is_some_and(|m| m <= 1),
-                "an autoscaler may scale vestibule beyond one replica: {hpa}"
-            );
-        }
-    }
-    let env = deployment["spec"]["template"]["spec"]["containers"].to_string();
+        .find(|c| c.name == "vestibule")
+        .expect("the vestibule container");
+    let pre_stop = pre_stop_sleep_seconds(container);
     assert!(
-        !env.contains("VESTIBULE_REDIS_URL"),
-        "VESTIBULE_REDIS_URL is read nowhere: {env}"
+        pre_stop >= 5,
+        "a preStop sleep of {pre_stop} s gives the ALB no time to deregister the pod"
     );
+    let grace = pod
+        .termination_grace_period_seconds
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        grace >= pre_stop + DRAIN_SECONDS,
+        "a grace period of {grace} s does not cover the preStop sleep ({pre_stop} s) and \
+         vestibule's drain ({DRAIN_SECONDS} s)"
+    );
+    // The ALB must not cut connections vestibule is still draining.
+    let ingress = find(&objects, "Ingress", "vestibule");
+    let attributes =
+        ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-group-attributes"]
+            .as_str()
+            .unwrap();
+    let delay: i64 = attributes
+        .split(',')
+        .find_map(|a| a.strip_prefix("deregistration_delay.timeout_seconds="))
+        .expect("a deregistration delay")
+        .parse()
+        .unwrap();
+    assert!(
+        delay >= pre_stop + DRAIN_SECONDS,
+        "deregistration delay {delay} s"
+    );
+
+    let config = find(&objects, "ConfigMap", "vestibule-config");
+    let yml = config["data"]["application.yml"].as_str().unwrap();
+    let loaded = load_str(
+        Path::new("eks/application.yml"),
+        yml,
+        &HashMap::<String, String>::new(),
+    )
+    .unwrap();
+    let StoreConfig::Redis(redis) = &loaded.config.store else {
+        panic!(
+            "two replicas need proxy.store-mode: Redis, got {:?}",
+            loaded.config.store
+        );
+    };
+    assert_eq!((redis.host.as_str(), redis.port), ("redis", 6379));
+    // That host is the overlay's Redis Service, in vestibule's namespace, on that port.
+    let service: Service = typed(find(&objects, "Service", &redis.host));
+    assert_eq!(service.metadata.namespace.as_deref(), Some("vestibule"));
+    let ports = service.spec.unwrap().ports.unwrap();
+    assert!(ports.iter().any(|p| p.port == i32::from(redis.port)));
+    let redis_pods: Deployment = typed(find(&objects, "Deployment", "redis"));
+    assert_eq!(
+        redis_pods.spec.unwrap().template.metadata.unwrap().labels,
+        Some(
+            [("app.kubernetes.io/name".to_string(), "redis".to_string())]
+                .into_iter()
+                .collect()
+        )
+    );
+    // Only vestibule may reach it.
+    let policy: NetworkPolicy = typed(find(&objects, "NetworkPolicy", "redis"));
+    let from = serde_json::to_value(policy.spec.unwrap().ingress.unwrap()).unwrap();
+    assert_eq!(
+        from[0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "vestibule"
+    );
+}
+
+/// The seconds a container's preStop hook sleeps: `exec: [sleep, N]` or `sleep: {seconds: N}`.
+fn pre_stop_sleep_seconds(container: &k8s_openapi::api::core::v1::Container) -> i64 {
+    let hook = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        .expect("a preStop hook");
+    if let Some(sleep) = &hook.sleep {
+        return sleep.seconds;
+    }
+    let command = hook
+        .exec
+        .as_ref()
+        .and_then(|e| e.command.clone())
+        .expect("preStop runs a command or sleeps");
+    match command.as_slice() {
+        [sleep, seconds] if sleep == "sleep" || sleep.ends_with("/sleep") => seconds
+            .parse()
+            .unwrap_or_else(|_| panic!("preStop: sleep {seconds}")),
+        other => panic!("preStop should be a sleep, not {other:?}"),
+    }
 }
