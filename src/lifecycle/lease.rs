@@ -45,7 +45,8 @@ impl Lease {
         .await;
         let held = *outcome.as_ref().unwrap_or(&false);
         let was = self.held.swap(held, Ordering::Relaxed);
-        if held != was {
+        // With one replica it always leads: only worth saying when there can be others.
+        if held != was && store.is_shared() {
             if held {
                 tracing::info!(replica = %me, "this replica now runs the global tasks (leader)");
             } else {
@@ -53,6 +54,18 @@ impl Lease {
             }
         }
         outcome
+    }
+
+    /// Gives the lease up at shutdown, so another replica takes over at its next renewal
+    /// rather than when the lease runs out.
+    pub async fn release(&self, registry: &Registry) {
+        if self.held.swap(false, Ordering::Relaxed) {
+            // Expiring it at once is giving it up, and only while it is still ours.
+            let _ = registry
+                .store()
+                .renew_if_holder(LEASE_KEY, &registry.replica, Duration::from_millis(1))
+                .await;
+        }
     }
 
     /// The replicas that said they were alive within the last few seconds (this one too).

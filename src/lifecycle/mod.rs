@@ -739,6 +739,7 @@ impl Manager {
     /// process (containers and pods): then they are left to them.
     pub async fn shutdown(&self) {
         self.refuse_launches();
+        self.lease.release(&self.registry).await;
         if !self.config.proxy.stop_proxies_on_shutdown {
             return;
         }
