@@ -116,7 +116,17 @@ async fn no_password_or_token_reaches_the_logs() {
     let start = http.get(server.url("/login")).send().await.expect("login");
     let url = location(&start).to_string();
     let done = login_at_provider(&http, &url, "alice", oidc_provider::PASSWORD).await;
-    assert_eq!(done.status(), 303, "the callback logs alice in");
+    let failed: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("login failed"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        done.status(),
+        303,
+        "the callback logs alice in: {failed:#?}"
+    );
     secrets.push(oidc_provider::CLIENT_SECRET.into());
     secrets.push(oidc_provider::PASSWORD.into());
     let mut alice = Browser {

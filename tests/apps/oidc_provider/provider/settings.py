@@ -41,8 +41,16 @@ TEMPLATES = [
         },
     }
 ]
+# Many tests log in at once against one shared provider: writers take the database lock when
+# their transaction begins (IMMEDIATE) and wait for it, instead of failing with "database is
+# locked" when a read transaction tries to become a write one. The token endpoint used to
+# answer such a failure with an HTML error page.
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "db.sqlite3")}
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(DATA_DIR / "db.sqlite3"),
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+    }
 }
 # Fast hashing: the users are test fixtures, and the suite should not wait on PBKDF2.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
