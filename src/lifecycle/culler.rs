@@ -136,7 +136,7 @@ struct SharedView {
 impl SharedView {
     async fn refresh(&mut self, manager: &Manager) {
         self.fetched = Some(Instant::now());
-        if !manager.registry.store().is_shared() {
+        if !manager.has_peers() {
             return;
         }
         // Unreadable: keep the last view; culling from it is no worse than pausing.
@@ -217,7 +217,7 @@ fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)
 /// instances again within seconds of the store losing them, so an instance is judged
 /// unrecorded only when two passes in a row find no record.
 async fn take_over_orphans(manager: &Arc<Manager>, pass: &mut Pass) {
-    if !manager.registry.store().is_shared() {
+    if !manager.has_peers() {
         return;
     }
     pass.count += 1;

@@ -154,6 +154,12 @@ impl Manager {
         &self.registry.replica
     }
 
+    /// Whether other replicas may run instances. Without a shared store every instance is in
+    /// `entries`, and the registry holds nothing more to read.
+    fn has_peers(&self) -> bool {
+        self.registry.store().is_shared()
+    }
+
     /// Whether this replica runs the global tasks (always, with one replica).
     pub fn is_leader(&self) -> bool {
         self.lease.is_held()
@@ -401,6 +407,9 @@ impl Manager {
         if self.entries.lock().contains_key(id) {
             return self.stop_local(id, why).await;
         }
+        if !self.has_peers() {
+            return false;
+        }
         let record = match self.registry.get(id).await {
             Ok(Some(r)) => r,
             Ok(None) => return false,
@@ -497,6 +506,9 @@ impl Manager {
         if let Some(view) = self.get_local(id) {
             return Some(view);
         }
+        if !self.has_peers() {
+            return None;
+        }
         let record = self.registry.get(id).await.ok().flatten()?;
         Some(self.remote_view(record))
     }
@@ -514,7 +526,7 @@ impl Manager {
         if let Some(route) = self.routes.get(id) {
             return Some(route);
         }
-        if self.entries.lock().contains_key(id) {
+        if !self.has_peers() || self.entries.lock().contains_key(id) {
             return None;
         }
         let record = self.registry.get(id).await.ok().flatten()?;
@@ -543,7 +555,12 @@ impl Manager {
     /// The user's instances, or everyone's for `None`, on every replica; oldest first. While the
     /// store is unreachable, only this replica's.
     pub async fn list(&self, user: Option<&str>) -> Vec<InstanceView> {
-        let mut views: HashMap<String, InstanceView> = match self.registry.all().await {
+        let others = if self.has_peers() {
+            self.registry.all().await
+        } else {
+            Ok(Vec::new())
+        };
+        let mut views: HashMap<String, InstanceView> = match others {
             Ok(records) => records
                 .into_iter()
                 .filter(|r| user.is_none_or(|u| r.view.user == u))
@@ -744,7 +761,7 @@ impl Manager {
             return;
         }
         let ids: Vec<String> = self.entries.lock().keys().cloned().collect();
-        if !ids.is_empty() && self.backend.outlives_server() && self.registry.store().is_shared() {
+        if !ids.is_empty() && self.backend.outlives_server() && self.has_peers() {
             let others = Lease::alive(&self.registry)
                 .await
                 .map(|alive| alive.len() > 1)

@@ -89,7 +89,7 @@ async fn forget_route_if_gone(manager: &Manager, id: &str) {
 /// Writes when each route last saw traffic here, so the leader's culler sees activity on
 /// every replica.
 async fn flush_activity(manager: &Manager, flushed: &mut HashMap<String, u64>) {
-    if !manager.registry.store().is_shared() {
+    if !manager.has_peers() {
         return;
     }
     let now = crate::clock::now_unix_ms();
@@ -118,6 +118,10 @@ async fn flush_activity(manager: &Manager, flushed: &mut HashMap<String, u64>) {
 /// write them again, with their places under the limits. Routes to other replicas' instances
 /// that are gone are dropped, in case their notice was missed.
 async fn reconcile(manager: &Manager) {
+    // This process's memory never loses what it holds, and routes only this replica's.
+    if !manager.has_peers() {
+        return;
+    }
     let own: Vec<Record> = {
         let entries = manager.entries.lock();
         entries
