@@ -9,7 +9,7 @@ use crate::common::*;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use vestibule::config::{AuthMethod, OpenIdConfig, PasswordSpec, Secret, UserEntry};
+use vestibule::config::{PasswordSpec, UserEntry};
 
 const FORM_PASSWORD: &str = "pw-Xyzzy-9137-form";
 const WRONG_PASSWORD: &str = "pw-Plugh-4410-wrong";
@@ -95,22 +95,8 @@ async fn no_password_or_token_reaches_the_logs() {
     // An OpenID Connect login: the client secret, the user's password at the provider and the
     // tokens the provider hands out (the access token reaches the app's environment).
     let provider = OidcProvider::shared().await;
-    let mut cfg = config(vec![echo_spec("echo")]);
-    cfg.proxy.authentication = AuthMethod::OpenId;
-    cfg.proxy.users.clear();
-    cfg.proxy.openid = Some(OpenIdConfig {
-        issuer: Some(provider.issuer()),
-        auth_url: None,
-        token_url: None,
-        jwks_url: None,
-        userinfo_url: None,
-        client_id: oidc_provider::CLIENT_ID.into(),
-        client_secret: Secret(oidc_provider::CLIENT_SECRET.into()),
-        scopes: vec!["email".into(), "profile".into()],
-        username_attribute: "preferred_username".into(),
-        roles_claim: Some("realm_access.roles".into()),
-        logout_url: None,
-    });
+    let mut cfg = crate::oidc::oidc_config(provider);
+    cfg.proxy.specs = vec![echo_spec("echo")];
     let server = TestServer::start(cfg).await;
     let http = client();
     let start = http.get(server.url("/login")).send().await.expect("login");

@@ -5,7 +5,7 @@
 use crate::common::nginx::Nginx;
 use crate::common::oidc_provider::{OidcProvider, location};
 use crate::common::redis::RedisServer;
-use crate::common::replica::ReplicaProcess;
+use crate::common::replica::{ConfigFile, ReplicaProcess};
 use crate::common::*;
 use reqwest::Method;
 use std::time::Duration;
@@ -476,17 +476,10 @@ async fn after_a_flushall_the_replicas_rebuild_the_registry_and_users_find_their
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_is_killed_another_replica_takes_over_culling() {
     let redis = RedisServer::start();
-    let dir = std::env::temp_dir().join(format!(
-        "vestibule-leader-{}-{}",
-        std::process::id(),
-        redis.port
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("application.yml");
     let echo = repo_path("tests/apps/echo/app.py");
-    std::fs::write(
-        &config,
-        format!(
+    let config = ConfigFile::write(
+        "leader",
+        &format!(
             "proxy:
   bind-address: 127.0.0.1
   authentication: simple
@@ -508,12 +501,11 @@ spring:
             echo = echo.display(),
             port = redis.port
         ),
-    )
-    .expect("config");
+    );
     // The first replica takes the lease; the second starts once it holds it.
-    let mut leader = ReplicaProcess::start(&config).await;
+    let mut leader = ReplicaProcess::start(&config.path).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let other = ReplicaProcess::start(&config).await;
+    let other = ReplicaProcess::start(&config.path).await;
     let http = reqwest::Client::new();
     let id = other.launch("echo").await;
     let status = |id: String| {
@@ -551,5 +543,4 @@ spring:
         took <= Duration::from_secs(6 + 10 + 2),
         "culled only {took:?} after the leader died"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 
 use crate::common::docker::*;
 use crate::common::redis::RedisServer;
-use crate::common::replica::ReplicaProcess;
+use crate::common::replica::{ConfigFile, ReplicaProcess};
 use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -47,22 +47,15 @@ async fn a_replica_killed_mid_session_leaves_the_container_and_its_user_goes_on_
     let redis = RedisServer::start();
     let realm = docker_config("replica-kill", vec![demo_spec("demo")]);
     let _cleanup = RealmGuard(realm.clone());
-    let dir = std::env::temp_dir().join(format!(
-        "vestibule-replica-kill-{}-{}",
-        std::process::id(),
-        redis.port
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("application.yml");
     let spec = &realm.proxy.specs[0];
     let cmd: Vec<String> = spec
         .container_cmd
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect();
-    std::fs::write(
-        &config,
-        format!(
+    let config = ConfigFile::write(
+        "replica-kill",
+        &format!(
             "proxy:
   bind-address: 127.0.0.1
   authentication: simple
@@ -92,40 +85,12 @@ spring:
             port = spec.port,
             redis = redis.port,
         ),
-    )
-    .expect("config");
-    let mut a = ReplicaProcess::start(&config).await;
-    let b = ReplicaProcess::start(&config).await;
+    );
+    let mut a = ReplicaProcess::start(&config.path).await;
+    let b = ReplicaProcess::start(&config.path).await;
 
     // alice logs in and opens the app through A.
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let login_page = http.get(a.url("/login")).send().await.expect("login page");
-    let page = login_page.text().await.expect("page");
-    let csrf = hidden_field(&page, "_csrf").expect("csrf");
-    let login = http
-        .post(a.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("_csrf", &csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .expect("login");
-    let cookie = login
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vestibule_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("session cookie")
-        .to_string();
+    let cookie = session_cookie_at(&a.url(""), "alice").await;
     let id = a.launch("demo").await;
     let running = eventually(Duration::from_secs(30), || async {
         square_through(a.port, &id, &cookie, 7).await == Ok(49)
@@ -152,5 +117,4 @@ spring:
     })
     .await;
     assert!(adopted, "B could not stop the app A started");
-    let _ = std::fs::remove_dir_all(&dir);
 }

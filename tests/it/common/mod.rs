@@ -161,6 +161,11 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
 
 impl Browser {
     pub fn new(server: &TestServer) -> Self {
+        Self::at(&server.url(""))
+    }
+
+    /// A browser talking to whatever listens at `base` (a replica process, a balancer).
+    pub fn at(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -168,7 +173,7 @@ impl Browser {
             .expect("client");
         Self {
             http,
-            base: server.url(""),
+            base: base.to_string(),
             csrf: String::new(),
         }
     }
@@ -248,8 +253,12 @@ impl Browser {
 
 /// The session cookie a logged-in browser holds.
 pub async fn session_cookie(server: &TestServer, user: &str) -> String {
-    let b = Browser::new(server);
-    let resp = b.try_login(user, PASSWORD).await;
+    session_cookie_at(&server.url(""), user).await
+}
+
+/// [`session_cookie`] from a server at `base` (a replica process, a balancer).
+pub async fn session_cookie_at(base: &str, user: &str) -> String {
+    let resp = Browser::at(base).try_login(user, PASSWORD).await;
     resp.headers()
         .get_all("set-cookie")
         .iter()

@@ -65,3 +65,29 @@ impl Drop for ReplicaProcess {
         self.kill();
     }
 }
+
+/// An `application.yml` in its own temp folder, removed when dropped.
+pub struct ConfigFile {
+    dir: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+}
+
+impl ConfigFile {
+    pub fn write(name: &str, yaml: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "vestibule-{name}-{}-{}",
+            std::process::id(),
+            super::ports::free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("config dir");
+        let path = dir.join("application.yml");
+        std::fs::write(&path, yaml).expect("write application.yml");
+        Self { dir, path }
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
