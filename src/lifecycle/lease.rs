@@ -89,3 +89,39 @@ impl Lease {
         Ok(alive)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn one_replica_leads_and_a_released_lease_passes_on_at_the_next_renewal() {
+        let store: Arc<dyn crate::store::Store> = Arc::new(MemoryStore::default());
+        let (a, b) = (Registry::new(store.clone()), Registry::new(store));
+        let (lease_a, lease_b) = (Lease::default(), Lease::default());
+        assert_eq!(lease_a.tick(&a).await, Ok(true));
+        assert_eq!(lease_b.tick(&b).await, Ok(false), "two leaders at once");
+        lease_a.release(&a).await;
+        tokio::time::advance(Duration::from_millis(5)).await;
+        assert!(!lease_a.is_held());
+        assert_eq!(
+            lease_b.tick(&b).await,
+            Ok(true),
+            "a released lease is taken at the next renewal, not 8 s later"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_that_stops_renewing_is_replaced_when_its_lease_runs_out() {
+        let store: Arc<dyn crate::store::Store> = Arc::new(MemoryStore::default());
+        let (a, b) = (Registry::new(store.clone()), Registry::new(store));
+        let (lease_a, lease_b) = (Lease::default(), Lease::default());
+        assert_eq!(lease_a.tick(&a).await, Ok(true));
+        tokio::time::advance(LEASE_TTL - Duration::from_millis(1)).await;
+        assert_eq!(lease_b.tick(&b).await, Ok(false));
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert_eq!(lease_b.tick(&b).await, Ok(true));
+    }
+}
