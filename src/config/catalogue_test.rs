@@ -58,6 +58,7 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
   - id: app
     container-cmd: [run]
     container-image: img
+    pool: {{}}
 server: {{ssl: {{certificate: c.pem, certificate-private-key: k.pem}}}}
 management: {{server: {{}}}}
 spring:

@@ -153,6 +153,7 @@ fn check_spec(
         }
     }
 
+    let sharing = super::check_pool::check_sharing(&f, report);
     let spec = AppSpec {
         display_name: f
             .text("display-name", report)
@@ -189,6 +190,9 @@ fn check_spec(
             .unwrap_or(defaults.stop_on_logout),
         max_instances: limit(&f, "max-instances", report).unwrap_or(defaults.max_instances),
         process_workdir: if process { process_workdir } else { None },
+        pool: sharing.pool,
+        public: sharing.public,
+        api_only: sharing.api_only,
         id: id?,
     };
     let (id_at, id_path) = f

@@ -42,6 +42,9 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         stop_on_logout: true,
         max_instances: Some(1),
         process_workdir: None,
+        pool: None,
+        public: false,
+        api_only: false,
     };
     Config {
         source: None,

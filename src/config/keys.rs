@@ -238,6 +238,10 @@ pub static SPEC: Level = Level {
         used("stop-on-logout"),
         used("max-instances"),
         used("process-workdir"),
+        // vestibule's own: shared, request-balanced instances, and who may reach them.
+        section("pool", Status::Used, Shape::Map(&POOL)),
+        used("public"),
+        used("api-only"),
         used("access-expression"),
         used("access-strict-expression"),
         // vestibule's own: the same rules written in CEL.
@@ -283,6 +287,19 @@ pub static SPEC: Level = Level {
         todo("track-app-url"),
         todo("shm-size"),
         todo("cache-headers-mode"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static POOL: Level = Level {
+    keys: &[
+        used("min-instances"),
+        used("max-instances"),
+        used("target-concurrency"),
+        used("scale-down-delay"),
+        used("session-affinity"),
+        used("stable-window"),
+        used("queue-limit"),
     ],
     others: Others::Unknown,
 };

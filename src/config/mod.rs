@@ -48,6 +48,7 @@ mod check_kubernetes;
 mod check_ldap;
 mod check_logging;
 mod check_openid;
+mod check_pool;
 mod check_process;
 mod check_specs;
 mod check_store;

@@ -290,6 +290,46 @@ pub struct AppSpec {
     /// Process backend only: the directory the app is started in (a fresh per-instance
     /// directory when unset).
     pub process_workdir: Option<PathBuf>,
+    /// `pool`: instances shared by everyone who may open the app, balanced per request and
+    /// scaled with load; `None`: each user gets an instance of their own.
+    pub pool: Option<PoolSettings>,
+    /// `public`: served to anyone, without login (pools only: anonymous visitors share them).
+    pub public: bool,
+    /// `api-only`: reached with API tokens and HTTP Basic only, never with a browser session.
+    pub api_only: bool,
+}
+
+/// A spec's `pool` block: how many shared instances to run and when to add or remove one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Kept running with no load; 0 lets the pool scale to zero.
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// In-flight requests per instance the scaler aims for.
+    pub target_concurrency: u32,
+    /// How long a surplus must last before an instance is removed.
+    pub scale_down_delay: Duration,
+    /// A cookie keeps a browser on one instance (for apps with per-session state).
+    pub session_affinity: bool,
+    /// The window the load is averaged over for steady scaling (vestibule's own); bursts are
+    /// judged over a tenth of it.
+    pub stable_window: Duration,
+    /// Requests held while no instance is ready; more are refused at once with 503.
+    pub queue_limit: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            min_instances: 0,
+            max_instances: 4,
+            target_concurrency: 10,
+            scale_down_delay: Duration::from_secs(60),
+            session_affinity: false,
+            stable_window: Duration::from_secs(60),
+            queue_limit: 1000,
+        }
+    }
 }
 
 impl AppSpec {

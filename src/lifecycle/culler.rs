@@ -197,7 +197,13 @@ fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)
             }),
     );
     for (id, spec_id, age, idle) in candidates {
-        let Some(spec) = manager.config.proxy.spec(&spec_id) else {
+        // A pool's members are removed by its scaler, never for idleness.
+        let Some(spec) = manager
+            .config
+            .proxy
+            .spec(&spec_id)
+            .filter(|s| s.pool.is_none())
+        else {
             continue;
         };
         if let (Some(limit), Some(idle)) = (spec.heartbeat_timeout, idle)

@@ -3,6 +3,7 @@
 
 mod culler;
 mod lease;
+mod pool;
 mod readiness;
 mod registry;
 mod sync;
@@ -10,6 +11,7 @@ mod sync;
 mod tests;
 mod view;
 
+pub use pool::Members as PoolMembers;
 pub use readiness::{HttpProbe, Probe};
 pub use view::{InstanceStatus, InstanceView};
 
@@ -28,6 +30,7 @@ use crate::clock::Instant;
 use crate::config::{AppSpec, Config};
 use crate::observe::Metrics;
 use crate::proxy::headers::AppHeaders;
+use crate::proxy::pool::PoolTable;
 use crate::proxy::{Route, RouteTable};
 use crate::store::Store;
 
@@ -47,6 +50,9 @@ pub enum LaunchError {
     LimitReached(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A pool's instances are shared: there is none to start for one user.
+    #[error("app '{0}' is shared by its users; open it at /app_direct/{0}/")]
+    Shared(String),
     /// The shared state store cannot be reached, so limits cannot be checked.
     #[error("apps cannot be started just now: {0}")]
     StoreUnavailable(String),
@@ -58,6 +64,8 @@ struct Entry {
     created: Instant,
     view: watch::Sender<InstanceView>,
     address: Option<SocketAddr>,
+    /// A pool member taken out of the rotation, finishing its requests before it stops.
+    draining: bool,
 }
 
 /// Why an instance is stopped: said in the log and counted in the metrics.
@@ -70,6 +78,8 @@ pub enum StopReason {
     MaxLifetime,
     Logout,
     Shutdown,
+    /// A pool had more instances than its load needs.
+    ScaledDown,
 }
 
 impl StopReason {
@@ -82,6 +92,7 @@ impl StopReason {
             StopReason::MaxLifetime => "max_lifetime",
             StopReason::Logout => "logout",
             StopReason::Shutdown => "shutdown",
+            StopReason::ScaledDown => "scaled_down",
         }
     }
 
@@ -93,6 +104,7 @@ impl StopReason {
             "max_lifetime" => StopReason::MaxLifetime,
             "logout" => StopReason::Logout,
             "shutdown" => StopReason::Shutdown,
+            "scaled_down" => StopReason::ScaledDown,
             _ => StopReason::Api,
         }
     }
@@ -106,6 +118,7 @@ impl StopReason {
             StopReason::MaxLifetime => "max-lifetime reached",
             StopReason::Logout => "its user logged out",
             StopReason::Shutdown => "the server is shutting down",
+            StopReason::ScaledDown => "its pool needs fewer instances",
         }
     }
 }
@@ -116,6 +129,10 @@ pub struct Manager {
     probe: Arc<dyn Probe>,
     metrics: Arc<Metrics>,
     routes: Arc<RouteTable>,
+    /// The shared instances of apps with a `pool`, which the data path balances over.
+    pools: Arc<PoolTable>,
+    /// Starts in a row that failed, per pool: the scaler backs off.
+    pool_failures: Mutex<HashMap<String, u32>>,
     /// The instances this replica runs.
     entries: Mutex<HashMap<String, Entry>>,
     /// Every replica's instances, in the shared store.
@@ -136,7 +153,16 @@ impl Manager {
         probe: Arc<dyn Probe>,
         store: Arc<dyn Store>,
     ) -> Arc<Self> {
+        let pools = PoolTable::new(
+            config
+                .proxy
+                .specs
+                .iter()
+                .filter_map(|s| Some((s.id.clone(), s.pool.as_ref()?.queue_limit))),
+        );
         Arc::new(Self {
+            pools: Arc::new(pools),
+            pool_failures: Mutex::new(HashMap::new()),
             config,
             backend,
             probe,
@@ -176,11 +202,41 @@ impl Manager {
             let status = e.view.borrow().status.name().to_string();
             *counts.entry((e.spec.id.clone(), status)).or_default() += 1;
         }
+        self.metrics.set_pools(&self.pool_gauges());
         self.metrics.render(counts)
+    }
+
+    /// Each pool as its gauges show it (the metrics and the admin page).
+    pub fn pool_gauges(&self) -> Vec<crate::observe::PoolGauges> {
+        let mut gauges: Vec<crate::observe::PoolGauges> = self
+            .pools
+            .all()
+            .map(|pool| {
+                let m = self.pool_members(&pool.spec_id);
+                let w = pool.wait_stats();
+                crate::observe::PoolGauges {
+                    app: pool.spec_id.clone(),
+                    starting: i64::from(m.starting),
+                    ready: i64::from(m.ready),
+                    draining: i64::from(m.draining),
+                    in_flight: pool.members().iter().map(|r| r.in_flight() as i64).sum(),
+                    queued: pool.queued() as i64,
+                    held: w.count,
+                    held_seconds: w.total_secs,
+                    refused: w.refused,
+                }
+            })
+            .collect();
+        gauges.sort_by(|a, b| a.app.cmp(&b.app));
+        gauges
     }
 
     pub fn routes(&self) -> &Arc<RouteTable> {
         &self.routes
+    }
+
+    pub fn pools(&self) -> &Arc<PoolTable> {
+        &self.pools
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -217,6 +273,9 @@ impl Manager {
             .clone();
         if !spec.allows(&who.user, &who.groups) {
             return Err(LaunchError::Forbidden(spec_id.to_string()));
+        }
+        if spec.pool.is_some() {
+            return Err(LaunchError::Shared(spec_id.to_string()));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let public_path = format!("/app_proxy/{id}/");
@@ -267,14 +326,81 @@ impl Manager {
                 created: Instant::now(),
                 view: watch::Sender::new(view.clone()),
                 address: None,
+                draining: false,
             },
         );
-        let weak = Arc::downgrade(self);
-        let stage_id = id.clone();
         let mut env = identity_env(who, &id, &public_path, &spec);
         env.extend(login_env);
+        self.start_in_background(&id, &who.user, env, spec);
+        Ok(view)
+    }
+
+    /// Starts one more shared instance of a pool. It belongs to no user, and is routed to only
+    /// through its pool.
+    pub async fn launch_member(self: &Arc<Self>, spec: &AppSpec) -> Result<(), LaunchError> {
+        if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(LaunchError::ShuttingDown);
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let public_path = format!("/app_direct/{}/", spec.id);
+        let view = InstanceView::starting(&id, spec, "", &public_path);
+        let unavailable =
+            |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
+        let total = self.config.proxy.max_total_instances;
+        match self
+            .registry
+            .admit(&id, "", &spec.id, None, total.map(u64::from))
+            .await
+            .map_err(unavailable)?
+        {
+            Ok(()) => {}
+            Err(_) => {
+                return Err(LaunchError::LimitReached(format!(
+                    "the server runs {} apps, its limit",
+                    total.unwrap_or(0)
+                )));
+            }
+        }
+        let record = Record {
+            view: view.clone(),
+            address: None,
+            replica: self.registry.replica.clone(),
+        };
+        if let Err(e) = self.registry.put(&record).await {
+            let _ = self.registry.release(&id, "", &spec.id).await;
+            return Err(unavailable(e));
+        }
+        self.entries.lock().insert(
+            id.clone(),
+            Entry {
+                spec: spec.clone(),
+                created: Instant::now(),
+                view: watch::Sender::new(view),
+                address: None,
+                draining: false,
+            },
+        );
+        let mut env = spec.container_env.clone();
+        for prefix in ["SHINYPROXY", "VESTIBULE"] {
+            env.insert(format!("{prefix}_PUBLIC_PATH"), public_path.clone());
+            env.insert(format!("{prefix}_PROXY_ID"), id.clone());
+        }
+        self.start_in_background(&id, "", env, spec.clone());
+        Ok(())
+    }
+
+    fn start_in_background(
+        self: &Arc<Self>,
+        id: &str,
+        owner: &str,
+        env: BTreeMap<String, String>,
+        spec: AppSpec,
+    ) {
+        let weak = Arc::downgrade(self);
+        let stage_id = id.to_string();
+        let id = id.to_string();
         let request = LaunchRequest {
-            owner: who.user.clone(),
+            owner: owner.to_string(),
             progress: crate::backend::Progress::new(move |stage| {
                 if let Some(me) = weak.upgrade() {
                     me.update(&stage_id, |v| v.set_stage(stage));
@@ -286,7 +412,6 @@ impl Manager {
         };
         let me = self.clone();
         tokio::spawn(async move { me.run_launch(request).await });
-        Ok(view)
     }
 
     async fn run_launch(self: Arc<Self>, req: LaunchRequest) {
@@ -325,7 +450,7 @@ impl Manager {
                     e.address = Some(started.address);
                     let owner = e.view.borrow().user.clone();
                     let headers = AppHeaders::for_instance(&req.spec, &owner, &req.env);
-                    self.routes.insert(Route::new(
+                    let route = self.routes.insert(Route::new(
                         id.clone(),
                         owner,
                         req.spec.id.clone(),
@@ -333,6 +458,10 @@ impl Manager {
                         &req.spec.target_path,
                         headers,
                     ));
+                    if let Some(pool) = self.pools.get(&req.spec.id) {
+                        self.pool_failures.lock().remove(&req.spec.id);
+                        pool.add(route);
+                    }
                     let mut running = e.view.borrow().clone();
                     running.set_running();
                     Some(Record {
@@ -368,6 +497,15 @@ impl Manager {
         self.metrics.launch_failed(id, app);
         let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
         tracing::warn!(instance = %id, %reason, "launch failed");
+        if let Some(pool) = self.pools.get(app) {
+            pool.remove(id);
+            pool.start_failed(&reason);
+            *self
+                .pool_failures
+                .lock()
+                .entry(app.to_string())
+                .or_default() += 1;
+        }
         self.routes.remove(id);
         self.update(id, |v| v.set_failed(reason, lines));
         // A failure shows on the user's list for a while, but takes no place under the limits.
@@ -449,6 +587,9 @@ impl Manager {
         let Some(app) = app else {
             return false;
         };
+        if let Some(pool) = self.pools.get(&app) {
+            pool.remove(id);
+        }
         self.routes.remove(id);
         self.metrics.stopped(id, &app, why.label());
         tracing::info!(instance = %id, %app, reason = why.describe(), "stopping app");
@@ -481,6 +622,9 @@ impl Manager {
         self.metrics.stopped(id, &app, "crashed");
         let lines = self.backend.last_log_lines(id, FAILURE_LOG_LINES);
         tracing::warn!(instance = %id, %app, how, "the app stopped unexpectedly");
+        if let Some(pool) = self.pools.get(&app) {
+            pool.remove(id);
+        }
         self.routes.remove(id);
         self.update(id, |v| {
             v.set_failed(format!("the app stopped unexpectedly: it {how}"), lines)
@@ -626,8 +770,10 @@ impl Manager {
     /// readiness wait again, and fails if it never answers.
     pub async fn adopt(self: &Arc<Self>, found: Vec<crate::backend::Recovered>) {
         let checks = found.into_iter().filter_map(|r| {
-            let Some(spec) = self.config.proxy.spec(&r.spec_id).cloned() else {
-                tracing::warn!(instance = %r.instance_id, app = %r.spec_id, "stopping a recovered instance of an app no longer configured");
+            let spec = self.config.proxy.spec(&r.spec_id).cloned();
+            let Some(spec) = spec.filter(|s| s.pool.is_none()) else {
+                // A pool's members hold nobody's work, and the pool starts what it needs.
+                tracing::warn!(instance = %r.instance_id, app = %r.spec_id, "stopping a recovered instance of an app no longer configured, or of a pool");
                 let backend = self.backend.clone();
                 tokio::spawn(async move { backend.stop(&r.instance_id).await });
                 return None;
@@ -664,6 +810,7 @@ impl Manager {
                 created: Instant::now(),
                 view: watch::Sender::new(view),
                 address: Some(r.address),
+                draining: false,
             },
         );
         self.publish(&id).await;
@@ -760,6 +907,20 @@ impl Manager {
         if !self.config.proxy.stop_proxies_on_shutdown {
             return;
         }
+        // A pool's members hold nobody's work: they go with the replica that scaled them.
+        let members: Vec<String> = self
+            .entries
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.spec.pool.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        futures_util::future::join_all(
+            members
+                .iter()
+                .map(|id| self.stop_local(id, StopReason::Shutdown)),
+        )
+        .await;
         let ids: Vec<String> = self.entries.lock().keys().cloned().collect();
         if !ids.is_empty() && self.backend.outlives_server() && self.has_peers() {
             let others = Lease::alive(&self.registry)
@@ -787,6 +948,12 @@ impl Manager {
         let me = self.clone();
         let halt = stop.clone();
         tokio::spawn(async move { culler::run(me, halt).await });
+        for spec in self.config.proxy.specs.iter().filter(|s| s.pool.is_some()) {
+            let me = self.clone();
+            let halt = stop.clone();
+            let spec = spec.clone();
+            tokio::spawn(async move { pool::run(me, spec, halt).await });
+        }
         if let Some(mut exits) = self.backend.exits() {
             let me = Arc::downgrade(self);
             let halt = stop.clone();

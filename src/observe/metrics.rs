@@ -56,6 +56,37 @@ struct InstanceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolStateLabels {
+    app: String,
+    /// `starting`, `ready` or `draining`.
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScaleLabels {
+    app: String,
+    /// `out` or `in`.
+    direction: &'static str,
+    /// `load`, `burst` or `idle`.
+    reason: &'static str,
+}
+
+/// A pool as its gauges show it, counted when the metrics are read.
+#[derive(Debug, Clone, Default)]
+pub struct PoolGauges {
+    pub app: String,
+    pub starting: i64,
+    pub ready: i64,
+    pub draining: i64,
+    pub in_flight: i64,
+    pub queued: i64,
+    /// Requests that were held, how long they waited in all, and how many were refused.
+    pub held: u64,
+    pub held_seconds: f64,
+    pub refused: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     /// `form`, `openid` or `header`.
     method: &'static str,
@@ -98,6 +129,13 @@ pub struct Metrics {
     instances: Family<InstanceLabels, Gauge>,
     logins: Family<LoginLabels, Counter>,
     usage_dropped: Family<DropLabels, Counter>,
+    pool_instances: Family<PoolStateLabels, Gauge>,
+    pool_in_flight: Family<AppLabels, Gauge>,
+    pool_queued: Family<AppLabels, Gauge>,
+    pool_held: Family<AppLabels, Gauge>,
+    pool_held_seconds: Family<AppLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pool_refused: Family<AppLabels, Gauge>,
+    pool_scale_events: Family<ScaleLabels, Counter>,
     observers: OnceLock<Observers>,
 }
 
@@ -118,6 +156,49 @@ impl Metrics {
         let stops = Family::<StopLabels, Counter>::default();
         let instances = Family::<InstanceLabels, Gauge>::default();
         let logins = Family::<LoginLabels, Counter>::default();
+        let pool_instances = Family::<PoolStateLabels, Gauge>::default();
+        let pool_in_flight = Family::<AppLabels, Gauge>::default();
+        let pool_queued = Family::<AppLabels, Gauge>::default();
+        let pool_held = Family::<AppLabels, Gauge>::default();
+        let pool_held_seconds =
+            Family::<AppLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let pool_refused = Family::<AppLabels, Gauge>::default();
+        let pool_scale_events = Family::<ScaleLabels, Counter>::default();
+        registry.register(
+            "pool_instances",
+            "A pool's instances on this replica, by state (starting, ready, draining)",
+            pool_instances.clone(),
+        );
+        registry.register(
+            "pool_in_flight_requests",
+            "Requests in flight on a pool's ready instances, WebSockets and event streams included",
+            pool_in_flight.clone(),
+        );
+        registry.register(
+            "pool_queued_requests",
+            "Requests held while no instance of the pool is ready",
+            pool_queued.clone(),
+        );
+        registry.register(
+            "pool_held_requests",
+            "Requests that were held and then served, since start",
+            pool_held.clone(),
+        );
+        registry.register(
+            "pool_held_seconds",
+            "Time held requests waited for an instance in all, since start",
+            pool_held_seconds.clone(),
+        );
+        registry.register(
+            "pool_refused_requests",
+            "Held requests answered 503 (queue full, or no instance in container-wait-time), since start",
+            pool_refused.clone(),
+        );
+        registry.register(
+            "pool_scale_events",
+            "Pool scaling decisions, by direction (out, in) and reason (load, burst, idle)",
+            pool_scale_events.clone(),
+        );
         registry.register(
             "app_launches",
             "App launches, by app and whether the app became ready",
@@ -153,6 +234,13 @@ impl Metrics {
             stops,
             instances,
             logins,
+            pool_instances,
+            pool_in_flight,
+            pool_queued,
+            pool_held,
+            pool_held_seconds,
+            pool_refused,
+            pool_scale_events,
             usage_dropped,
             observers: OnceLock::new(),
         }
@@ -309,6 +397,43 @@ impl Metrics {
 
     /// The exposition text, with the instance gauges set from `counts` ((app, status) → n)
     /// first, so they describe this moment.
+    /// A pool scaled out or in, and why.
+    pub fn pool_scaled(&self, app: &str, direction: &'static str, reason: &'static str) {
+        self.pool_scale_events
+            .get_or_create(&ScaleLabels {
+                app: app.into(),
+                direction,
+                reason,
+            })
+            .inc();
+    }
+
+    /// Sets the pools' gauges, before [`Metrics::render`].
+    pub fn set_pools(&self, pools: &[PoolGauges]) {
+        for p in pools {
+            let app = AppLabels { app: p.app.clone() };
+            for (state, n) in [
+                ("starting", p.starting),
+                ("ready", p.ready),
+                ("draining", p.draining),
+            ] {
+                self.pool_instances
+                    .get_or_create(&PoolStateLabels {
+                        app: p.app.clone(),
+                        state,
+                    })
+                    .set(n);
+            }
+            self.pool_in_flight.get_or_create(&app).set(p.in_flight);
+            self.pool_queued.get_or_create(&app).set(p.queued);
+            self.pool_held.get_or_create(&app).set(p.held as i64);
+            self.pool_held_seconds
+                .get_or_create(&app)
+                .set(p.held_seconds);
+            self.pool_refused.get_or_create(&app).set(p.refused as i64);
+        }
+    }
+
     pub fn render(&self, counts: impl IntoIterator<Item = ((String, String), i64)>) -> String {
         self.instances.clear();
         let mut running: std::collections::HashMap<String, i64> = Default::default();

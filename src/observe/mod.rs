@@ -8,4 +8,4 @@ pub mod micrometer;
 pub mod request_id;
 pub mod usage;
 
-pub use metrics::{LoginOutcome, Metrics, OwnerLookup};
+pub use metrics::{LoginOutcome, Metrics, OwnerLookup, PoolGauges};

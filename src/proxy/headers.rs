@@ -204,7 +204,10 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
         let Ok(s) = v.to_str() else { continue };
         for pair in s.split(';') {
             let name = pair.split('=').next().unwrap_or("").trim();
-            if !name.is_empty() && name != COOKIE_NAME && name != LOGIN_COOKIE {
+            let ours = name == COOKIE_NAME
+                || name == LOGIN_COOKIE
+                || name.starts_with(super::pool::AFFINITY_COOKIE_PREFIX);
+            if !name.is_empty() && !ours {
                 kept.push(pair.trim().to_string());
             }
         }

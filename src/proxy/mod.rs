@@ -17,7 +17,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
-pub use routes::{OpenConnection, Route, RouteTable};
+pub mod pool;
+pub use routes::{InFlight, OpenConnection, Route, RouteTable};
 
 /// Where a proxy failure came from: the app (502), the client that went away, or us (500).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,7 @@ impl Proxy {
         mut req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
         f.route.touch();
+        let load = f.route.begin();
         let upgrade = headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -114,6 +116,7 @@ impl Proxy {
             let ended = self.closers.watch(&f.openers);
             self.websockets.spawn(async move {
                 let _open = open;
+                let _load = load;
                 // The connection now belongs to the WebSocket; it is never pooled again.
                 let _connection = connection;
                 let (client, app) = match tokio::try_join!(client_upgrade, app_upgrade) {
@@ -149,7 +152,7 @@ impl Proxy {
             .headers
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        let body = upstream::ReturnWhenRead::new(body, connection, f.route.clone());
+        let body = upstream::ReturnWhenRead::new(body, connection, f.route.clone(), load);
         let body = if streaming {
             Body::new(sse_guard::HoldOpen::new(body, f.route.hold_open()))
         } else {

@@ -30,6 +30,9 @@ pub struct Route {
     epoch: Instant,
     last_activity_ms: AtomicU64,
     open_connections: AtomicUsize,
+    /// Requests being answered, from dispatch until the response body ends; a WebSocket or an
+    /// event stream counts for as long as it is open. Pools balance and scale on it.
+    in_flight: AtomicUsize,
 }
 
 impl Route {
@@ -54,6 +57,7 @@ impl Route {
             epoch: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             open_connections: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -78,6 +82,30 @@ impl Route {
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         OpenConnection(self.clone())
     }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// In-flight plain HTTP requests: those a drain waits for (long-lived connections are cut).
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight()
+            .saturating_sub(self.open_connections.load(Ordering::Relaxed))
+    }
+}
+
+pub struct InFlight(Arc<Route>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub struct OpenConnection(Arc<Route>);
@@ -99,13 +127,14 @@ impl RouteTable {
         self.routes.load().get(instance_id).cloned()
     }
 
-    pub(crate) fn insert(&self, route: Route) {
+    pub(crate) fn insert(&self, route: Route) -> Arc<Route> {
         let route = Arc::new(route);
         self.routes.rcu(|map| {
             let mut map = HashMap::clone(map);
             map.insert(route.instance_id.clone(), route.clone());
             map
         });
+        route
     }
 
     pub(crate) fn remove(&self, instance_id: &str) {

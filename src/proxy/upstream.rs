@@ -167,22 +167,31 @@ pub struct ReturnWhenRead {
     inner: Incoming,
     connection: Option<SendRequest<Body>>,
     route: Arc<Route>,
+    /// The request counts as in flight until its body has been read to the end.
+    load: Option<super::InFlight>,
 }
 
 impl ReturnWhenRead {
-    pub fn new(inner: Incoming, connection: SendRequest<Body>, route: Arc<Route>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        connection: SendRequest<Body>,
+        route: Arc<Route>,
+        load: super::InFlight,
+    ) -> Self {
         Self {
             inner,
             connection: Some(connection),
             route,
+            load: Some(load),
         }
     }
 
     fn release_if_done(&mut self) {
-        if self.inner.is_end_stream()
-            && let Some(connection) = self.connection.take()
-        {
-            self.route.upstream.put(connection);
+        if self.inner.is_end_stream() {
+            self.load = None;
+            if let Some(connection) = self.connection.take() {
+                self.route.upstream.put(connection);
+            }
         }
     }
 }
@@ -198,12 +207,16 @@ impl HttpBody for ReturnWhenRead {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => {
+                self.load = None;
                 if let Some(connection) = self.connection.take() {
                     self.route.upstream.put(connection);
                 }
             }
             Poll::Ready(Some(Ok(_))) => self.release_if_done(),
-            Poll::Ready(Some(Err(_))) => self.connection = None,
+            Poll::Ready(Some(Err(_))) => {
+                self.connection = None;
+                self.load = None;
+            }
             Poll::Pending => {}
         }
         polled

@@ -26,7 +26,7 @@ fn split_id<'a>(path: &'a str, prefix: &str) -> Option<(&'a str, usize)> {
     Some((&after[..slash], prefix.len() + slash))
 }
 
-fn not_logged_in(req: &Request) -> Response {
+pub(super) fn not_logged_in(req: &Request) -> Response {
     // Browsers navigating get the login page; scripts, XHRs and WebSockets get a plain 401.
     let wants_html = req
         .headers()
@@ -76,14 +76,37 @@ pub async fn app_proxy(
             None => (StatusCode::NOT_FOUND, "no such app instance\n").into_response(),
         };
     };
-    if route.owner != session.identity.user && !session.identity.is_admin {
+    // A pool's members belong to nobody: users reach them through /app_direct/<app>/.
+    let shared = st
+        .config
+        .proxy
+        .spec(&route.spec_id)
+        .is_some_and(|s| s.pool.is_some());
+    if (shared || route.owner != session.identity.user) && !session.identity.is_admin {
         return forbidden(session, &id);
     }
-    forward(&st, &ctx, session, route, rest_at, req).await
+    forward(&st, &ctx, Caller::of(session), route, rest_at, req).await
+}
+
+/// Who a forwarded request is for: the identity the app is told of, and the session (if any)
+/// whose end closes the request's WebSocket.
+#[derive(Clone, Copy)]
+pub(super) struct Caller<'a> {
+    pub identity: &'a crate::auth::Identity,
+    pub session: Option<&'a Session>,
+}
+
+impl<'a> Caller<'a> {
+    pub fn of(session: &'a Session) -> Self {
+        Self {
+            identity: &session.identity,
+            session: Some(session),
+        }
+    }
 }
 
 /// Whether the browser is loading a page (it accepts HTML), not fetching data for one.
-fn wants_page(req: &Request) -> bool {
+pub(super) fn wants_page(req: &Request) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -99,10 +122,10 @@ fn forbidden(session: &Session, id: &str) -> Response {
         .into_response()
 }
 
-async fn forward(
+pub(super) async fn forward(
     st: &AppState,
     ctx: &RequestCtx,
-    session: &Session,
+    who: Caller<'_>,
     route: Arc<Route>,
     rest_at: usize,
     mut req: Request,
@@ -115,7 +138,7 @@ async fn forward(
             &st.config.proxy.allowed_origins,
         )
     {
-        tracing::warn!(event = "access_denied", user = %session.identity.user, origin = ?req.headers().get(header::ORIGIN), "WebSocket opened by a page of another site");
+        tracing::warn!(event = "access_denied", user = %who.identity.user, origin = ?req.headers().get(header::ORIGIN), "WebSocket opened by a page of another site");
         return (
             StatusCode::FORBIDDEN,
             "this WebSocket was opened by a page of another site\n",
@@ -123,7 +146,7 @@ async fn forward(
             .into_response();
     }
     if let Some(name) = route.headers.forged(req.headers()) {
-        tracing::warn!(event = "forged_header", user = %session.identity.user, header = %name, "request carries a spelling of a header the proxy sets");
+        tracing::warn!(event = "forged_header", user = %who.identity.user, header = %name, "request carries a spelling of a header the proxy sets");
         return (
             StatusCode::BAD_REQUEST,
             format!("header '{name}' is reserved: the proxy sets it\n"),
@@ -136,12 +159,16 @@ async fn forward(
     match &ctx.token_id {
         Some(token) => openers.push(Opener::Token(token.clone())),
         // A session made for a bearer JWT is not stored: nothing could end it.
-        None if !ctx.via_token => openers.push(Opener::Session(session.id.clone())),
+        None if !ctx.via_token => {
+            if let Some(session) = who.session {
+                openers.push(Opener::Session(session.id.clone()));
+            }
+        }
         None => {}
     }
     let f = Forward {
         route,
-        identity: &session.identity,
+        identity: who.identity,
         client_ip: ctx.client_ip,
         forwarded_for: ctx.forwarded_for.as_deref(),
         scheme: ctx.scheme(),
@@ -156,7 +183,7 @@ async fn forward(
             // (usually why it crashed), rather than a bare 502.
             failure_page(
                 st,
-                Some(session),
+                who.session,
                 StatusCode::BAD_GATEWAY,
                 "The app is not answering",
                 &format!(
@@ -191,6 +218,12 @@ pub async fn app_direct(
         return add_trailing_slash(req.uri());
     };
     let spec_id = spec_id.to_string();
+    if let Some(spec) = st.config.proxy.spec(&spec_id)
+        && spec.pool.is_some()
+    {
+        let spec = spec.clone();
+        return super::pool_routes::pooled(&st, &ctx, &spec, rest_at, req).await;
+    }
     let Some(session) = ctx.session.as_ref() else {
         return not_logged_in(&req);
     };
@@ -222,7 +255,7 @@ pub async fn app_direct(
             tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting)).await;
     }
     match st.manager.route(&view.id).await {
-        Some(route) => forward(&st, &ctx, session, route, rest_at, req).await,
+        Some(route) => forward(&st, &ctx, Caller::of(session), route, rest_at, req).await,
         None => {
             let latest = st.manager.get(&view.id).await;
             let (reason, lines) = match latest {

@@ -224,39 +224,50 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                  scripts use an API token (Authorization: Bearer)",
             ));
         }
-        if let Some((user, password)) =
-            authorization::basic(parts.headers.get(header::AUTHORIZATION))
-        {
-            let ip = ctx(parts)
-                .map(|c| c.client_ip)
-                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            match st.throttle.check(&user, ip).await {
-                Ok(()) => {}
-                Err(Refusal::Wait(wait)) => return Err(ApiError::throttled(wait)),
-                Err(Refusal::Store(e)) => {
-                    tracing::warn!(error = %e, "a password login could not be throttled");
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        super::pages::STORE_UNAVAILABLE,
-                    ));
-                }
-            }
-            return match st.authenticator.authenticate(&user, &password).await {
-                Ok(identity) => {
-                    st.throttle.succeeded(&user).await;
-                    Ok(ApiUser(identity))
-                }
-                Err(e) => {
-                    if matches!(e, crate::auth::AuthError::BadCredentials) {
-                        st.throttle.failed(&user, ip).await;
-                    }
-                    tracing::warn!(event = "login_failed", %user, %ip, via = "basic", "login failed");
-                    Err(ApiError::unauthorized(e.to_string()))
-                }
-            };
+        let ip = ctx(parts)
+            .map(|c| c.client_ip)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if let Some(login) = basic_login(st, &parts.headers, ip).await {
+            return login.map(ApiUser);
         }
         Err(ApiError::unauthorized(
             "log in first (session cookie or HTTP Basic)",
         ))
     }
+}
+
+/// A script's HTTP Basic login, throttled like the login form; `None` when the request carries
+/// no Basic credentials.
+pub async fn basic_login(
+    st: &AppState,
+    headers: &http::HeaderMap,
+    ip: IpAddr,
+) -> Option<Result<Identity, ApiError>> {
+    let (user, password) = authorization::basic(headers.get(header::AUTHORIZATION))?;
+    match st.throttle.check(&user, ip).await {
+        Ok(()) => {}
+        Err(Refusal::Wait(wait)) => return Some(Err(ApiError::throttled(wait))),
+        Err(Refusal::Store(e)) => {
+            tracing::warn!(error = %e, "a password login could not be throttled");
+            return Some(Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                super::pages::STORE_UNAVAILABLE,
+            )));
+        }
+    }
+    Some(
+        match st.authenticator.authenticate(&user, &password).await {
+            Ok(identity) => {
+                st.throttle.succeeded(&user).await;
+                Ok(identity)
+            }
+            Err(e) => {
+                if matches!(e, crate::auth::AuthError::BadCredentials) {
+                    st.throttle.failed(&user, ip).await;
+                }
+                tracing::warn!(event = "login_failed", %user, %ip, via = "basic", "login failed");
+                Err(ApiError::unauthorized(e.to_string()))
+            }
+        },
+    )
 }

@@ -13,7 +13,7 @@ pub fn launch_status(e: &LaunchError) -> StatusCode {
     match e {
         LaunchError::UnknownApp(_) => StatusCode::NOT_FOUND,
         LaunchError::Forbidden(_) => StatusCode::FORBIDDEN,
-        LaunchError::LimitReached(_) => StatusCode::CONFLICT,
+        LaunchError::LimitReached(_) | LaunchError::Shared(_) => StatusCode::CONFLICT,
         LaunchError::ShuttingDown | LaunchError::StoreUnavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -11,6 +11,7 @@ mod login;
 mod oidc;
 mod origin;
 mod pages;
+mod pool_routes;
 mod templates;
 mod tokens;
 

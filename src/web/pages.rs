@@ -63,7 +63,14 @@ pub async fn app_page(
         return not_allowed(&st, &s, "You may not open this app.");
     }
     // Re-attach to the user's instance if there is one; the page starts one otherwise.
-    let instance = st.manager.current_for(&s.identity.user, &spec_id).await;
+    // A pool's app is shared: the frame opens it directly, and the pool holds the first
+    // request until an instance is ready.
+    let instance = if spec.pool.is_some() {
+        serde_json::json!({ "status": "running", "public_path": format!("/app_direct/{}/", spec.id) })
+    } else {
+        serde_json::to_value(st.manager.current_for(&s.identity.user, &spec_id).await)
+            .unwrap_or_default()
+    };
     let ctx = minijinja::context! {
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
