@@ -25,6 +25,7 @@ mod load_balancer;
 mod logs;
 mod metrics;
 mod oidc;
+mod pools;
 mod proxy;
 mod replicas;
 mod replicas_docker;
