@@ -26,6 +26,7 @@ mod logs;
 mod metrics;
 mod oidc;
 mod pools;
+mod pools_docker;
 mod proxy;
 mod replicas;
 mod replicas_docker;

@@ -289,3 +289,50 @@ async fn affinity_keeps_a_browser_on_one_instance_and_repins_a_stale_cookie() {
     );
     server.shutdown().await;
 }
+
+/// Three people use one Dash pool at once in Chromium; with a target of one request per
+/// instance, their callbacks spread over several instances, and each one's greeting follows
+/// what they type.
+#[tokio::test]
+async fn a_dash_pool_serves_three_chromium_users_at_once() {
+    use crate::common::app_browser::{open_app, wait_text};
+    use crate::common::chrome::Chrome;
+    use fantoccini::Locator;
+
+    let python = venv().join("bin/python");
+    let mut spec = process_spec("dash", &[python.to_str().unwrap_or_default(), "app.py"]);
+    spec.process_workdir = Some(repo_path("tests/apps/dash"));
+    spec.max_instances = None;
+    spec.pool = Some(PoolSettings {
+        min_instances: 1,
+        ..quick_pool(3, 1)
+    });
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.container_wait_time = Duration::from_secs(60);
+    let server = TestServer::start(cfg).await;
+    let users = ["alice", "bob", "root"];
+    let mut chromes = Vec::new();
+    for _ in users {
+        chromes.push(Chrome::start().await);
+    }
+    let sessions = chromes.iter().zip(users).map(|(chrome, user)| {
+        let server = &server;
+        async move {
+            let c = &chrome.client;
+            open_app(c, server, user, "dash", None).await;
+            wait_text(c, "#greeting", |t| t == "Hello, world!").await;
+            let input = c.find(Locator::Id("name")).await.expect("input");
+            // Select all (Ctrl+A), release the modifier (NULL key), then type over it.
+            input
+                .send_keys(&format!("\u{E009}a\u{E000}{user}"))
+                .await
+                .expect("type");
+            wait_text(c, "#greeting", |t| t == format!("Hello, {user}!")).await;
+        }
+    });
+    futures_util::future::join_all(sessions).await;
+    for chrome in chromes {
+        chrome.stop().await;
+    }
+    server.shutdown().await;
+}

@@ -26,4 +26,5 @@ async def work(ms: int = 0):
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+    host = os.environ.get("HOST", "127.0.0.1")
+    uvicorn.run(app, host=host, port=int(os.environ["PORT"]), log_level="warning")
