@@ -4,7 +4,6 @@
 use crate::common::app_browser::venv;
 use crate::common::metrics::{management_port, sample, scrape};
 use crate::common::*;
-use std::collections::HashSet;
 use std::time::Duration;
 use vestibule::config::{AppSpec, PoolSettings};
 
@@ -98,10 +97,13 @@ async fn a_fastapi_pool_scales_from_zero_under_a_burst_without_failures_and_back
         failures.len(),
         failures.first()
     );
-    let served_by: HashSet<&String> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+    // Held requests may all go to the first instance to be ready; the burst still scaled out.
+    let started = pool_gauge(port, "api", "ready").await
+        + pool_gauge(port, "api", "starting").await
+        + pool_gauge(port, "api", "draining").await;
     assert!(
-        served_by.len() >= 2,
-        "the burst was spread over several instances: {served_by:?}"
+        started >= 2.0,
+        "the burst started several instances: {started}"
     );
     let text = scrape(port).await;
     assert!(
