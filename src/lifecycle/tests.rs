@@ -656,3 +656,108 @@ async fn an_adopted_instance_that_never_answers_is_not_routed_and_fails() {
         "{failed:?}"
     );
 }
+
+fn pool_spec(id: &str, min: u32, max: u32) -> AppSpec {
+    let mut s = spec(id);
+    s.pool = Some(crate::config::PoolSettings {
+        min_instances: min,
+        max_instances: max,
+        target_concurrency: 2,
+        scale_down_delay: Duration::from_secs(5),
+        session_affinity: false,
+        stable_window: Duration::from_secs(10),
+        queue_limit: 100,
+    });
+    s
+}
+
+/// Waits (on the paused clock) until the pool has `ready` members in rotation.
+async fn pool_ready(w: &World, app: &str, ready: usize, within: Duration) {
+    let pool = w.manager.pools().get(app).expect("a pool").clone();
+    let reached = tokio::time::timeout(within, async {
+        while pool.members().len() != ready {
+            sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "{app} did not reach {ready} ready members within {within:?}: {:?}",
+        w.manager.pool_members(app)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_at_zero_starts_an_instance_for_a_held_request_and_serves_it_when_ready() {
+    let w = world(config(vec![pool_spec("api", 0, 3)]));
+    let pool = w.manager.pools().get("api").expect("a pool").clone();
+    sleep(Duration::from_secs(5)).await;
+    assert!(w.backend.running().is_empty(), "nothing runs without load");
+    let began = Instant::now();
+    let served = pool
+        .acquire(None, Duration::from_secs(20))
+        .await
+        .expect("served once an instance is ready");
+    let waited = began.elapsed();
+    // Started at once on the poke, ready 2.1 s later (start 0.1 s, then the app's 2 s).
+    assert!(waited < Duration::from_millis(2500), "held for {waited:?}");
+    assert_eq!(w.backend.running(), vec![served.instance_id.clone()]);
+    assert!(
+        w.manager.launch(&user("alice"), "api").await.is_err(),
+        "no private instances of a pool"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_member_leaves_the_rotation_and_the_minimum_is_restored() {
+    let w = world(config(vec![pool_spec("api", 2, 3)]));
+    pool_ready(&w, "api", 2, Duration::from_secs(10)).await;
+    let pool = w.manager.pools().get("api").expect("a pool").clone();
+    let victim = pool.members()[0].instance_id.clone();
+    w.backend.crash(&victim, "was killed by signal 9");
+    sleep(Duration::from_millis(1500)).await;
+    assert!(
+        pool.members().iter().all(|r| r.instance_id != victim),
+        "a dead member is never picked"
+    );
+    pool_ready(&w, "api", 2, Duration::from_secs(10)).await;
+    assert!(!pool.members().iter().any(|r| r.instance_id == victim));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_surplus_member_is_drained_then_stopped_after_its_requests_finish() {
+    let w = world(config(vec![pool_spec("api", 0, 2)]));
+    let pool = w.manager.pools().get("api").expect("a pool").clone();
+    // Load for two instances (target 2 each): four requests held open.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let route = pool
+            .acquire(None, Duration::from_secs(20))
+            .await
+            .expect("served");
+        held.push(route.begin());
+        pool_ready(&w, "api", pool.members().len(), Duration::from_secs(1)).await;
+    }
+    pool_ready(&w, "api", 2, Duration::from_secs(15)).await;
+    // The load ends except for one long request.
+    let long = held.pop().expect("a request");
+    drop(held);
+    let busy = pool
+        .members()
+        .iter()
+        .max_by_key(|r| r.in_flight())
+        .map(|r| r.instance_id.clone())
+        .expect("a member");
+    // Window (10 s) and delay (5 s) pass: one member is drained; the idle one goes first.
+    pool_ready(&w, "api", 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        pool.members()[0].instance_id,
+        busy,
+        "the member with work left stays"
+    );
+    drop(long);
+    // And with no load at all, the last one goes too.
+    pool_ready(&w, "api", 0, Duration::from_secs(30)).await;
+    sleep(Duration::from_secs(1)).await;
+    assert!(w.backend.running().is_empty(), "{:?}", w.backend.running());
+}
