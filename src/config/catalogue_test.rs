@@ -59,6 +59,7 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
     container-cmd: [run]
     container-image: img
     pool: {{}}
+    minimum-seats-available: 1
 server: {{ssl: {{certificate: c.pem, certificate-private-key: k.pem}}}}
 management: {{server: {{}}}}
 spring:

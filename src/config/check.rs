@@ -113,6 +113,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         webservice: check_webservice(proxy, authentication, report),
         container_backend,
         container_wait_time: positive_millis(proxy, "container-wait-time", 20_000, report),
+        seat_wait_time: super::check_pool::seat_wait_time(proxy, report),
         heartbeat_rate: positive_millis(proxy, "heartbeat-rate", 10_000, report),
         default_max_instances,
         max_total_instances: limit(proxy, "max-total-instances", report).unwrap_or(None),

@@ -2,7 +2,7 @@
 //! Contradictions are refused here, at their line, rather than found by users at run time.
 
 use super::convert::Fields;
-use super::model::PoolSettings;
+use super::model::{PoolSettings, SeatSettings};
 use super::node::{Node, Value};
 use super::report::Report;
 use std::time::Duration;
@@ -12,6 +12,83 @@ pub struct Sharing {
     pub pool: Option<PoolSettings>,
     pub public: bool,
     pub api_only: bool,
+    pub seats: Option<SeatSettings>,
+}
+
+/// `proxy.seat-wait-time`: ShinyProxy polls for a seat every 3 s, so it refuses less than that;
+/// vestibule hands seats out as they come, but keeps the rule so a config means the same.
+pub fn seat_wait_time(proxy: &Fields, report: &mut Report) -> Duration {
+    let fallback = Duration::from_secs(300);
+    let Some((n, p)) = proxy.get("seat-wait-time") else {
+        return fallback;
+    };
+    match super::convert::int(n, &p, "milliseconds", report) {
+        Some(ms) if ms >= 3000 => Duration::from_millis(ms.unsigned_abs()),
+        Some(ms) => {
+            report.error(
+                &n.at,
+                &p,
+                format!("seat-wait-time must be at least 3000 ms (as in ShinyProxy), found {ms}"),
+            );
+            fallback
+        }
+        None => fallback,
+    }
+}
+
+fn seat_settings(spec: &Fields, report: &mut Report) -> Option<SeatSettings> {
+    spec.get("minimum-seats-available")?;
+    let count = |name: &str, least: i64, report: &mut Report| -> Option<u32> {
+        let (n, p) = spec.get(name)?;
+        let v = super::convert::int(n, &p, "a count", report)?;
+        match u32::try_from(v) {
+            Ok(c) if v >= least => Some(c),
+            _ => {
+                report.error(
+                    &n.at,
+                    &p,
+                    format!("expected a whole number of at least {least}, found {v}"),
+                );
+                None
+            }
+        }
+    };
+    let minimum_available = count("minimum-seats-available", 0, report).unwrap_or(0);
+    let per_container = count("seats-per-container", 1, report).unwrap_or(1);
+    let allow_reuse = spec
+        .boolean("allow-container-re-use", report)
+        .unwrap_or(true);
+    if !allow_reuse
+        && per_container != 1
+        && let Some((n, p)) = spec.get("allow-container-re-use")
+    {
+        report.error(
+            &n.at,
+            &p,
+            "allow-container-re-use: false gives each container to one user, so              seats-per-container must be 1 (ShinyProxy refuses this too)",
+        );
+    }
+    let minutes = match spec.get("scale-down-delay") {
+        Some((n, p)) => match super::convert::int(n, &p, "minutes", report) {
+            Some(m) if m >= 0 => m.unsigned_abs(),
+            Some(m) => {
+                report.error(
+                    &n.at,
+                    &p,
+                    format!("expected minutes of 0 or more, found {m}"),
+                );
+                2
+            }
+            None => 2,
+        },
+        None => 2,
+    };
+    Some(SeatSettings {
+        minimum_available,
+        per_container,
+        allow_reuse,
+        scale_down_delay: Duration::from_secs(minutes.saturating_mul(60)),
+    })
 }
 
 pub fn check_sharing(spec: &Fields, report: &mut Report) -> Sharing {
@@ -30,6 +107,18 @@ pub fn check_sharing(spec: &Fields, report: &mut Report) -> Sharing {
                      removes instances itself when the load falls",
                 );
             }
+        }
+    }
+    let seats = seat_settings(spec, report);
+    if seats.is_some() {
+        if let (Some(_), Some((n, p))) = (&pool, spec.get("minimum-seats-available")) {
+            report.error(
+                &n.at,
+                &p,
+                "an app has either seats (shared containers users claim a seat in) or a pool                  (requests balanced over instances), not both",
+            );
+        } else {
+            refuse_user_dependence(spec, report);
         }
     }
     let public = spec.boolean("public", report).unwrap_or(false);
@@ -70,6 +159,7 @@ pub fn check_sharing(spec: &Fields, report: &mut Report) -> Sharing {
         pool,
         public,
         api_only,
+        seats,
     }
 }
 
@@ -148,6 +238,7 @@ fn pool_settings(f: &Fields, node: &Node, path: &str, report: &mut Report) -> Po
 /// A pool's instances are started for nobody, so nothing they are started with may name a
 /// user: `#{proxy.userId}` could not be filled in.
 fn refuse_user_dependence(spec: &Fields, report: &mut Report) {
+    // Said once per spec, even when it has both seats and a pool.
     for key in ["container-cmd", "container-env", "container-volumes"] {
         let Some((node, path)) = spec.get(key) else {
             continue;
@@ -156,9 +247,9 @@ fn refuse_user_dependence(spec: &Fields, report: &mut Report) {
             report.error(
                 at,
                 &path,
-                "an app with a pool shares its instances among users, so what they are started \
-                 with cannot depend on a user (#{...}); send per-user values in http-headers, \
-                 which are filled in per request",
+                "an app with a pool or seats shares its instances among users, so what they \
+                 are started with cannot depend on a user (#{...}); send per-user values in \
+                 http-headers, which are filled in per request",
             );
         }
     }
@@ -243,6 +334,42 @@ mod tests {
             messages.join("\n").contains("cannot depend on a user"),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn seats_are_read_with_shinyproxy_units_and_rules() {
+        let (spec, messages) = check(&app(
+            "    minimum-seats-available: 2\n    seats-per-container: 3\n    scale-down-delay: 5\n",
+        ));
+        let seats = spec.and_then(|s| s.seats).expect("seats");
+        assert_eq!(
+            (
+                seats.minimum_available,
+                seats.per_container,
+                seats.allow_reuse
+            ),
+            (2, 3, true),
+            "{messages:?}"
+        );
+        assert_eq!(
+            seats.scale_down_delay.as_secs(),
+            300,
+            "minutes, as in ShinyProxy"
+        );
+        let (_, messages) = check(&app(
+            "    minimum-seats-available: 1\n    seats-per-container: 2\n    allow-container-re-use: false\n",
+        ));
+        assert!(messages.join("\n").contains("must be 1"), "{messages:?}");
+        let (_, messages) = check(&format!(
+            "{}    minimum-seats-available: 1\n",
+            app("").replace("proxy:\n", "proxy:\n  seat-wait-time: 1000\n")
+        ));
+        assert!(
+            messages.join("\n").contains("at least 3000"),
+            "{messages:?}"
+        );
+        let (_, messages) = check(&app("    minimum-seats-available: 1\n    pool: {}\n"));
+        assert!(messages.join("\n").contains("not both"), "{messages:?}");
     }
 
     #[test]

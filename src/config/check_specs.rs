@@ -193,6 +193,7 @@ fn check_spec(
         pool: sharing.pool,
         public: sharing.public,
         api_only: sharing.api_only,
+        seats: sharing.seats,
         id: id?,
     };
     let (id_at, id_path) = f

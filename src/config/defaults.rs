@@ -45,6 +45,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         pool: None,
         public: false,
         api_only: false,
+        seats: None,
     };
     Config {
         source: None,
@@ -69,6 +70,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             webservice: None,
             container_backend: BackendKind::Process,
             container_wait_time: Duration::from_secs(20),
+            seat_wait_time: Duration::from_secs(300),
             heartbeat_rate: Duration::from_secs(10),
             default_max_instances: Some(1),
             max_total_instances: None,

@@ -224,6 +224,8 @@ pub struct ProxyConfig {
     pub container_backend: BackendKind,
     /// Total time for an app to answer HTTP 200/30x before its launch fails.
     pub container_wait_time: Duration,
+    /// `seat-wait-time`: how long a launch waits for a free seat.
+    pub seat_wait_time: Duration,
     pub heartbeat_rate: Duration,
     /// `None` = unlimited (ShinyProxy: -1).
     pub default_max_instances: Option<u32>,
@@ -297,6 +299,22 @@ pub struct AppSpec {
     pub public: bool,
     /// `api-only`: reached with API tokens and HTTP Basic only, never with a browser session.
     pub api_only: bool,
+    /// ShinyProxy's pre-started, shared containers: `minimum-seats-available` and its keys.
+    pub seats: Option<SeatSettings>,
+}
+
+/// ShinyProxy 3's seats: containers started ahead of time, each shared by
+/// `seats-per-container` users, so a launch claims a free seat instead of waiting for a start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatSettings {
+    /// Free seats to keep ready (0 is valid: seats are still shared, started on demand).
+    pub minimum_available: u32,
+    pub per_container: u32,
+    /// `false`: a container serves one user, then it is replaced.
+    pub allow_reuse: bool,
+    /// How long surplus containers stay before they are removed (ShinyProxy counts from the
+    /// last scale-up, in whole minutes).
+    pub scale_down_delay: Duration,
 }
 
 /// A spec's `pool` block: how many shared instances to run and when to add or remove one.

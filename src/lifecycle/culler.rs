@@ -100,10 +100,12 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
 }
 
 async fn judge_own(manager: &Manager, poll_health: bool) -> Vec<(String, Verdict)> {
+    // A seat's claim has no backend instance to ask about: its container is watched instead.
     let own: Vec<(String, InstanceStatus, Duration)> = manager
         .entries
         .lock()
         .iter()
+        .filter(|(_, e)| !e.claim)
         .map(|(id, e)| (id.clone(), e.view.borrow().status, e.created.elapsed()))
         .collect();
     let mut verdicts = Vec::new();
@@ -160,6 +162,8 @@ fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)
         .lock()
         .iter()
         .filter(|(_, e)| e.view.borrow().status == InstanceStatus::Running)
+        // Instances of nobody (pool members, seat containers) are never idle for a user.
+        .filter(|(_, e)| !e.view.borrow().user.is_empty())
         .map(|(id, e)| (id.clone(), e.spec.id.clone(), e.created.elapsed()))
         .collect();
     let (records, activity) = (&shared.records, &shared.activity);

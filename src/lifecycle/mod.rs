@@ -6,6 +6,7 @@ mod lease;
 mod pool;
 mod readiness;
 mod registry;
+mod seats;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -13,6 +14,7 @@ mod view;
 
 pub use pool::Members as PoolMembers;
 pub use readiness::{HttpProbe, Probe};
+pub use seats::Counts as SeatCounts;
 pub use view::{InstanceStatus, InstanceView};
 
 use parking_lot::Mutex;
@@ -66,6 +68,21 @@ struct Entry {
     address: Option<SocketAddr>,
     /// A pool member taken out of the rotation, finishing its requests before it stops.
     draining: bool,
+    /// A user's seat in a shared container: no backend instance of its own.
+    claim: bool,
+}
+
+impl Entry {
+    fn new(spec: &AppSpec, view: InstanceView, address: Option<SocketAddr>) -> Self {
+        Self {
+            claim: spec.seats.is_some() && !view.user.is_empty(),
+            spec: spec.clone(),
+            created: Instant::now(),
+            view: watch::Sender::new(view),
+            address,
+            draining: false,
+        }
+    }
 }
 
 /// Why an instance is stopped: said in the log and counted in the metrics.
@@ -131,8 +148,10 @@ pub struct Manager {
     routes: Arc<RouteTable>,
     /// The shared instances of apps with a `pool`, which the data path balances over.
     pools: Arc<PoolTable>,
-    /// Starts in a row that failed, per pool: the scaler backs off.
+    /// Starts in a row that failed, per pool or seat app: the scaler backs off.
     pool_failures: Mutex<HashMap<String, u32>>,
+    /// The seats of apps with `minimum-seats-available`.
+    seats: HashMap<String, Arc<seats::Seats>>,
     /// The instances this replica runs.
     entries: Mutex<HashMap<String, Entry>>,
     /// Every replica's instances, in the shared store.
@@ -160,7 +179,17 @@ impl Manager {
                 .iter()
                 .filter_map(|s| Some((s.id.clone(), s.pool.as_ref()?.queue_limit))),
         );
+        let seats = config
+            .proxy
+            .specs
+            .iter()
+            .filter_map(|s| {
+                let settings = s.seats.clone()?;
+                Some((s.id.clone(), Arc::new(seats::Seats::new(settings))))
+            })
+            .collect();
         Arc::new(Self {
+            seats,
             pools: Arc::new(pools),
             pool_failures: Mutex::new(HashMap::new()),
             config,
@@ -203,6 +232,15 @@ impl Manager {
             *counts.entry((e.spec.id.clone(), status)).or_default() += 1;
         }
         self.metrics.set_pools(&self.pool_gauges());
+        for (app, c) in self.seat_counts() {
+            self.metrics.set_seats(
+                &app,
+                i64::from(c.free),
+                i64::from(c.claimed),
+                i64::from(c.starting),
+                i64::from(c.waiting),
+            );
+        }
         self.metrics.render(counts)
     }
 
@@ -229,6 +267,17 @@ impl Manager {
             .collect();
         gauges.sort_by(|a, b| a.app.cmp(&b.app));
         gauges
+    }
+
+    /// Each seat app's seats, by app id.
+    pub fn seat_counts(&self) -> Vec<(String, SeatCounts)> {
+        let mut counts: Vec<(String, SeatCounts)> = self
+            .seats
+            .iter()
+            .map(|(app, s)| (app.clone(), s.bank.lock().counts()))
+            .collect();
+        counts.sort_by(|a, b| a.0.cmp(&b.0));
+        counts
     }
 
     pub fn routes(&self) -> &Arc<RouteTable> {
@@ -319,25 +368,126 @@ impl Manager {
             let _ = self.registry.release(&id, &who.user, &spec.id).await;
             return Err(unavailable(e));
         }
-        self.entries.lock().insert(
-            id.clone(),
-            Entry {
-                spec: spec.clone(),
-                created: Instant::now(),
-                view: watch::Sender::new(view.clone()),
-                address: None,
-                draining: false,
-            },
-        );
+        self.entries
+            .lock()
+            .insert(id.clone(), Entry::new(&spec, view.clone(), None));
         let mut env = identity_env(who, &id, &public_path, &spec);
         env.extend(login_env);
+        if let Some(seats) = self.seats.get(&spec.id).cloned() {
+            return Ok(self.take_seat(&seats, &id, spec, env, view).await);
+        }
         self.start_in_background(&id, &who.user, env, spec);
         Ok(view)
     }
 
+    /// A launch of an app with seats: a free seat at once, or a place in the queue for the next
+    /// one, for at most `seat-wait-time`.
+    async fn take_seat(
+        self: &Arc<Self>,
+        seats: &Arc<seats::Seats>,
+        id: &str,
+        spec: AppSpec,
+        env: BTreeMap<String, String>,
+        view: InstanceView,
+    ) -> InstanceView {
+        let began = Instant::now();
+        let free = {
+            let mut bank = seats.bank.lock();
+            bank.claim(id).ok_or_else(|| bank.wait(id))
+        };
+        match free {
+            Ok(seat) => {
+                self.seated(id, &spec, &env, seat, began).await;
+                return self.get_local(id).unwrap_or(view);
+            }
+            Err(waiting) => {
+                seats.poke.notify_one();
+                let me = self.clone();
+                let seats = seats.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    let wait = me.config.proxy.seat_wait_time;
+                    match tokio::time::timeout(wait, waiting).await {
+                        Ok(Ok(seat)) => me.seated(&id, &spec, &env, seat, began).await,
+                        _ => {
+                            seats.bank.lock().stop_waiting(&id);
+                            let reason = format!(
+                                "no seat of app '{}' became free within {} s",
+                                spec.display_name,
+                                wait.as_secs()
+                            );
+                            me.fail(&id, &spec.id, reason).await;
+                        }
+                    }
+                });
+            }
+        }
+        view
+    }
+
+    /// Routes a claim to its seat's container; gives the seat back if the claim was stopped
+    /// while it waited.
+    async fn seated(
+        self: &Arc<Self>,
+        id: &str,
+        spec: &AppSpec,
+        env: &BTreeMap<String, String>,
+        seat: seats::Seat,
+        began: Instant,
+    ) {
+        let record = {
+            let mut entries = self.entries.lock();
+            match entries.get_mut(id) {
+                Some(e) if e.view.borrow().status == InstanceStatus::Starting => {
+                    e.address = Some(seat.address);
+                    let owner = e.view.borrow().user.clone();
+                    let headers = AppHeaders::for_instance(spec, &owner, env);
+                    self.routes.insert(Route::new(
+                        id.to_string(),
+                        owner,
+                        spec.id.clone(),
+                        seat.address,
+                        &spec.target_path,
+                        headers,
+                    ));
+                    e.view.send_modify(|v| v.set_running());
+                    Some(Record {
+                        view: e.view.borrow().clone(),
+                        address: e.address,
+                        replica: self.registry.replica.clone(),
+                    })
+                }
+                _ => None,
+            }
+        };
+        match record {
+            Some(record) => {
+                if let Err(e) = self.registry.put(&record).await {
+                    tracing::warn!(instance = %id, error = %e, "the other replicas could not be told an instance runs");
+                }
+                self.metrics.launch_started(id, &spec.id, began.elapsed());
+                tracing::info!(instance = %id, app = %spec.id, container = %seat.delegate, "seat claimed");
+            }
+            None => self.release_seat(&spec.id, id).await,
+        }
+    }
+
+    /// Gives a claim's seat back, and stops its container when it is no longer needed.
+    async fn release_seat(&self, spec_id: &str, claim: &str) {
+        let Some(seats) = self.seats.get(spec_id) else {
+            return;
+        };
+        let finished = seats.bank.lock().release(claim);
+        seats.poke.notify_one();
+        if let Some(container) = finished {
+            tracing::info!(container = %container, app = %spec_id, "a container for seats is no longer needed");
+            Box::pin(self.stop_local(&container, StopReason::ScaledDown)).await;
+        }
+    }
+
     /// Starts one more shared instance of a pool. It belongs to no user, and is routed to only
     /// through its pool.
-    pub async fn launch_member(self: &Arc<Self>, spec: &AppSpec) -> Result<(), LaunchError> {
+    pub async fn launch_member(self: &Arc<Self>, spec: &AppSpec) -> Result<String, LaunchError> {
         if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(LaunchError::ShuttingDown);
         }
@@ -370,23 +520,19 @@ impl Manager {
             let _ = self.registry.release(&id, "", &spec.id).await;
             return Err(unavailable(e));
         }
-        self.entries.lock().insert(
-            id.clone(),
-            Entry {
-                spec: spec.clone(),
-                created: Instant::now(),
-                view: watch::Sender::new(view),
-                address: None,
-                draining: false,
-            },
-        );
+        self.entries
+            .lock()
+            .insert(id.clone(), Entry::new(spec, view, None));
         let mut env = spec.container_env.clone();
         for prefix in ["SHINYPROXY", "VESTIBULE"] {
             env.insert(format!("{prefix}_PUBLIC_PATH"), public_path.clone());
             env.insert(format!("{prefix}_PROXY_ID"), id.clone());
         }
+        if let Some(seats) = self.seats.get(&spec.id) {
+            seats.bank.lock().starting(&id);
+        }
         self.start_in_background(&id, "", env, spec.clone());
-        Ok(())
+        Ok(id)
     }
 
     fn start_in_background(
@@ -458,8 +604,8 @@ impl Manager {
                         &req.spec.target_path,
                         headers,
                     ));
+                    self.pool_failures.lock().remove(&req.spec.id);
                     if let Some(pool) = self.pools.get(&req.spec.id) {
-                        self.pool_failures.lock().remove(&req.spec.id);
                         pool.add(route);
                     }
                     let mut running = e.view.borrow().clone();
@@ -473,6 +619,16 @@ impl Manager {
                 _ => None,
             }
         };
+        if still_wanted.is_some()
+            && let Some(seats) = self.seats.get(&req.spec.id)
+        {
+            let served = seats.bank.lock().ready(&id, started.address);
+            for (claim, tx, seat) in served {
+                if tx.send(seat).is_err() {
+                    self.release_seat(&req.spec.id, &claim).await;
+                }
+            }
+        }
         if let Some(record) = still_wanted {
             // The other replicas learn it runs before the user does, so a user whose next
             // request goes to another replica finds it running there too.
@@ -500,11 +656,22 @@ impl Manager {
         if let Some(pool) = self.pools.get(app) {
             pool.remove(id);
             pool.start_failed(&reason);
+        }
+        let (member, claim) = self
+            .entries
+            .lock()
+            .get(id)
+            .map(|e| (e.view.borrow().user.is_empty(), e.claim))
+            .unwrap_or_default();
+        if member {
             *self
                 .pool_failures
                 .lock()
                 .entry(app.to_string())
                 .or_default() += 1;
+            if let Some(seats) = self.seats.get(app) {
+                seats.bank.lock().gone(id);
+            }
         }
         self.routes.remove(id);
         self.update(id, |v| v.set_failed(reason, lines));
@@ -513,6 +680,9 @@ impl Manager {
             let _ = self.registry.release(id, &view.user, &view.spec_id).await;
         }
         self.publish(id).await;
+        if claim {
+            return;
+        }
         if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "cleaning up a failed instance");
         }
@@ -577,14 +747,14 @@ impl Manager {
     }
 
     async fn stop_local(&self, id: &str, why: StopReason) -> bool {
-        let app = {
+        let found = {
             let entries = self.entries.lock();
             entries.get(id).map(|e| {
                 e.view.send_modify(|v| v.set_stopping());
-                e.spec.id.clone()
+                (e.spec.id.clone(), e.claim)
             })
         };
-        let Some(app) = app else {
+        let Some((app, claim)) = found else {
             return false;
         };
         if let Some(pool) = self.pools.get(&app) {
@@ -593,7 +763,9 @@ impl Manager {
         self.routes.remove(id);
         self.metrics.stopped(id, &app, why.label());
         tracing::info!(instance = %id, %app, reason = why.describe(), "stopping app");
-        if let Err(e) = self.backend.stop(id).await {
+        if claim {
+            self.release_seat(&app, id).await;
+        } else if let Err(e) = self.backend.stop(id).await {
             tracing::warn!(instance = %id, error = %e, "stop");
         }
         let gone = self.entries.lock().remove(id).map(|e| {
@@ -624,6 +796,23 @@ impl Manager {
         tracing::warn!(instance = %id, %app, how, "the app stopped unexpectedly");
         if let Some(pool) = self.pools.get(&app) {
             pool.remove(id);
+        }
+        let claims = self
+            .seats
+            .get(&app)
+            .map(|s| s.bank.lock().gone(id))
+            .unwrap_or_default();
+        for claim in claims {
+            self.routes.remove(&claim);
+            let reason = format!("the app stopped unexpectedly: its shared container {how}");
+            self.update(&claim, |v| v.set_failed(reason, lines.clone()));
+            if let Some(view) = self.get_local(&claim) {
+                let _ = self
+                    .registry
+                    .release(&claim, &view.user, &view.spec_id)
+                    .await;
+            }
+            self.publish(&claim).await;
         }
         self.routes.remove(id);
         self.update(id, |v| {
@@ -771,7 +960,7 @@ impl Manager {
     pub async fn adopt(self: &Arc<Self>, found: Vec<crate::backend::Recovered>) {
         let checks = found.into_iter().filter_map(|r| {
             let spec = self.config.proxy.spec(&r.spec_id).cloned();
-            let Some(spec) = spec.filter(|s| s.pool.is_none()) else {
+            let Some(spec) = spec.filter(|s| s.pool.is_none() && s.seats.is_none()) else {
                 // A pool's members hold nobody's work, and the pool starts what it needs.
                 tracing::warn!(instance = %r.instance_id, app = %r.spec_id, "stopping a recovered instance of an app no longer configured, or of a pool");
                 let backend = self.backend.clone();
@@ -803,16 +992,9 @@ impl Manager {
             .registry
             .admit(&id, &r.user, &spec.id, None, None)
             .await;
-        self.entries.lock().insert(
-            id.clone(),
-            Entry {
-                spec: spec.clone(),
-                created: Instant::now(),
-                view: watch::Sender::new(view),
-                address: Some(r.address),
-                draining: false,
-            },
-        );
+        self.entries
+            .lock()
+            .insert(id.clone(), Entry::new(&spec, view, Some(r.address)));
         self.publish(&id).await;
         // A running app answers at once; one that does not gets the launch's full wait, in the
         // background, so a start with many instances is not held up by one.
@@ -907,12 +1089,13 @@ impl Manager {
         if !self.config.proxy.stop_proxies_on_shutdown {
             return;
         }
-        // A pool's members hold nobody's work: they go with the replica that scaled them.
+        // Pool members and seat containers hold nobody's work: they go with the replica that
+        // scaled them.
         let members: Vec<String> = self
             .entries
             .lock()
             .iter()
-            .filter(|(_, e)| e.spec.pool.is_some())
+            .filter(|(_, e)| e.view.borrow().user.is_empty())
             .map(|(id, _)| id.clone())
             .collect();
         futures_util::future::join_all(
@@ -948,11 +1131,15 @@ impl Manager {
         let me = self.clone();
         let halt = stop.clone();
         tokio::spawn(async move { culler::run(me, halt).await });
-        for spec in self.config.proxy.specs.iter().filter(|s| s.pool.is_some()) {
+        for spec in self.config.proxy.specs.iter() {
             let me = self.clone();
             let halt = stop.clone();
             let spec = spec.clone();
-            tokio::spawn(async move { pool::run(me, spec, halt).await });
+            if spec.pool.is_some() {
+                tokio::spawn(async move { pool::run(me, spec, halt).await });
+            } else if spec.seats.is_some() {
+                tokio::spawn(async move { seats::run(me, spec, halt).await });
+            }
         }
         if let Some(mut exits) = self.backend.exits() {
             let me = Arc::downgrade(self);

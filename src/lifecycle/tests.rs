@@ -761,3 +761,100 @@ async fn a_surplus_member_is_drained_then_stopped_after_its_requests_finish() {
     sleep(Duration::from_secs(1)).await;
     assert!(w.backend.running().is_empty(), "{:?}", w.backend.running());
 }
+
+fn seat_spec(id: &str, min: u32, per_container: u32, reuse: bool) -> AppSpec {
+    let mut s = spec(id);
+    s.seats = Some(crate::config::SeatSettings {
+        minimum_available: min,
+        per_container,
+        allow_reuse: reuse,
+        scale_down_delay: Duration::from_secs(120),
+    });
+    s
+}
+
+/// Waits (on the paused clock) until `app` has `free` free seats.
+async fn free_seats(w: &World, app: &str, free: u32, within: Duration) {
+    let counts = || {
+        w.manager
+            .seat_counts()
+            .into_iter()
+            .find(|(a, _)| a == app)
+            .map(|(_, c)| c)
+            .unwrap_or_default()
+    };
+    let reached = tokio::time::timeout(within, async {
+        while counts().free != free {
+            sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "{app} never had {free} free seats: {:?}",
+        counts()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_free_seat_is_handed_out_at_once_and_the_floor_is_refilled() {
+    let w = world(config(vec![seat_spec("shiny", 2, 1, true)]));
+    free_seats(&w, "shiny", 2, Duration::from_secs(10)).await;
+    let began = Instant::now();
+    let view = w.launch("alice", "shiny").await;
+    assert_eq!(view.status, InstanceStatus::Running, "no start to wait for");
+    assert!(began.elapsed() < Duration::from_millis(10));
+    let route = w.manager.routes().get(&view.id).expect("routed");
+    assert_eq!(route.owner, "alice");
+    // One seat taken, one more container started in the background.
+    free_seats(&w, "shiny", 2, Duration::from_secs(10)).await;
+    assert_eq!(w.backend.running().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_free_seat_a_launch_waits_for_the_next_container() {
+    let w = world(config(vec![seat_spec("shiny", 0, 2, true)]));
+    sleep(Duration::from_secs(3)).await;
+    assert!(
+        w.backend.running().is_empty(),
+        "a minimum of 0 starts nothing ahead"
+    );
+    let view = w.launch("alice", "shiny").await;
+    assert_eq!(view.status, InstanceStatus::Starting);
+    w.until(&view.id, InstanceStatus::Running, Duration::from_secs(5))
+        .await;
+    // The container's second seat goes to the next user, at once.
+    let bob = w.launch("bob", "shiny").await;
+    assert_eq!(bob.status, InstanceStatus::Running);
+    assert_eq!(w.backend.running().len(), 1, "two users, one container");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_reuse_a_left_container_is_replaced_and_a_dead_one_never_handed_out() {
+    let w = world(config(vec![seat_spec("shiny", 1, 1, false)]));
+    free_seats(&w, "shiny", 1, Duration::from_secs(10)).await;
+    let first = w.backend.running();
+    let view = w.launch("alice", "shiny").await;
+    assert!(w.manager.stop(&view.id, StopReason::User).await);
+    free_seats(&w, "shiny", 1, Duration::from_secs(10)).await;
+    let now = w.backend.running();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, first, "alice's container was removed, not reused");
+    assert_eq!(w.backend.stops_of(&first[0]), 1);
+
+    // The free container dies: its seat is not handed out, and a new one takes its place.
+    let dead = w
+        .manager
+        .routes()
+        .get(&now[0])
+        .map(|r| r.target)
+        .expect("its address");
+    w.backend.crash(&now[0], "was killed by signal 9");
+    sleep(Duration::from_millis(1500)).await;
+    let bob = w.launch("bob", "shiny").await;
+    let bob = w
+        .until(&bob.id, InstanceStatus::Running, Duration::from_secs(10))
+        .await;
+    let route = w.manager.routes().get(&bob.id).expect("routed");
+    assert_ne!(route.target, dead, "not routed to the dead container");
+}

@@ -136,6 +136,7 @@ pub struct Metrics {
     pool_held_seconds: Family<AppLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pool_refused: Family<AppLabels, Gauge>,
     pool_scale_events: Family<ScaleLabels, Counter>,
+    seats: Family<PoolStateLabels, Gauge>,
     observers: OnceLock<Observers>,
 }
 
@@ -164,6 +165,12 @@ impl Metrics {
             Family::<AppLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let pool_refused = Family::<AppLabels, Gauge>::default();
         let pool_scale_events = Family::<ScaleLabels, Counter>::default();
+        let seats = Family::<PoolStateLabels, Gauge>::default();
+        registry.register(
+            "seats",
+            "Seats of apps with minimum-seats-available on this replica, by state (free, claimed, starting: seats in containers not ready yet, waiting: launches waiting for a seat)",
+            seats.clone(),
+        );
         registry.register(
             "pool_instances",
             "A pool's instances on this replica, by state (starting, ready, draining)",
@@ -241,6 +248,7 @@ impl Metrics {
             pool_held_seconds,
             pool_refused,
             pool_scale_events,
+            seats,
             usage_dropped,
             observers: OnceLock::new(),
         }
@@ -431,6 +439,23 @@ impl Metrics {
                 .get_or_create(&app)
                 .set(p.held_seconds);
             self.pool_refused.get_or_create(&app).set(p.refused as i64);
+        }
+    }
+
+    /// Sets the seat gauges of one app, before [`Metrics::render`].
+    pub fn set_seats(&self, app: &str, free: i64, claimed: i64, starting: i64, waiting: i64) {
+        for (state, n) in [
+            ("free", free),
+            ("claimed", claimed),
+            ("starting", starting),
+            ("waiting", waiting),
+        ] {
+            self.seats
+                .get_or_create(&PoolStateLabels {
+                    app: app.into(),
+                    state,
+                })
+                .set(n);
         }
     }
 

@@ -123,7 +123,7 @@ impl Manager {
     }
 
     /// Starts in a row that failed for a pool, 0 once one succeeds.
-    fn pool_start_failures(&self, spec_id: &str) -> u32 {
+    pub(super) fn pool_start_failures(&self, spec_id: &str) -> u32 {
         self.pool_failures
             .lock()
             .get(spec_id)
