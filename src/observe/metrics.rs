@@ -72,7 +72,7 @@ struct ScaleLabels {
 }
 
 /// A pool as its gauges show it, counted when the metrics are read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PoolGauges {
     pub app: String,
     pub starting: i64,

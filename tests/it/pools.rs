@@ -210,6 +210,11 @@ async fn a_pool_follows_access_rules_and_api_only_refuses_browser_sessions() {
             .await
             .is_ok()
     );
+    let admin = root.get("/admin").await.text().await.expect("admin page");
+    assert!(
+        admin.contains(r#"id="pool-private""#),
+        "the admin page shows the pool"
+    );
 
     assert_eq!(
         alice.get("/app_direct/scripts/").await.status(),

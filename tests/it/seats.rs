@@ -91,6 +91,12 @@ async fn a_free_seat_is_running_at_once_shared_by_two_users_and_private_to_each(
     );
     // Both seats are taken: the floor of two free seats is restored with a new container.
     free_seats(port, "shared", 2).await;
+    let root = Browser::login(&server, "root").await;
+    let admin = root.get("/admin").await.text().await.expect("admin page");
+    assert!(
+        admin.contains(r#"<tr id="seats-shared"><td>shared</td><td>2</td><td>2</td>"#),
+        "the admin page shows free and claimed seats: {admin}"
+    );
     server.shutdown().await;
 }
 
