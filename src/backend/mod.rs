@@ -97,6 +97,26 @@ impl std::fmt::Debug for Progress {
     }
 }
 
+impl LaunchRequest {
+    /// What a shared instance is part of (`pool` or `seats`), for its labels; `None` for a
+    /// user's own instance.
+    pub fn shared_as(&self) -> Option<&'static str> {
+        if !self.owner.is_empty() {
+            return None;
+        }
+        if self.spec.pool.is_some() {
+            Some("pool")
+        } else if self.spec.seats.is_some() {
+            Some("seats")
+        } else {
+            None
+        }
+    }
+}
+
+/// ShinyProxy's label on its seat containers, set on ours too so its tooling recognises them.
+pub const SP_DELEGATE_LABEL: &str = "openanalytics.eu/sp-delegate-proxy";
+
 impl std::fmt::Debug for LaunchRequest {
     // The environment may hold the user's access token (SHINYPROXY_OIDC_ACCESS_TOKEN) and
     // secrets from container-env: only the names are printed.

@@ -922,3 +922,41 @@ async fn a_user_name_cannot_climb_out_of_a_host_volume() {
     assert!(err.contains("cannot be used in a volume path"), "{err}");
     assert!(created(&cluster, "pods").is_empty());
 }
+
+/// A pool's members and seat containers are pods like any other, labelled as shared so they can
+/// be selected (`vestibule.io/shared=pool,vestibule.io/spec-id=<app>`); seat containers also
+/// carry ShinyProxy's delegate label.
+#[tokio::test]
+async fn shared_instances_are_labelled_as_members_of_their_pool_or_seats() {
+    for (kind, delegate) in [("pool", None), ("seats", Some("true"))] {
+        let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+        let backend = backend(client, settings(true));
+        let mut spec = spec();
+        spec.container_volumes.clear();
+        if kind == "pool" {
+            spec.pool = Some(vestibule::config::PoolSettings::default());
+        } else {
+            spec.seats = Some(vestibule::config::SeatSettings {
+                minimum_available: 1,
+                per_container: 1,
+                allow_reuse: true,
+                scale_down_delay: Duration::from_secs(60),
+            });
+        }
+        let mut req = request("m1", spec);
+        req.owner = String::new();
+        req.env.remove("SHINYPROXY_USERNAME");
+        tokio::time::timeout(Duration::from_secs(5), backend.start(&req))
+            .await
+            .expect("started in time")
+            .expect("started");
+        let pod = &created(&cluster, "pods")[0];
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(labels["vestibule.io/shared"], kind);
+        assert_eq!(labels["vestibule.io/spec-id"], "01_hello");
+        assert_eq!(
+            labels["openanalytics.eu/sp-delegate-proxy"].as_str(),
+            delegate
+        );
+    }
+}

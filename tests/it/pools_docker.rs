@@ -42,10 +42,18 @@ async fn a_fastapi_pool_in_containers_scales_from_zero_and_back() {
     let server = TestServer::start(cfg.clone()).await;
     let realm = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
     let containers = || {
-        docker(&["ps", "-q", "--filter", &realm])
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count()
+        // Labelled as pool members, so `docker ps` can select them.
+        docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &realm,
+            "--filter",
+            "label=vestibule.shared=pool",
+        ])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
     };
     assert_eq!(containers(), 0, "nothing runs before the first request");
 

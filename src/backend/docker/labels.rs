@@ -11,6 +11,8 @@ pub const APP_ID: &str = "vestibule.app-id";
 pub const SPEC_HASH: &str = "vestibule.spec-hash";
 pub const REALM: &str = "vestibule.realm";
 pub const CREATED_MS: &str = "vestibule.created-ms";
+/// `pool` or `seats` on instances shared by users: a pool's members, seat containers.
+pub const SHARED: &str = "vestibule.shared";
 
 /// The spec's own `labels` plus ours; ours win, so a config cannot disguise a container.
 pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String> {
@@ -31,6 +33,12 @@ pub fn for_instance(req: &LaunchRequest, realm: &str) -> HashMap<String, String>
     );
     labels.insert(REALM.into(), realm.to_string());
     labels.insert(CREATED_MS.into(), crate::clock::now_unix_ms().to_string());
+    if let Some(kind) = req.shared_as() {
+        labels.insert(SHARED.into(), kind.into());
+        if kind == "seats" {
+            labels.insert(crate::backend::SP_DELEGATE_LABEL.into(), "true".into());
+        }
+    }
     labels
 }
 

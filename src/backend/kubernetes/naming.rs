@@ -10,6 +10,9 @@ pub const USER_ANNOTATION: &str = "vestibule.io/user";
 pub const PORT_ANNOTATION: &str = "vestibule.io/port";
 /// Which vestibule (`proxy.realm-id`) owns the pod, so two of them can share a namespace.
 pub const REALM_LABEL: &str = "vestibule.io/realm";
+/// `pool` or `seats` on pods shared by users; with the app's id label, a pool's members are
+/// selected by `vestibule.io/shared=pool,vestibule.io/spec-id=<app>`.
+pub const SHARED_LABEL: &str = "vestibule.io/shared";
 /// The fingerprint of the app's settings the pod was started with.
 pub const SPEC_HASH_ANNOTATION: &str = "vestibule.io/spec-hash";
 /// The additional (not persistent) manifests created with the pod, as JSON, so a restarted

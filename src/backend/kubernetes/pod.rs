@@ -32,6 +32,12 @@ pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<P
         REALM_LABEL.into(),
         json!(naming::label_value(&settings.realm_id)),
     );
+    if let Some(kind) = req.shared_as() {
+        labels.insert(naming::SHARED_LABEL.into(), json!(kind));
+        if kind == "seats" {
+            labels.insert(crate::backend::SP_DELEGATE_LABEL.into(), json!("true"));
+        }
+    }
 
     let mut container = json!({
         "name": "app",
