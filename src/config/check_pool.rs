@@ -210,6 +210,9 @@ fn pool_settings(f: &Fields, node: &Node, path: &str, report: &mut Report) -> Po
             .unwrap_or(defaults.session_affinity),
         stable_window: millis("stable-window", defaults.stable_window, report),
         queue_limit: count("queue-limit", defaults.queue_limit as u32, 1, report) as usize,
+        client_rate_limit: f
+            .get("client-rate-limit")
+            .and_then(|_| std::num::NonZeroU32::new(count("client-rate-limit", 0, 1, report))),
     };
     if settings.min_instances > settings.max_instances {
         let (n, p) = f.get("min-instances").unwrap_or((node, path.to_string()));

@@ -301,6 +301,7 @@ pub static POOL: Level = Level {
         used("session-affinity"),
         used("stable-window"),
         used("queue-limit"),
+        used("client-rate-limit"),
     ],
     others: Others::Unknown,
 };

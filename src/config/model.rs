@@ -334,6 +334,8 @@ pub struct PoolSettings {
     pub stable_window: Duration,
     /// Requests held while no instance is ready; more are refused at once with 503.
     pub queue_limit: usize,
+    /// Requests per minute one client address may make (public APIs); `None`: no limit.
+    pub client_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl Default for PoolSettings {
@@ -346,6 +348,7 @@ impl Default for PoolSettings {
             session_affinity: false,
             stable_window: Duration::from_secs(60),
             queue_limit: 1000,
+            client_rate_limit: None,
         }
     }
 }

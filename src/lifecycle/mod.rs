@@ -177,7 +177,7 @@ impl Manager {
                 .proxy
                 .specs
                 .iter()
-                .filter_map(|s| Some((s.id.clone(), s.pool.as_ref()?.queue_limit))),
+                .filter_map(|s| Some((s.id.as_str(), s.pool.as_ref()?))),
         );
         let seats = config
             .proxy

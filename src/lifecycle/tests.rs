@@ -667,6 +667,7 @@ fn pool_spec(id: &str, min: u32, max: u32) -> AppSpec {
         session_affinity: false,
         stable_window: Duration::from_secs(10),
         queue_limit: 100,
+        client_rate_limit: None,
     });
     s
 }

@@ -7,6 +7,7 @@
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct Pool {
     turn: AtomicUsize,
     last_failure: Mutex<Option<String>>,
     waits: Mutex<WaitStats>,
+    /// `client-rate-limit`: requests per minute per client address.
+    clients: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 /// How long held requests waited, for the metrics.
@@ -53,6 +56,14 @@ pub struct WaitStats {
 
 impl Pool {
     pub fn new(spec_id: &str, queue_limit: usize) -> Self {
+        Self::with_client_limit(spec_id, queue_limit, None)
+    }
+
+    pub fn with_client_limit(
+        spec_id: &str,
+        queue_limit: usize,
+        per_minute: Option<std::num::NonZeroU32>,
+    ) -> Self {
         Self {
             spec_id: spec_id.to_string(),
             members: ArcSwap::from_pointee(Vec::new()),
@@ -63,6 +74,27 @@ impl Pool {
             turn: AtomicUsize::new(0),
             last_failure: Mutex::new(None),
             waits: Mutex::new(WaitStats::default()),
+            clients: per_minute
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
+        }
+    }
+
+    /// Whether `client` may make another request now; if not, how long until it may.
+    pub fn admit_client(&self, client: IpAddr) -> Result<(), Duration> {
+        use governor::clock::Clock;
+        let Some(limiter) = &self.clients else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&client)
+            .map_err(|wait| wait.wait_time_from(governor::clock::DefaultClock::default().now()))
+    }
+
+    /// Forgets clients whose limit has refilled, so the table does not grow for ever.
+    pub fn forget_quiet_clients(&self) {
+        if let Some(limiter) = &self.clients {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
     }
 
@@ -206,11 +238,16 @@ pub struct PoolTable {
 }
 
 impl PoolTable {
-    pub fn new(pools: impl IntoIterator<Item = (String, usize)>) -> Self {
+    pub fn new<'a>(
+        pools: impl IntoIterator<Item = (&'a str, &'a crate::config::PoolSettings)>,
+    ) -> Self {
         Self {
             pools: pools
                 .into_iter()
-                .map(|(id, limit)| (id.clone(), Arc::new(Pool::new(&id, limit))))
+                .map(|(id, s)| {
+                    let pool = Pool::with_client_limit(id, s.queue_limit, s.client_rate_limit);
+                    (id.to_string(), Arc::new(pool))
+                })
                 .collect(),
         }
     }
@@ -269,6 +306,25 @@ mod tests {
             pool.pick(Some("a")).map(|r| r.instance_id.clone()),
             Some("b".into())
         );
+    }
+
+    #[test]
+    fn a_client_over_its_rate_is_told_when_to_come_back_and_others_are_not_affected() {
+        let pool = Pool::with_client_limit("api", 10, std::num::NonZeroU32::new(2));
+        let (a, b): (IpAddr, IpAddr) = (
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+        );
+        assert!(pool.admit_client(a).is_ok());
+        assert!(pool.admit_client(a).is_ok());
+        let wait = pool
+            .admit_client(a)
+            .expect_err("a third request within the minute");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(pool.admit_client(b).is_ok(), "limits are per client");
     }
 
     #[tokio::test(start_paused = true)]

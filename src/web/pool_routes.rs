@@ -67,6 +67,19 @@ pub async fn pooled(
         tracing::warn!(event = "access_denied", user = %who.identity.user, app = %spec.id, "pool access refused by the app's access rules");
         return (StatusCode::FORBIDDEN, "you may not open this app\n").into_response();
     }
+    if let Err(wait) = pool.admit_client(ctx.client_ip) {
+        tracing::info!(app = %spec.id, client = %ctx.client_ip, "a client went over the app's rate limit");
+        let mut resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from your address; slow down\n",
+        )
+            .into_response();
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return resp;
+    }
     let affinity = spec.pool.as_ref().is_some_and(|p| p.session_affinity);
     let cookie_name = format!("{AFFINITY_COOKIE_PREFIX}{}", spec.id);
     let pinned = affinity

@@ -26,6 +26,7 @@ fn quick_pool(max: u32, target: u32) -> PoolSettings {
         session_affinity: false,
         stable_window: Duration::from_secs(3),
         queue_limit: 1000,
+        client_rate_limit: None,
     }
 }
 
@@ -341,5 +342,48 @@ async fn a_dash_pool_serves_three_chromium_users_at_once() {
     for chrome in chromes {
         chrome.stop().await;
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_public_pool_limits_each_client_address() {
+    let mut spec = fastapi_pool(
+        "limited",
+        PoolSettings {
+            min_instances: 1,
+            client_rate_limit: std::num::NonZeroU32::new(3),
+            ..quick_pool(1, 10)
+        },
+    );
+    spec.public = true;
+    let mut cfg = config(vec![spec]);
+    cfg.proxy.container_wait_time = Duration::from_secs(60);
+    let server = TestServer::start(cfg).await;
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let resp = http
+            .get(server.url("/app_direct/limited/"))
+            .send()
+            .await
+            .expect("send");
+        assert!(instance_of(resp).await.is_ok());
+    }
+    let over = http
+        .get(server.url("/app_direct/limited/"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        over.status(),
+        429,
+        "the fourth request in a minute is refused"
+    );
+    let retry: u64 = over
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=20).contains(&retry), "{retry}");
     server.shutdown().await;
 }

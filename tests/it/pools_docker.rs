@@ -35,6 +35,7 @@ async fn a_fastapi_pool_in_containers_scales_from_zero_and_back() {
         session_affinity: false,
         stable_window: Duration::from_secs(3),
         queue_limit: 1000,
+        client_rate_limit: None,
     });
     let mut cfg = docker_config("pool", vec![spec]);
     cfg.proxy.container_wait_time = Duration::from_secs(60);

@@ -117,6 +117,7 @@ mod tests {
             session_affinity: false,
             stable_window: Duration::from_secs(60),
             queue_limit: 100,
+            client_rate_limit: None,
         }
     }
 

@@ -21,6 +21,8 @@ use crate::proxy::pool::Pool;
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 /// How often the scaler decides, unless a held request pokes it.
 const DECIDE_EVERY: Duration = Duration::from_secs(1);
+/// How often clients whose rate limit has refilled are forgotten.
+const FORGET_CLIENTS_EVERY: Duration = Duration::from_secs(60);
 /// The longest a start that keeps failing waits before the next try.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -41,6 +43,7 @@ pub(super) async fn run(manager: Arc<Manager>, spec: AppSpec, stop: Cancellation
     let mut sample = tokio::time::interval(SAMPLE_EVERY);
     sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut decided = Instant::now();
+    let mut forgot = Instant::now();
     let mut failures_seen = 0u32;
     let mut next_start = Instant::now();
     loop {
@@ -55,6 +58,10 @@ pub(super) async fn run(manager: Arc<Manager>, spec: AppSpec, stop: Cancellation
             continue;
         }
         decided = now;
+        if now.duration_since(forgot) >= FORGET_CLIENTS_EVERY {
+            forgot = now;
+            pool.forget_quiet_clients();
+        }
         let members = manager.pool_members(&spec.id);
         let failures = manager.pool_start_failures(&spec.id);
         if failures > failures_seen {
