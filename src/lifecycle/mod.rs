@@ -269,6 +269,19 @@ impl Manager {
         gauges
     }
 
+    /// ShinyProxy's `DELETE /admin/delegate-proxy`: retires seat containers (of one app, or
+    /// one container, or all), which are replaced as their users leave. Returns how many.
+    pub fn retire_seat_containers(&self, app: Option<&str>, container: Option<&str>) -> usize {
+        let mut n = 0;
+        for (id, seats) in &self.seats {
+            if app.is_none_or(|a| a == id) {
+                n += seats.bank.lock().retire(container);
+                seats.poke.notify_one();
+            }
+        }
+        n
+    }
+
     /// Each seat app's seats, by app id.
     pub fn seat_counts(&self) -> Vec<(String, SeatCounts)> {
         let mut counts: Vec<(String, SeatCounts)> = self

@@ -117,6 +117,40 @@ pub async fn stop(
 }
 
 #[derive(Deserialize)]
+pub struct DelegateQuery {
+    id: Option<String>,
+    #[serde(rename = "specId")]
+    spec_id: Option<String>,
+}
+
+/// ShinyProxy's `DELETE /admin/delegate-proxy[?id=|?specId=]`: takes seat containers out of
+/// service and refills the seats with new ones (after an image update, say). Users seated in a
+/// retired container keep it until they leave.
+pub async fn retire_delegates(
+    State(st): State<Arc<AppState>>,
+    ApiUser(who): ApiUser,
+    Query(q): Query<DelegateQuery>,
+) -> Result<Response, ApiError> {
+    if !who.is_admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only administrators may retire seat containers",
+        ));
+    }
+    if q.id.is_some() && q.spec_id.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "give either id or specId, not both",
+        ));
+    }
+    let n = st
+        .manager
+        .retire_seat_containers(q.spec_id.as_deref(), q.id.as_deref());
+    tracing::info!(event = "admin_retire_seats", admin = %who.user, containers = n, app = ?q.spec_id, container = ?q.id, "seat containers retired");
+    Ok(Json(serde_json::json!({ "status": "success", "data": { "retired": n } })).into_response())
+}
+
+#[derive(Deserialize)]
 pub struct StatusQuery {
     #[serde(default)]
     watch: bool,

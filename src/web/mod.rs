@@ -111,6 +111,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin", get(pages::admin))
         .route("/admin/instances/{id}/stop", post(pages::admin_stop))
+        .route(
+            "/admin/delegate-proxy",
+            axum::routing::delete(api::retire_delegates),
+        )
         .route("/api/proxyspec", get(api::specs))
         .route("/api/proxy", get(api::instances))
         .route(

@@ -97,6 +97,19 @@ async fn a_free_seat_is_running_at_once_shared_by_two_users_and_private_to_each(
         admin.contains(r#"<tr id="seats-shared"><td>shared</td><td>2</td><td>2</td>"#),
         "the admin page shows free and claimed seats: {admin}"
     );
+
+    // ShinyProxy's admin call to replace seat containers (after an image update, say).
+    let retire = "/admin/delegate-proxy?specId=shared";
+    assert_eq!(alice.api(Method::DELETE, retire).await.status(), 403);
+    let both = "/admin/delegate-proxy?specId=shared&id=x";
+    assert_eq!(root.api(Method::DELETE, both).await.status(), 400);
+    assert_eq!(root.api(Method::DELETE, retire).await.status(), 200);
+    let (still, _) = echo(&alice, &alice_id).await;
+    assert_eq!(
+        still, alice_container,
+        "a seated user keeps a retired container"
+    );
+    free_seats(port, "shared", 2).await;
     server.shutdown().await;
 }
 

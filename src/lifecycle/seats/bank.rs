@@ -129,6 +129,10 @@ impl Bank {
         let Some(d) = self.delegates.get_mut(delegate) else {
             return Vec::new();
         };
+        if d.state == State::ToRemove {
+            // Retired while it started: the next plan stops it.
+            return Vec::new();
+        }
         d.state = State::Ready(address);
         let mut served = Vec::new();
         while let Some(d) = self.delegates.get(delegate)
@@ -176,6 +180,19 @@ impl Bank {
             return Some(id);
         }
         None
+    }
+
+    /// Takes containers out of service (all, or one): free seats go at once, claimed ones when
+    /// their users leave, and the floor is refilled with new containers. Returns how many.
+    pub fn retire(&mut self, only: Option<&str>) -> usize {
+        let mut n = 0;
+        for (id, d) in self.delegates.iter_mut() {
+            if only.is_none_or(|o| o == id) {
+                d.state = State::ToRemove;
+                n += 1;
+            }
+        }
+        n
     }
 
     pub fn counts(&self) -> Counts {
@@ -346,6 +363,27 @@ mod tests {
         b.claim("u1").expect("seat");
         assert_eq!(b.gone("d1"), vec!["u1".to_string()]);
         assert_eq!(b.claim("u2"), None, "no seat on a dead container");
+    }
+
+    #[test]
+    fn retired_containers_keep_their_users_until_they_leave_and_are_replaced() {
+        let mut b = Bank::new(settings(1, 2, true));
+        b.starting("d1");
+        b.ready("d1", addr(1));
+        b.claim("u1").expect("seat");
+        assert_eq!(b.retire(None), 1);
+        assert_eq!(b.claim("u2"), None, "a retired container takes no one new");
+        let plan = b.plan(Instant::now());
+        assert_eq!(
+            (plan.start, plan.stop.len()),
+            (1, 0),
+            "refilled; d1 still has a user"
+        );
+        assert_eq!(
+            b.release("u1"),
+            Some("d1".into()),
+            "stopped once its last user left"
+        );
     }
 
     #[test]
