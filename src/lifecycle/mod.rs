@@ -342,48 +342,7 @@ impl Manager {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let public_path = format!("/app_proxy/{id}/");
         let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
-        let unavailable =
-            |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
-        let total = self.config.proxy.max_total_instances;
-        let admitted = self
-            .registry
-            .admit(
-                &id,
-                &who.user,
-                &spec.id,
-                spec.max_instances.map(u64::from),
-                total.map(u64::from),
-            )
-            .await
-            .map_err(unavailable)?;
-        match admitted {
-            Ok(()) => {}
-            Err(Refused::PerUser) => {
-                return Err(LaunchError::LimitReached(format!(
-                    "you already run {} instance(s) of '{}', the most allowed; stop one first",
-                    spec.max_instances.unwrap_or(0),
-                    spec.display_name
-                )));
-            }
-            Err(Refused::Total) => {
-                return Err(LaunchError::LimitReached(format!(
-                    "the server runs {} apps, its limit; try again later",
-                    total.unwrap_or(0)
-                )));
-            }
-        }
-        let record = Record {
-            view: view.clone(),
-            address: None,
-            replica: self.registry.replica.clone(),
-        };
-        if let Err(e) = self.registry.put(&record).await {
-            let _ = self.registry.release(&id, &who.user, &spec.id).await;
-            return Err(unavailable(e));
-        }
-        self.entries
-            .lock()
-            .insert(id.clone(), Entry::new(&spec, view.clone(), None));
+        self.register(&view, &spec, spec.max_instances).await?;
         let mut env = identity_env(who, &id, &public_path, &spec);
         env.extend(login_env);
         if let Some(seats) = self.seats.get(&spec.id).cloned() {
@@ -498,28 +457,40 @@ impl Manager {
         }
     }
 
-    /// Starts one more shared instance of a pool. It belongs to no user, and is routed to only
-    /// through its pool.
-    pub async fn launch_member(self: &Arc<Self>, spec: &AppSpec) -> Result<String, LaunchError> {
-        if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(LaunchError::ShuttingDown);
-        }
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let public_path = format!("/app_direct/{}/", spec.id);
-        let view = InstanceView::starting(&id, spec, "", &public_path);
+    /// Takes a new instance's place under the limits (per user, and the server's total), records
+    /// it for the other replicas, and starts tracking it.
+    async fn register(
+        &self,
+        view: &InstanceView,
+        spec: &AppSpec,
+        per_user: Option<u32>,
+    ) -> Result<(), LaunchError> {
         let unavailable =
             |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
         let total = self.config.proxy.max_total_instances;
-        match self
+        let admitted = self
             .registry
-            .admit(&id, "", &spec.id, None, total.map(u64::from))
+            .admit(
+                &view.id,
+                &view.user,
+                &spec.id,
+                per_user.map(u64::from),
+                total.map(u64::from),
+            )
             .await
-            .map_err(unavailable)?
-        {
+            .map_err(unavailable)?;
+        match admitted {
             Ok(()) => {}
-            Err(_) => {
+            Err(Refused::PerUser) => {
                 return Err(LaunchError::LimitReached(format!(
-                    "the server runs {} apps, its limit",
+                    "you already run {} instance(s) of '{}', the most allowed; stop one first",
+                    per_user.unwrap_or(0),
+                    spec.display_name
+                )));
+            }
+            Err(Refused::Total) => {
+                return Err(LaunchError::LimitReached(format!(
+                    "the server runs {} apps, its limit; try again later",
                     total.unwrap_or(0)
                 )));
             }
@@ -530,12 +501,25 @@ impl Manager {
             replica: self.registry.replica.clone(),
         };
         if let Err(e) = self.registry.put(&record).await {
-            let _ = self.registry.release(&id, "", &spec.id).await;
+            let _ = self.registry.release(&view.id, &view.user, &spec.id).await;
             return Err(unavailable(e));
         }
         self.entries
             .lock()
-            .insert(id.clone(), Entry::new(spec, view, None));
+            .insert(view.id.clone(), Entry::new(spec, view.clone(), None));
+        Ok(())
+    }
+
+    /// Starts one more shared instance of a pool. It belongs to no user, and is routed to only
+    /// through its pool.
+    pub async fn launch_member(self: &Arc<Self>, spec: &AppSpec) -> Result<String, LaunchError> {
+        if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(LaunchError::ShuttingDown);
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let public_path = format!("/app_direct/{}/", spec.id);
+        let view = InstanceView::starting(&id, spec, "", &public_path);
+        self.register(&view, spec, None).await?;
         let mut env = spec.container_env.clone();
         for prefix in ["SHINYPROXY", "VESTIBULE"] {
             env.insert(format!("{prefix}_PUBLIC_PATH"), public_path.clone());
