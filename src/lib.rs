@@ -101,6 +101,8 @@ fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authentic
         AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
         // The login proxy names the user in a header (web::context); no form or Basic login.
         AuthMethod::CustomHeader => Arc::new(NoAuthenticator),
+        // Logins go through the IdP's pages (web::saml); passwords (HTTP Basic) are refused.
+        AuthMethod::Saml => Arc::new(NoAuthenticator),
     })
 }
 
@@ -112,6 +114,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    #[cfg(not(feature = "saml"))]
+    if config.proxy.authentication == AuthMethod::Saml {
+        anyhow::bail!(
+            "authentication: saml needs a vestibule built with SAML (the default `saml` cargo \
+             feature, left out by --no-default-features)"
+        );
+    }
     let config = Arc::new(config);
     let store = store::open(&config.store).await?;
     // In the background: a large leftover folder must not delay the first answer.
@@ -159,6 +168,11 @@ pub async fn run(
         api_tokens: auth::api_tokens::ApiTokens::new(store.clone()),
         jwt_bearer: match config.proxy.oauth2.clone() {
             Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),
+            None => None,
+        },
+        #[cfg(feature = "saml")]
+        saml: match config.proxy.saml.clone() {
+            Some(cfg) => Some(Arc::new(auth::saml::SamlLogin::new(cfg, store.clone())?)),
             None => None,
         },
     });

@@ -216,13 +216,18 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             }
             return Ok(ApiUser(session.identity.clone()));
         }
-        if st.config.proxy.authentication == AuthMethod::OpenId
+        let redirect_login = match st.config.proxy.authentication {
+            AuthMethod::OpenId => Some("OpenID Connect"),
+            AuthMethod::Saml => Some("SAML"),
+            _ => None,
+        };
+        if let Some(method) = redirect_login
             && authorization::basic(parts.headers.get(header::AUTHORIZATION)).is_some()
         {
-            return Err(ApiError::unauthorized(
-                "this server logs in through OpenID Connect, not with passwords; \
-                 scripts use an API token (Authorization: Bearer)",
-            ));
+            return Err(ApiError::unauthorized(format!(
+                "this server logs in through {method}, not with passwords; \
+                 scripts use an API token (Authorization: Bearer)"
+            )));
         }
         if let Some((user, password)) =
             authorization::basic(parts.headers.get(header::AUTHORIZATION))

@@ -109,6 +109,11 @@ pub async fn form(
         let next = safe_next(q.next.as_deref(), landing);
         return super::oidc::begin(&st, &ctx, &headers, next).await;
     }
+    #[cfg(feature = "saml")]
+    if st.config.proxy.authentication == AuthMethod::Saml {
+        let next = safe_next(q.next.as_deref(), landing);
+        return super::saml::begin(&st, &ctx, &headers, next).await;
+    }
     render_form(
         &st,
         &ctx,
@@ -270,10 +275,15 @@ pub async fn logout(
     st.sessions.delete(&session.id).await;
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
     st.manager.metrics().logout(&session.identity.user);
-    let mut resp = match &st.oidc {
+    #[cfg(feature = "saml")]
+    let saml_next = super::saml::after_logout(&st, session).await;
+    #[cfg(not(feature = "saml"))]
+    let saml_next: Option<Response> = None;
+    let mut resp = match (saml_next, &st.oidc) {
+        (Some(saml), _) => saml,
         // Back to /login would log the user straight in again while the provider's own
         // session lasts, so the provider's logout comes next, or a page that says it is done.
-        Some(oidc) => match oidc.logout_url(session.oidc.as_ref()) {
+        (None, Some(oidc)) => match oidc.logout_url(session.oidc.as_ref()) {
             Some(url) => Redirect::to(&url).into_response(),
             None => super::pages::error_page(
                 &st,
@@ -283,7 +293,7 @@ pub async fn logout(
                 "You are logged out of this site. You may still be logged in at your identity provider.",
             ),
         },
-        None => Redirect::to("/login").into_response(),
+        (None, None) => Redirect::to("/login").into_response(),
     };
     if let Some(c) = cookies::clear(COOKIE_NAME, ctx.secure, st.config.proxy.same_site_cookie) {
         resp.headers_mut().append(header::SET_COOKIE, c);

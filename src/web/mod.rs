@@ -11,6 +11,8 @@ mod login;
 mod oidc;
 mod origin;
 mod pages;
+#[cfg(feature = "saml")]
+mod saml;
 mod templates;
 mod tokens;
 
@@ -44,6 +46,9 @@ pub struct AppState {
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// `proxy.oauth2`: bearer JWTs from an authorization server.
     pub jwt_bearer: Option<crate::auth::bearer_jwt::JwtBearer>,
+    /// `authentication: saml`: the service provider's side of the login.
+    #[cfg(feature = "saml")]
+    pub saml: Option<Arc<crate::auth::saml::SamlLogin>>,
 }
 
 impl AppState {
@@ -87,7 +92,22 @@ pub fn management_router(manager: Arc<crate::lifecycle::Manager>) -> Router {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let router = Router::new();
+    #[cfg(feature = "saml")]
+    let router = if state.saml.is_some() {
+        use crate::auth::saml::{ACS_PATH, COMPLETE_PATH, METADATA_PATH, SINGLE_LOGOUT_PATH};
+        router
+            .route(METADATA_PATH, get(saml::metadata))
+            .route(ACS_PATH, post(saml::acs))
+            .route(COMPLETE_PATH, get(saml::complete))
+            .route(
+                SINGLE_LOGOUT_PATH,
+                get(saml::single_logout).post(saml::single_logout),
+            )
+    } else {
+        router
+    };
+    router
         .route("/", get(pages::portal))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))

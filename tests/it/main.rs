@@ -29,6 +29,7 @@ mod proxy;
 mod replicas;
 mod replicas_docker;
 mod rolling_update;
+mod saml;
 mod security;
 mod swarm;
 mod tls;
