@@ -85,7 +85,7 @@ async fn sp(idp: &SamlIdp, extra: &str) -> Sp {
     app-entity-id: urn:vestibule-test:sp-{port}
     app-base-url: http://127.0.0.1:{port}
     name-attribute: uid
-    roles-attribute: eduPersonAffiliation
+    roles-attribute: groups
 {extra}",
         md = idp.metadata_url(),
     );
@@ -216,7 +216,7 @@ async fn alice_logs_in_through_the_idp_and_sees_only_her_groups_apps() {
         "ShinyProxy's ACS path"
     );
     let resp = post_answer(&b, &answer).await;
-    assert_eq!(resp.status(), 303, "logged in");
+    assert_eq!(resp.status(), 303, "logged in: {}", page_of(resp).await.1);
     assert_eq!(location(&resp), "/");
     assert_eq!(spec_ids(&b).await, ["analysts-app"]);
     let portal = b.get("/").await.text().await.expect("portal");
@@ -334,13 +334,9 @@ async fn an_encrypted_assertion_is_decrypted_with_the_keystore() {
             "nothing readable in the clear"
         );
     }
+    let logs = crate::common::log_capture::capture_logs();
     let resp = post_answer(&b, &answer).await;
-    assert_eq!(
-        resp.status(),
-        303,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
+    assert_eq!(resp.status(), 303, "{}", logs.text());
     assert_eq!(spec_ids(&b).await, ["sales-app"]);
 }
 
@@ -414,6 +410,24 @@ async fn the_sp_metadata_is_signed_and_names_the_acs() {
         "{xml}"
     );
     assert!(xml.contains("SignatureValue"), "signed: {xml}");
+    // The signature verifies with xmlsec1 against the SP's certificate.
+    let file = sp.dir.join("metadata.xml");
+    std::fs::write(&file, &xml).expect("write metadata");
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(sp.dir.join("sp.crt"))
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",
+        ])
+        .arg(&file)
+        .output()
+        .expect("xmlsec1 (scripts/install-test-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         xml.contains("use=\"encryption\""),
         "offers its encryption key: {xml}"

@@ -10,6 +10,7 @@
 //! about — which requests this server issued, assertions already used, the age of the
 //! authentication — are made here against the shared store, so any replica can finish a login.
 
+mod compat;
 mod errors;
 mod idp;
 mod pending;
@@ -119,8 +120,8 @@ impl SamlLogin {
 
     /// The SP metadata for `/saml/metadata`, signed when a key is configured.
     pub async fn metadata_xml(&self) -> Result<String, SamlError> {
-        let idp = self.idp.get().await?;
-        let sp = self.service_provider(&idp)?;
+        // The SP's own metadata does not depend on the IdP being reachable.
+        let sp = self.service_provider(&EntityDescriptor::default())?;
         let mut entity = sp
             .metadata()
             .map_err(|e| SamlError::Config(format!("the SP metadata: {e}")))?;
@@ -140,15 +141,17 @@ impl SamlLogin {
             .map(|c| CertificateDer::from(c.certificate_der.clone()));
         if let (Some(key), Some(cert)) = (&self.key, cert) {
             let id = format!("id-{}", random_token());
-            entity.id = Some(id.clone());
-            entity.signature = Some(samael::signature::Signature::template(&id, &cert));
-            let xml = to_xml(&entity)?;
+            let xml = with_signature_template(&to_xml(&entity)?, &id, &cert)?;
             let der = key
                 .private_key_to_der()
                 .map_err(|e| SamlError::Config(format!("the SP key: {e}")))?;
             return tokio::task::spawn_blocking(move || {
-                samael::crypto::Crypto::sign_xml(xml, &der)
-                    .map_err(|e| SamlError::Config(format!("signing the SP metadata: {e}")))
+                samael::crypto::Crypto::sign_xml(xml, &der).map_err(|e| {
+                    SamlError::Config(format!(
+                        "signing the SP metadata: {}",
+                        crate::auth::oidc::error_chain(&e)
+                    ))
+                })
             })
             .await
             .map_err(|e| SamlError::Config(format!("signing the SP metadata: {e}")))?;
@@ -215,6 +218,7 @@ impl SamlLogin {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| SamlError::Malformed("SAMLResponse is not base64 XML".into()))?;
+        let xml = compat::declare_ds_on_key_info(&xml);
         let idp = self.idp.get().await?;
         let sp = self.service_provider(&idp)?;
         let request_id = relay_state.to_string();
@@ -364,9 +368,104 @@ impl SamlLogin {
     }
 }
 
+/// `xml` with the root's `ID` and an enveloped-signature template for it as the root's first
+/// child, where the metadata schema puts it (samael serializes neither for an
+/// EntityDescriptor).
+fn with_signature_template(
+    xml: &str,
+    id: &str,
+    cert: &CertificateDer,
+) -> Result<String, SamlError> {
+    use samael::traits::ToXml;
+    let template = samael::signature::Signature::template(id, cert)
+        .to_string()
+        .map_err(|e| SamlError::Config(format!("the metadata signature: {e}")))?;
+    let template = template
+        .strip_prefix(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
+        .unwrap_or(&template)
+        // samael's template digests with SHA-1.
+        .replace(
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+        );
+    let end_of_root_tag = xml
+        .find("EntityDescriptor")
+        .and_then(|start| xml[start..].find('>').map(|end| start + end))
+        .ok_or_else(|| SamlError::Config("the SP metadata has no EntityDescriptor".into()))?;
+    Ok(format!(
+        "{} ID=\"{id}\">{template}{}",
+        &xml[..end_of_root_tag],
+        &xml[end_of_root_tag + 1..]
+    ))
+}
+
 fn to_xml(entity: &EntityDescriptor) -> Result<String, SamlError> {
     use samael::traits::ToXml;
     entity
         .to_string()
         .map_err(|e| SamlError::Config(format!("the SP metadata: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SamlConfig, SamlCredentials, SamlLogoutMethod, SamlMetadataSource};
+
+    fn credentials() -> SamlCredentials {
+        use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+        let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("key");
+        let mut name = x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "sp").expect("cn");
+        let name = name.build();
+        let mut cert = x509::X509Builder::new().expect("cert");
+        cert.set_subject_name(&name).expect("subject");
+        cert.set_issuer_name(&name).expect("issuer");
+        cert.set_pubkey(&key).expect("pubkey");
+        cert.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+            .expect("nb");
+        cert.set_not_after(&Asn1Time::days_from_now(2).expect("t"))
+            .expect("na");
+        cert.sign(&key, MessageDigest::sha256()).expect("sign");
+        SamlCredentials {
+            certificate_der: cert.build().to_der().expect("der"),
+            key_der: key.private_key_to_pkcs8().expect("pkcs8"),
+        }
+    }
+
+    fn login(credentials: Option<SamlCredentials>) -> SamlLogin {
+        SamlLogin::new(
+            SamlConfig {
+                // Never fetched by these tests.
+                idp_metadata: SamlMetadataSource::Url("http://127.0.0.1:9/md".into()),
+                entity_id: "urn:sp".into(),
+                base_url: "https://apps.example.org".into(),
+                name_attribute: crate::config::SAML_NAME_ID.into(),
+                roles_attribute: None,
+                credentials,
+                force_authn: false,
+                logout_url: None,
+                logout_method: SamlLogoutMethod::Local,
+                log_attributes: false,
+                max_authentication_age: Duration::from_secs(7200),
+            },
+            Arc::new(crate::store::MemoryStore::default()),
+        )
+        .expect("login")
+    }
+
+    #[tokio::test]
+    async fn the_metadata_is_signed_when_there_is_a_key_and_never_needs_the_idp() {
+        let plain = login(None).metadata_xml().await.expect("metadata");
+        assert!(
+            plain.contains("Location=\"https://apps.example.org/saml/SSO\""),
+            "{plain}"
+        );
+        assert!(!plain.contains("SignatureValue"), "{plain}");
+        let signed = login(Some(credentials()))
+            .metadata_xml()
+            .await
+            .expect("signed metadata");
+        assert!(signed.contains("SignatureValue"), "{signed}");
+        assert!(signed.contains("use=\"encryption\""), "{signed}");
+    }
 }

@@ -116,10 +116,11 @@ class Idp:
                         "policy": {"default": {"lifetime": {"minutes": 5}}},
                         "sign_response": True,
                         "sign_assertion": True,
+                        # pysaml2 signs with SHA-1 otherwise, which vestibule refuses.
+                        "signing_algorithm": saml2.xmldsig.SIG_RSA_SHA256,
+                        "digest_algorithm": saml2.xmldsig.DIGEST_SHA256,
                     }
                 },
-                "signing_algorithm": saml2.xmldsig.SIG_RSA_SHA256,
-                "digest_algorithm": saml2.xmldsig.DIGEST_SHA256,
             }
         )
         self.server = Server(config=conf)
