@@ -114,13 +114,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    #[cfg(not(feature = "saml"))]
-    if config.proxy.authentication == AuthMethod::Saml {
-        anyhow::bail!(
-            "authentication: saml needs a vestibule built with SAML (the default `saml` cargo \
-             feature, left out by --no-default-features)"
-        );
-    }
     let config = Arc::new(config);
     let store = store::open(&config.store).await?;
     // In the background: a large leftover folder must not delay the first answer.
@@ -160,19 +153,10 @@ pub async fn run(
         throttle: LoginThrottle::new(store.clone()),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
-        oidc: match config.proxy.openid.clone() {
-            Some(cfg) => Some(Arc::new(auth::oidc::OidcLogin::new(cfg, store.clone())?)),
-            None => None,
-        },
-        oidc_refreshing: Default::default(),
+        login: web::login_method::register(&config, &store)?,
         api_tokens: auth::api_tokens::ApiTokens::new(store.clone()),
         jwt_bearer: match config.proxy.oauth2.clone() {
             Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),
-            None => None,
-        },
-        #[cfg(feature = "saml")]
-        saml: match config.proxy.saml.clone() {
-            Some(cfg) => Some(Arc::new(auth::saml::SamlLogin::new(cfg, store.clone())?)),
             None => None,
         },
     });

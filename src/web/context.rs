@@ -58,7 +58,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         None => None,
     };
     if let Some(s) = session.take() {
-        session = super::oidc::keep_fresh(&st, s).await;
+        session = st.login.keep_fresh(&st, s).await;
     }
     let mut via_token = false;
     let mut token_id = None;
@@ -216,18 +216,10 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             }
             return Ok(ApiUser(session.identity.clone()));
         }
-        let redirect_login = match st.config.proxy.authentication {
-            AuthMethod::OpenId => Some("OpenID Connect"),
-            AuthMethod::Saml => Some("SAML"),
-            _ => None,
-        };
-        if let Some(method) = redirect_login
+        if let Some(why) = st.login.basic_refusal()
             && authorization::basic(parts.headers.get(header::AUTHORIZATION)).is_some()
         {
-            return Err(ApiError::unauthorized(format!(
-                "this server logs in through {method}, not with passwords; \
-                 scripts use an API token (Authorization: Bearer)"
-            )));
+            return Err(ApiError::unauthorized(why));
         }
         if let Some((user, password)) =
             authorization::basic(parts.headers.get(header::AUTHORIZATION))

@@ -63,7 +63,10 @@ pub trait LoginMethod: Send + Sync + 'static {
 }
 
 /// The login method `config` asks for.
-pub fn register(config: &Arc<Config>, store: &Arc<dyn Store>) -> anyhow::Result<Arc<dyn LoginMethod>> {
+pub fn register(
+    config: &Arc<Config>,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<Arc<dyn LoginMethod>> {
     Ok(match config.proxy.authentication {
         AuthMethod::None
         | AuthMethod::Simple

@@ -8,6 +8,7 @@ mod errors;
 pub mod forwarded;
 mod frame_options;
 mod login;
+pub mod login_method;
 mod oidc;
 mod origin;
 mod pages;
@@ -39,16 +40,11 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub proxy: Proxy,
     pub templates: Templates,
-    /// `authentication: openid`: the login flow with the provider.
-    pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
-    /// Sessions whose tokens are being refreshed, so concurrent requests refresh once.
-    pub oidc_refreshing: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// How users log in (`proxy.authentication`): the one login seam.
+    pub login: Arc<dyn login_method::LoginMethod>,
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// `proxy.oauth2`: bearer JWTs from an authorization server.
     pub jwt_bearer: Option<crate::auth::bearer_jwt::JwtBearer>,
-    /// `authentication: saml`: the service provider's side of the login.
-    #[cfg(feature = "saml")]
-    pub saml: Option<Arc<crate::auth::saml::SamlLogin>>,
 }
 
 impl AppState {
@@ -92,27 +88,13 @@ pub fn management_router(manager: Arc<crate::lifecycle::Manager>) -> Router {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let router = Router::new();
-    #[cfg(feature = "saml")]
-    let router = if state.saml.is_some() {
-        use crate::auth::saml::{ACS_PATH, COMPLETE_PATH, METADATA_PATH, SINGLE_LOGOUT_PATH};
-        router
-            .route(METADATA_PATH, get(saml::metadata))
-            .route(ACS_PATH, post(saml::acs))
-            .route(COMPLETE_PATH, get(saml::complete))
-            .route(
-                SINGLE_LOGOUT_PATH,
-                get(saml::single_logout).post(saml::single_logout),
-            )
-    } else {
-        router
-    };
-    router
+    // The routes that complete a login are the login method's own.
+    state
+        .login
+        .routes(Router::new())
         .route("/", get(pages::portal))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))
-        .route(crate::auth::oidc::CALLBACK_PATH, get(oidc::callback))
-        .route("/oauth2/authorization/shinyproxy", get(oidc::authorize))
         .route("/app/{spec}", get(pages::app_page))
         .route("/app_direct/{*path}", any(app_routes::app_direct))
         .route("/app_proxy/{*path}", any(app_routes::app_proxy))

@@ -7,28 +7,98 @@
 //! binds the login to the browser that started it is checked one step later, at
 //! `/saml/complete`, which the ACS redirects to with a 303: that is a top-level GET
 //! navigation, on which Lax cookies are sent.
+//!
+//! SAML plugs into the login seam as [`SamlMethod`]; nothing else in the web layer knows it.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
 use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use std::sync::Arc;
 
 use super::context::RequestCtx;
+use super::login_method::LoginMethod;
 use super::pages::error_page;
 use super::{AppState, cookies};
-use crate::auth::saml::{COMPLETE_PATH, PENDING_COOKIE, SamlError};
+use crate::auth::saml::{
+    ACS_PATH, COMPLETE_PATH, METADATA_PATH, PENDING_COOKIE, SINGLE_LOGOUT_PATH, SamlError,
+    SamlLogin,
+};
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::{Identity, Session};
-use crate::config::SameSite;
+use crate::config::{Config, SameSite};
 use crate::observe::LoginOutcome;
 
+/// `authentication: saml` on the login seam.
+#[derive(Clone)]
+pub struct SamlMethod(Arc<SamlLogin>);
+
+impl SamlMethod {
+    pub fn register(
+        config: &Config,
+        store: &Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<Arc<dyn LoginMethod>> {
+        let cfg = config
+            .proxy
+            .saml
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("authentication: saml without proxy.saml"))?;
+        Ok(Arc::new(SamlMethod(Arc::new(SamlLogin::new(
+            cfg,
+            store.clone(),
+        )?))))
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginMethod for SamlMethod {
+    async fn begin(
+        &self,
+        st: &AppState,
+        ctx: &RequestCtx,
+        headers: &HeaderMap,
+        next: String,
+    ) -> Response {
+        begin(&self.0, st, ctx, headers, next).await
+    }
+
+    fn routes(&self, router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+        let own = Router::new()
+            .route(METADATA_PATH, get(metadata))
+            .route(ACS_PATH, post(acs))
+            .route(COMPLETE_PATH, get(complete))
+            .route(SINGLE_LOGOUT_PATH, get(single_logout).post(single_logout))
+            .layer(Extension(self.clone()));
+        router.merge(own)
+    }
+
+    async fn after_logout(&self, st: &AppState, session: &Session) -> Response {
+        match self.0.logout_redirect(session.saml.as_ref()).await {
+            Some(url) => Redirect::to(&url).into_response(),
+            // Back to /login would log the user straight in again while the IdP's own session
+            // lasts.
+            None => logged_out(st),
+        }
+    }
+
+    fn basic_refusal(&self) -> Option<&'static str> {
+        Some(
+            "this server logs in through SAML, not with passwords; scripts use an API token \
+             (Authorization: Bearer)",
+        )
+    }
+}
+
 /// Sends the browser to the IdP's login; afterwards it lands on `next`.
-pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: String) -> Response {
-    let Some(saml) = &st.saml else {
-        return Redirect::to("/login").into_response();
-    };
+async fn begin(
+    saml: &SamlLogin,
+    st: &AppState,
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+    next: String,
+) -> Response {
     let browser = cookies::read(headers, PENDING_COOKIE);
     match saml.start(next, browser.as_deref()).await {
         Ok(started) => {
@@ -47,13 +117,11 @@ pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: S
 }
 
 /// `/saml/metadata`: what the IdP needs to know about this service.
-pub async fn metadata(
+async fn metadata(
     State(st): State<Arc<AppState>>,
+    Extension(SamlMethod(saml)): Extension<SamlMethod>,
     Extension(ctx): Extension<RequestCtx>,
 ) -> Response {
-    let Some(saml) = &st.saml else {
-        return Redirect::to("/login").into_response();
-    };
     match saml.metadata_xml().await {
         Ok(xml) => (
             [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
@@ -76,14 +144,12 @@ pub struct AcsForm {
 }
 
 /// `/saml/SSO`, the assertion consumer service: the IdP's POST with the Response.
-pub async fn acs(
+async fn acs(
     State(st): State<Arc<AppState>>,
+    Extension(SamlMethod(saml)): Extension<SamlMethod>,
     Extension(ctx): Extension<RequestCtx>,
     Form(f): Form<AcsForm>,
 ) -> Response {
-    let Some(saml) = &st.saml else {
-        return Redirect::to("/login").into_response();
-    };
     let Some(response) = f.saml_response.filter(|r| !r.is_empty()) else {
         return failed(
             &st,
@@ -110,15 +176,13 @@ pub struct CompleteQuery {
 }
 
 /// `/saml/complete`: the verified login meets its browser, which gets its session.
-pub async fn complete(
+async fn complete(
     State(st): State<Arc<AppState>>,
+    Extension(SamlMethod(saml)): Extension<SamlMethod>,
     Extension(ctx): Extension<RequestCtx>,
     headers: HeaderMap,
     Query(q): Query<CompleteQuery>,
 ) -> Response {
-    let Some(saml) = &st.saml else {
-        return Redirect::to("/login").into_response();
-    };
     let browser = cookies::read(&headers, PENDING_COOKIE);
     let done = match saml
         .complete(q.code.as_deref().unwrap_or_default(), browser.as_deref())
@@ -156,22 +220,14 @@ pub async fn complete(
 }
 
 /// `/saml/SingleLogout`: the IdP sends the browser back after its single logout.
-pub async fn single_logout(State(st): State<Arc<AppState>>) -> Response {
-    match st.saml.as_ref().and_then(|s| s.logout_url()) {
+async fn single_logout(
+    State(st): State<Arc<AppState>>,
+    Extension(SamlMethod(saml)): Extension<SamlMethod>,
+) -> Response {
+    match saml.logout_url() {
         Some(url) => Redirect::to(&url).into_response(),
         None => logged_out(&st),
     }
-}
-
-/// Where the browser goes after the session here ended.
-pub async fn after_logout(st: &AppState, session: &Session) -> Option<Response> {
-    let saml = st.saml.as_ref()?;
-    Some(match saml.logout_redirect(session.saml.as_ref()).await {
-        Some(url) => Redirect::to(&url).into_response(),
-        // Back to /login would log the user straight in again while the IdP's own session
-        // lasts.
-        None => logged_out(st),
-    })
 }
 
 fn logged_out(st: &AppState) -> Response {
