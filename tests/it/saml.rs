@@ -67,14 +67,27 @@ fn make_sp_keys(dir: &Path) {
     ]);
 }
 
-/// A vestibule serving two apps, for the groups `analysts` and `sales`, logging in at `idp`.
-/// `extra` is added under `proxy.saml`.
+/// A vestibule logging in at `idp` (see [`saml_config`]).
 async fn sp(idp: &SamlIdp, extra: &str) -> Sp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let dir = std::env::temp_dir().join(format!("vestibule-saml-sp-{}-{port}", std::process::id()));
+    let (cfg, dir) = saml_config(idp, port, extra);
+    let server = TestServer::start_on(cfg, listener).await;
+    register(idp, &server).await;
+    Sp { server, dir }
+}
+
+/// The config of a vestibule serving two apps, for the groups `analysts` and `sales`, whose
+/// public address is 127.0.0.1:`port`, logging in at `idp`; `extra` is added under
+/// `proxy.saml` (`{dir}` is the folder with the SP's keys, returned).
+fn saml_config(idp: &SamlIdp, port: u16, extra: &str) -> (vestibule::config::Config, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "vestibule-saml-sp-{}-{port}-{}",
+        std::process::id(),
+        crate::common::oidc_provider::unique()
+    ));
     std::fs::create_dir_all(&dir).expect("sp dir");
     make_sp_keys(&dir);
     let yaml = format!(
@@ -104,7 +117,11 @@ async fn sp(idp: &SamlIdp, extra: &str) -> Sp {
     cfg.proxy.authentication = AuthMethod::Saml;
     cfg.proxy.users.clear();
     cfg.proxy.saml = loaded.config.proxy.saml;
-    let server = TestServer::start_on(cfg, listener).await;
+    (cfg, dir)
+}
+
+/// Gives the IdP the SP metadata `server` serves.
+async fn register(idp: &SamlIdp, server: &TestServer) {
     let metadata = reqwest::get(server.url("/saml/metadata"))
         .await
         .expect("SP metadata")
@@ -112,7 +129,6 @@ async fn sp(idp: &SamlIdp, extra: &str) -> Sp {
         .await
         .expect("metadata text");
     idp.register(&metadata).await;
-    Sp { server, dir }
 }
 
 /// What the IdP posts back: the ACS URL, SAMLResponse and RelayState.
@@ -259,6 +275,7 @@ async fn a_response_whose_signed_content_was_changed_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_early_and_misaddressed_answers_each_get_their_own_refusal() {
+    let logs = crate::common::log_capture::capture_logs();
     let idp = SamlIdp::shared().await;
     let sp = sp(idp, "").await;
     for (mode, status, heading) in [
@@ -277,7 +294,22 @@ async fn expired_early_and_misaddressed_answers_each_get_their_own_refusal() {
             401,
             "{mode}: not logged in"
         );
+        // The audit event names the reason; no log line carries the Response or its values.
+        assert!(!logs.text().contains(&answer.response[..40]), "{mode}");
     }
+    let text = logs.text();
+    for reason in ["expired", "clock_skew", "wrong_audience", "unsolicited"] {
+        assert!(
+            text.contains(&format!(
+                "event=\"login_failed\" method=\"saml\" ip=127.0.0.1 reason=\"{reason}\""
+            )),
+            "{reason}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("alice@example.org"),
+        "no attribute values in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,4 +555,65 @@ fn check_names_every_missing_saml_key() {
     for key in ["idp-metadata-url", "app-entity-id", "app-base-url"] {
         assert!(text.contains(&format!("proxy.saml.{key}")), "{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_value_of_a_multi_valued_roles_attribute_is_a_group() {
+    let idp = SamlIdp::shared().await;
+    let sp = sp(idp, "").await;
+    // root is in admins and analysts (two values of one attribute); admin-groups: admins.
+    let b = Browser::new(&sp.server);
+    let answer = idp_answer(&b, idp, "root", "").await;
+    assert_eq!(post_answer(&b, &answer).await.status(), 303);
+    assert_eq!(spec_ids(&b).await, ["analysts-app"]);
+    assert_eq!(
+        b.get("/admin").await.status(),
+        200,
+        "admin through the second value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_started_on_one_replica_completes_on_another() {
+    let idp = SamlIdp::shared().await;
+    let redis = crate::common::redis::RedisServer::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Both replicas have the same public address (a balancer's, in production).
+    let (mut cfg, dir) = saml_config(idp, port, "");
+    cfg.store = redis.store_config();
+    let first = TestServer::start_on(cfg.clone(), listener).await;
+    let second = TestServer::start(cfg).await;
+    register(idp, &first).await;
+    let browser = Browser::new(&first);
+    let answer = idp_answer(&browser, idp, "bob", "").await;
+    // The IdP's POST and the browser's next request reach the other replica.
+    let resp = browser
+        .http
+        .post(second.url("/saml/SSO"))
+        .form(&[
+            ("SAMLResponse", &answer.response),
+            ("RelayState", &answer.relay),
+        ])
+        .send()
+        .await
+        .expect("post to the second replica");
+    assert_eq!(resp.status(), 303, "{}", page_of(resp).await.1);
+    let done = browser
+        .http
+        .get(second.url(&location(&resp)))
+        .send()
+        .await
+        .expect("complete on the second replica");
+    assert_eq!(done.status(), 303, "{}", page_of(done).await.1);
+    // The session is shared too: the first replica knows bob.
+    assert_eq!(spec_ids(&browser).await, ["sales-app"]);
+    // And the answer cannot be used again on either replica.
+    let again = Browser::new(&first);
+    let (status, page) = page_of(post_answer(&again, &answer).await).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("already used"), "{page}");
+    let _ = std::fs::remove_dir_all(dir);
 }
