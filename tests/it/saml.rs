@@ -617,3 +617,28 @@ async fn a_login_started_on_one_replica_completes_on_another() {
     assert!(page.contains("already used"), "{page}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The SAML examples of docs/authentication.md (ADFS, Entra ID, Okta, Keycloak) load as SAML
+/// configs (`config_auth::docs_examples_load` checks every example has no warning).
+#[test]
+fn every_saml_example_in_the_docs_loads() {
+    let doc = std::fs::read_to_string(crate::common::repo_path("docs/authentication.md"))
+        .expect("docs/authentication.md");
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("authentication: saml"))
+        .collect();
+    assert_eq!(blocks.len(), 4, "ADFS, Entra ID, Okta and Keycloak");
+    for block in blocks {
+        let loaded = vestibule::config::load_str(
+            Path::new("application.yml"),
+            block,
+            &HashMap::<String, String>::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n---\n{block}"));
+        let saml = loaded.config.proxy.saml.expect("a SAML config");
+        assert!(saml.base_url.starts_with("https://"), "{block}");
+    }
+}
