@@ -93,16 +93,13 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
 
 fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
     Ok(match config.proxy.authentication {
-        AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
-        // Logins go through the provider's pages; passwords (HTTP Basic) are refused.
-        AuthMethod::OpenId => Arc::new(NoAuthenticator),
         AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())?),
         AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
-        // The login proxy names the user in a header (web::context); no form or Basic login.
-        AuthMethod::CustomHeader => Arc::new(NoAuthenticator),
-        // Logins go through the IdP's pages (web::saml); passwords (HTTP Basic) are refused.
-        AuthMethod::Saml => Arc::new(NoAuthenticator),
+        // No password is checked here: nobody logs in (none), the provider's pages log users
+        // in (the redirect methods of web::login_method), or a login proxy names them in a
+        // header (web::context). Form and Basic logins fail.
+        _ => Arc::new(NoAuthenticator),
     })
 }
 

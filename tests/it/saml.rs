@@ -274,7 +274,7 @@ async fn a_response_whose_signed_content_was_changed_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_early_and_misaddressed_answers_each_get_their_own_refusal() {
+async fn expired_early_misaddressed_unsolicited_and_unsigned_answers_each_get_their_own_refusal() {
     let logs = crate::common::log_capture::capture_logs();
     let idp = SamlIdp::shared().await;
     let sp = sp(idp, "").await;
@@ -283,6 +283,7 @@ async fn expired_early_and_misaddressed_answers_each_get_their_own_refusal() {
         ("skew", 401, "Login refused: clocks disagree"),
         ("audience", 401, "Login refused: wrong audience"),
         ("unsolicited", 400, "Login refused"),
+        ("unsigned", 401, "Login refused: invalid signature"),
     ] {
         let b = Browser::new(&sp.server);
         let answer = idp_answer(&b, idp, "alice", mode).await;
@@ -298,7 +299,13 @@ async fn expired_early_and_misaddressed_answers_each_get_their_own_refusal() {
         assert!(!logs.text().contains(&answer.response[..40]), "{mode}");
     }
     let text = logs.text();
-    for reason in ["expired", "clock_skew", "wrong_audience", "unsolicited"] {
+    for reason in [
+        "expired",
+        "clock_skew",
+        "wrong_audience",
+        "unsolicited",
+        "bad_signature",
+    ] {
         assert!(
             text.contains(&format!(
                 "event=\"login_failed\" method=\"saml\" ip=127.0.0.1 reason=\"{reason}\""

@@ -11,7 +11,8 @@ Endpoints:
   GET  /slo/redirect      a LogoutRequest: ends the IdP session, back to the SP's logout page
 
 `mode` lets a test ask for a bad answer that a real IdP could send: expired, skew (NotBefore
-an hour ahead), audience (issued for another SP), unsolicited (no InResponseTo), encrypted.
+an hour ahead), audience (issued for another SP), unsolicited (no InResponseTo), unsigned;
+or for an encrypted assertion (encrypted).
 """
 
 import base64
@@ -161,6 +162,9 @@ class Idp:
             relay = ""
         if mode == "audience":
             args["sp_entity_id"] = OTHER_SP
+        if mode == "unsigned":
+            args["sign_response"] = False
+            args["sign_assertion"] = False
         if mode == "encrypted":
             args["encrypt_assertion"] = True
             args["encrypt_cert_assertion"] = self.sp_certs.get(sp)
