@@ -151,6 +151,7 @@ pub async fn run(
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
         login: web::login_method::register(&config, &store)?,
+        request_authenticators: web::login_method::request_authenticators(&config),
         api_tokens: auth::api_tokens::ApiTokens::new(store.clone()),
         jwt_bearer: match config.proxy.oauth2.clone() {
             Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),

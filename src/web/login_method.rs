@@ -7,15 +7,18 @@
 //! login, whether a session still holds (refresh), and where the browser goes after logout.
 //! Adding a method touches its own module and one line of [`register`].
 //!
-//! The trusted header (`customHeader`) and bearer tokens are request authenticators: they
-//! name the user on every request rather than log a browser in (`web::context`).
+//! The trusted header (`customHeader`), bearer tokens and the anonymous user of
+//! `authentication: none` are [`RequestAuthenticator`]s: they name the user of each request
+//! rather than log a browser in ([`request_authenticators`], implemented in `web::context`).
 //!
 //! [`Authenticator`]: crate::auth::Authenticator
 
 use async_trait::async_trait;
 use axum::Router;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::HeaderMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::AppState;
@@ -60,6 +63,48 @@ pub trait LoginMethod: Send + Sync + 'static {
     fn basic_refusal(&self) -> Option<&'static str> {
         None
     }
+}
+
+/// What a [`RequestAuthenticator`] made of a request.
+pub enum Identified {
+    /// Not this authenticator's business: the request goes on with this session (or none).
+    Unchanged(Option<Arc<Session>>),
+    /// A token names the user, for this request only (no cookie; no CSRF token needed).
+    Token {
+        session: Arc<Session>,
+        /// vestibule's API token, when it was one.
+        token_id: Option<String>,
+    },
+    /// A browser session; a `new` one is given its cookie.
+    Session { session: Arc<Session>, new: bool },
+    /// The request is refused with this answer.
+    Refused(Response),
+}
+
+/// Names the user of one request, in the order [`request_authenticators`] gives.
+#[async_trait]
+pub trait RequestAuthenticator: Send + Sync + 'static {
+    /// `current` is the session the request's cookie names, as the login method keeps it.
+    async fn identify(
+        &self,
+        st: &AppState,
+        req: &mut Request,
+        client_ip: IpAddr,
+        current: Option<Arc<Session>>,
+    ) -> Identified;
+}
+
+/// The request authenticators `config` asks for: bearer tokens always, then the trusted
+/// header or the anonymous user where that is the login method.
+pub fn request_authenticators(config: &Config) -> Vec<Arc<dyn RequestAuthenticator>> {
+    use super::context::{Anonymous, BearerTokens, TrustedHeader};
+    let mut all: Vec<Arc<dyn RequestAuthenticator>> = vec![Arc::new(BearerTokens)];
+    match config.proxy.authentication {
+        AuthMethod::CustomHeader => all.push(Arc::new(TrustedHeader)),
+        AuthMethod::None => all.push(Arc::new(Anonymous)),
+        _ => {}
+    }
+    all
 }
 
 /// The login method `config` asks for.

@@ -42,6 +42,8 @@ pub struct AppState {
     pub templates: Templates,
     /// How users log in (`proxy.authentication`): the one login seam.
     pub login: Arc<dyn login_method::LoginMethod>,
+    /// Who asks, request by request (tokens, the trusted header, the anonymous user).
+    pub request_authenticators: Vec<Arc<dyn login_method::RequestAuthenticator>>,
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// `proxy.oauth2`: bearer JWTs from an authorization server.
     pub jwt_bearer: Option<crate::auth::bearer_jwt::JwtBearer>,
