@@ -136,6 +136,8 @@ struct Answer {
     acs: String,
     response: String,
     relay: String,
+    /// The IdP's login page, as the user saw it.
+    login_page: String,
 }
 
 /// Starts a login at vestibule in `b` and signs in at the IdP as `user`, asking it for an
@@ -176,6 +178,7 @@ async fn idp_answer(b: &Browser, idp: &SamlIdp, user: &str, mode: &str) -> Answe
         acs,
         response: hidden_field(&posted, "SAMLResponse").expect("SAMLResponse"),
         relay: hidden_field(&posted, "RelayState").unwrap_or_default(),
+        login_page: page,
     }
 }
 
@@ -648,4 +651,42 @@ fn every_saml_example_in_the_docs_loads() {
         let saml = loaded.config.proxy.saml.expect("a SAML config");
         assert!(saml.base_url.starts_with("https://"), "{block}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_authn_is_asked_for_and_an_old_authentication_is_refused() {
+    let idp = SamlIdp::shared().await;
+    let plain = sp(idp, "").await;
+    let b = Browser::new(&plain.server);
+    let answer = idp_answer(&b, idp, "alice", "").await;
+    assert!(
+        answer.login_page.contains("ForceAuthn: false"),
+        "{}",
+        answer.login_page
+    );
+
+    let sp = sp(
+        idp,
+        "    force-authn: true
+    max-authentication-age: 3600
+",
+    )
+    .await;
+    let b = Browser::new(&sp.server);
+    let answer = idp_answer(&b, idp, "alice", "").await;
+    assert!(
+        answer.login_page.contains("ForceAuthn: true"),
+        "{}",
+        answer.login_page
+    );
+    assert_eq!(
+        post_answer(&b, &answer).await.status(),
+        303,
+        "a fresh sign-in"
+    );
+    let b = Browser::new(&sp.server);
+    let answer = idp_answer(&b, idp, "alice", "oldauth").await;
+    let (status, page) = page_of(post_answer(&b, &answer).await).await;
+    assert_eq!(status, 401, "{page}");
+    assert!(page.contains("Login refused: expired"), "{page}");
 }

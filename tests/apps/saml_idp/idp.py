@@ -11,7 +11,8 @@ Endpoints:
   GET  /slo/redirect      a LogoutRequest: ends the IdP session, back to the SP's logout page
 
 `mode` lets a test ask for a bad answer that a real IdP could send: expired, skew (NotBefore
-an hour ahead), audience (issued for another SP), unsolicited (no InResponseTo), unsigned;
+an hour ahead), audience (issued for another SP), unsolicited (no InResponseTo), unsigned,
+oldauth (the user authenticated three hours ago);
 or for an encrypted assertion (encrypted).
 """
 
@@ -24,6 +25,7 @@ import re
 import secrets
 import shutil
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -162,6 +164,9 @@ class Idp:
             relay = ""
         if mode == "audience":
             args["sp_entity_id"] = OTHER_SP
+        if mode == "oldauth":
+            # The user signed in at the IdP three hours ago.
+            args["authn"] = dict(args["authn"], authn_instant=int(time.time()) - 3 * 3600)
         if mode == "unsigned":
             args["sign_response"] = False
             args["sign_assertion"] = False
@@ -181,7 +186,7 @@ class Idp:
         return args["destination"], encoded, relay
 
 
-def login_page(key: str, error: str = "") -> str:
+def login_page(key: str, error: str = "", force: bool = False) -> str:
     return f"""<!doctype html><html><head><title>Test IdP login</title></head><body>
 <h1>Test IdP</h1><p id="error">{html.escape(error)}</p>
 <form method="post" action="/login">
@@ -189,6 +194,7 @@ def login_page(key: str, error: str = "") -> str:
 <label>User <input id="idp-username" name="user"></label>
 <label>Password <input id="idp-password" name="password" type="password"></label>
 <input type="hidden" name="mode" value="">
+<p id="force-authn">ForceAuthn: {"true" if force else "false"}</p>
 <button id="idp-submit" type="submit">Sign in</button>
 </form></body></html>"""
 
@@ -234,7 +240,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 req = self.idp.server.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
                 key = secrets.token_urlsafe(16)
                 self.idp.pending[key] = (req, q.get("RelayState", ""))
-                return self.send(200, login_page(key))
+                return self.send(200, login_page(key, force=str(req.message.force_authn).lower() == "true"))
             if url.path == "/slo/redirect":
                 req = self.idp.server.parse_logout_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
                 name_id = req.message.name_id.text
