@@ -120,7 +120,6 @@ async fn begin(
 async fn metadata(
     State(st): State<Arc<AppState>>,
     Extension(SamlMethod(saml)): Extension<SamlMethod>,
-    Extension(ctx): Extension<RequestCtx>,
 ) -> Response {
     match saml.metadata_xml().await {
         Ok(xml) => (
@@ -130,7 +129,7 @@ async fn metadata(
             .into_response(),
         Err(e) => {
             tracing::warn!(reason = %e.detail(), "the SAML metadata could not be made");
-            failed_page(&st, &ctx, &e)
+            failed_page(&st, &e)
         }
     }
 }
@@ -248,11 +247,11 @@ fn failed(st: &AppState, ctx: &RequestCtx, e: &SamlError) -> Response {
     };
     // Refused before anyone was named.
     st.manager.metrics().login("saml", outcome, "");
-    failed_page(st, ctx, e)
+    failed_page(st, e)
 }
 
 /// A page per kind of refusal, saying what the person (or the administrator) can do.
-fn failed_page(st: &AppState, _ctx: &RequestCtx, e: &SamlError) -> Response {
+fn failed_page(st: &AppState, e: &SamlError) -> Response {
     let (status, heading, advice) = match e {
         SamlError::BadSignature => (
             StatusCode::UNAUTHORIZED,
