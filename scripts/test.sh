@@ -10,6 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 case "${1:-all}" in
 fast)
+    # The build's own C libraries (SAML's libxmlsec1), not the test peers.
+    scripts/install-build-deps.sh
     echo "== cargo test --lib (fast tier)"
     exec cargo test --lib
     ;;

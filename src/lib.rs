@@ -93,14 +93,13 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
 
 fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
     Ok(match config.proxy.authentication {
-        AuthMethod::None => Arc::new(NoAuthenticator),
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
-        // Logins go through the provider's pages; passwords (HTTP Basic) are refused.
-        AuthMethod::OpenId => Arc::new(NoAuthenticator),
         AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())?),
         AuthMethod::Webservice => Arc::new(WebserviceAuthenticator::new(config.clone())?),
-        // The login proxy names the user in a header (web::context); no form or Basic login.
-        AuthMethod::CustomHeader => Arc::new(NoAuthenticator),
+        // No password is checked here: nobody logs in (none), the provider's pages log users
+        // in (the redirect methods of web::login_method), or a login proxy names them in a
+        // header (web::context). Form and Basic logins fail.
+        _ => Arc::new(NoAuthenticator),
     })
 }
 
@@ -151,11 +150,8 @@ pub async fn run(
         throttle: LoginThrottle::new(store.clone()),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
-        oidc: match config.proxy.openid.clone() {
-            Some(cfg) => Some(Arc::new(auth::oidc::OidcLogin::new(cfg, store.clone())?)),
-            None => None,
-        },
-        oidc_refreshing: Default::default(),
+        login: web::login_method::register(&config, &store)?,
+        request_authenticators: web::login_method::request_authenticators(&config),
         api_tokens: auth::api_tokens::ApiTokens::new(store.clone()),
         jwt_bearer: match config.proxy.oauth2.clone() {
             Some(cfg) => Some(auth::bearer_jwt::JwtBearer::new(cfg)?),

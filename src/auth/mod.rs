@@ -8,6 +8,8 @@ pub mod header;
 mod ldap;
 pub mod oidc;
 pub mod password;
+#[cfg(feature = "saml")]
+pub mod saml;
 pub mod session;
 mod simple;
 pub mod throttle;

@@ -24,6 +24,17 @@ pub struct Session {
     /// The provider's tokens, when the user logged in with OpenID Connect.
     #[serde(default)]
     pub oidc: Option<OidcTokens>,
+    /// Who the SAML IdP said logged in, for single logout.
+    #[serde(default)]
+    pub saml: Option<SamlSubject>,
+}
+
+/// The NameID and session index of a SAML login: what a LogoutRequest names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSubject {
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
 }
 
 impl Session {
@@ -33,6 +44,7 @@ impl Session {
             identity,
             csrf: random_token(),
             oidc: None,
+            saml: None,
         }
     }
 

@@ -74,3 +74,66 @@ pub struct WebserviceConfig {
     /// `String.format`).
     pub body_template: String,
 }
+
+/// `authentication: saml`: vestibule is a SAML 2.0 service provider (SP) of one identity
+/// provider (IdP), with ShinyProxy's `proxy.saml.*` keys.
+#[derive(Debug, Clone)]
+pub struct SamlConfig {
+    /// Where the IdP's metadata is: an http(s) URL, fetched at the first login (never when the
+    /// config is checked), or a local file.
+    pub idp_metadata: SamlMetadataSource,
+    /// This service's entity id: the audience every assertion must name.
+    pub entity_id: String,
+    /// The public URL of this service, without a trailing slash: the ACS is
+    /// `<app-base-url>/saml/SSO`, and assertions must name it as their recipient.
+    pub base_url: String,
+    /// The attribute that names the user; [`SAML_NAME_ID`] means the NameID.
+    pub name_attribute: String,
+    /// The attribute whose values (one or many) are the user's groups.
+    pub roles_attribute: Option<String>,
+    /// The SP's key and certificate: decrypts encrypted assertions and signs the metadata.
+    pub credentials: Option<SamlCredentials>,
+    pub force_authn: bool,
+    /// Where the browser goes once logged out (ShinyProxy's `logout-url`).
+    pub logout_url: Option<String>,
+    pub logout_method: SamlLogoutMethod,
+    /// Log the assertion's attribute names and values at each login (for setting up the
+    /// attribute keys; off by default, as they are personal data).
+    pub log_attributes: bool,
+    /// How long ago the user may have authenticated at the IdP.
+    pub max_authentication_age: std::time::Duration,
+}
+
+/// ShinyProxy's value of `name-attribute` that takes the user name from the NameID.
+pub const SAML_NAME_ID: &str = "https://shinyproxy.io/nameid";
+/// ShinyProxy's default `name-attribute`: the e-mail claim of ADFS and Entra ID.
+pub const SAML_DEFAULT_NAME_ATTRIBUTE: &str =
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SamlMetadataSource {
+    Url(String),
+    File(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamlLogoutMethod {
+    /// Ends the session here only.
+    Local,
+    /// Also sends a LogoutRequest to the IdP (SP-initiated single logout).
+    Saml,
+}
+
+/// The SP's certificate and private key, read when the config is checked.
+#[derive(Clone)]
+pub struct SamlCredentials {
+    pub certificate_der: Vec<u8>,
+    /// PKCS#8, DER.
+    pub key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for SamlCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SamlCredentials(<redacted>)")
+    }
+}

@@ -37,6 +37,7 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
         "simple",
         "ldap",
         "openid",
+        "saml",
         "webservice",
         "customHeader",
     ] {
@@ -49,6 +50,7 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
   ldap: {{url: 'ldap://127.0.0.1/dc=example'}}
   openid: {{issuer: 'https://idp.example', client-id: c}}
   oauth2: {{jwks-url: 'https://idp.example/jwks'}}
+  saml: {{idp-metadata-url: 'https://idp.example/md', app-entity-id: e, app-base-url: 'https://x'}}
   custom-header: {{}}
   webservice: {{authentication-url: 'https://auth.example/login'}}
   usage-stats: [{{url: usage.csv}}]

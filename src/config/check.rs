@@ -134,6 +134,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         specs,
         openid,
         oauth2: check_oauth2(proxy, report),
+        saml: super::check_saml::check_saml(proxy, authentication, report),
     }
 }
 
@@ -159,6 +160,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
         Some("ldap") => AuthMethod::Ldap,
         Some("customHeader" | "header") => AuthMethod::CustomHeader,
         Some("webservice") => AuthMethod::Webservice,
+        Some("saml") => AuthMethod::Saml,
         Some(other) => {
             report.error(
                 &node.at,
@@ -166,7 +168,7 @@ fn authentication(proxy: &Fields, report: &mut Report) -> AuthMethod {
                 format!(
                     "authentication '{other}' is a ShinyProxy method that vestibule does not \
                      implement yet; serving the apps without it would leave them unprotected \
-                     (implemented: none, simple, ldap, openid, customHeader, webservice)"
+                     (implemented: none, simple, ldap, openid, saml, customHeader, webservice)"
                 ),
             );
             AuthMethod::None

@@ -86,6 +86,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             kubernetes: Default::default(),
             specs: vec![demo],
             openid: None,
+            saml: None,
             oauth2: None,
         },
         server: ServerConfig {

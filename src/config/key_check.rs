@@ -116,9 +116,9 @@ mod tests {
     #[test]
     fn a_section_not_implemented_is_named_whatever_its_shape() {
         assert_eq!(
-            warnings("proxy:\n  saml: yes\n  webservice:\n"),
+            warnings("proxy:\n  ecs: yes\n  webservice:\n"),
             [
-                "t.yml:2:3: warning: proxy.saml: this ShinyProxy setting is not implemented \
+                "t.yml:2:3: warning: proxy.ecs: this ShinyProxy setting is not implemented \
               in vestibule yet and is ignored"
             ]
         );

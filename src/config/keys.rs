@@ -182,7 +182,7 @@ pub static PROXY: Level = Level {
         section("ldap", Status::Used, Shape::MapOrList(&LDAP)),
         section("openid", Status::Used, Shape::Map(&OPENID)),
         section("oauth2", Status::Used, Shape::Map(&OAUTH2)),
-        section("saml", Status::NotImplemented, Shape::Map(&SAML)),
+        section("saml", Status::Used, Shape::Map(&SAML)),
         section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
         section("webservice", Status::Used, Shape::Map(&WEBSERVICE)),
     ],
@@ -391,11 +391,23 @@ pub static OAUTH2: Level = Level {
 
 pub static SAML: Level = Level {
     keys: &[
-        todo("idp-metadata-url"),
-        todo("app-entity-id"),
-        todo("app-base-url"),
-        todo("name-attribute"),
-        todo("roles-attribute"),
+        used("idp-metadata-url"),
+        used("app-entity-id"),
+        used("app-base-url"),
+        used("name-attribute"),
+        used("roles-attribute"),
+        used("keystore"),
+        used("keystore-password"),
+        used("encryption-cert-name"),
+        used("encryption-cert-password"),
+        // vestibule's own: the SP key and certificate as PEM files instead of a keystore.
+        used("certificate"),
+        used("certificate-private-key"),
+        used("force-authn"),
+        used("logout-url"),
+        used("logout-method"),
+        used("log-attributes"),
+        used("max-authentication-age"),
     ],
     others: Others::Unknown,
 };

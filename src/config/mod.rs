@@ -50,6 +50,7 @@ mod check_logging;
 mod check_openid;
 mod check_pool;
 mod check_process;
+mod check_saml;
 mod check_specs;
 mod check_store;
 mod check_tls;

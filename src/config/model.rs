@@ -105,6 +105,7 @@ pub enum AuthMethod {
     Ldap,
     CustomHeader,
     Webservice,
+    Saml,
 }
 
 impl AuthMethod {
@@ -252,6 +253,8 @@ pub struct ProxyConfig {
     pub openid: Option<OpenIdConfig>,
     /// `proxy.oauth2`: bearer JWTs from an OAuth 2 authorization server, for scripts.
     pub oauth2: Option<OAuth2Config>,
+    /// `proxy.saml`, present exactly when `authentication: saml`.
+    pub saml: Option<super::SamlConfig>,
 }
 
 #[derive(Debug, Clone)]

@@ -9,11 +9,11 @@ use http::{Method, StatusCode, header};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use super::login_method::{Identified, RequestAuthenticator};
 use super::{AppState, cookies, errors::ApiError};
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::throttle::Refusal;
 use crate::auth::{Identity, Session, authorization, csrf};
-use crate::config::AuthMethod;
 
 #[derive(Clone)]
 pub struct RequestCtx {
@@ -58,49 +58,34 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         None => None,
     };
     if let Some(s) = session.take() {
-        session = super::oidc::keep_fresh(&st, s).await;
+        session = st.login.keep_fresh(&st, s).await;
     }
     let mut via_token = false;
     let mut token_id = None;
-    if session.is_none()
-        && let Some((identity, id)) = super::tokens::bearer_identity(&st, &mut req, client_ip).await
-    {
-        session = Some(Arc::new(Session::new(identity)));
-        via_token = true;
-        token_id = id;
-    }
     let mut new_cookie = None;
-    if st.config.proxy.authentication == AuthMethod::CustomHeader
-        && req.uri().path() != "/actuator/health"
-    {
-        match header_session(&st, req.headers(), client_ip, session).await {
-            Ok(s) => {
-                if s.1 {
-                    new_cookie = cookies::set(
-                        COOKIE_NAME,
-                        &s.0.id,
-                        secure,
-                        st.config.proxy.same_site_cookie,
-                    );
-                }
-                session = Some(s.0);
+    for authenticator in &st.request_authenticators {
+        match authenticator
+            .identify(&st, &mut req, client_ip, session.take())
+            .await
+        {
+            Identified::Unchanged(s) => session = s,
+            Identified::Token {
+                session: s,
+                token_id: id,
+            } => {
+                session = Some(s);
+                via_token = true;
+                token_id = id;
             }
-            Err(refused) => return refused,
+            Identified::Session { session: s, new } => {
+                if new {
+                    new_cookie =
+                        cookies::set(COOKIE_NAME, &s.id, secure, st.config.proxy.same_site_cookie);
+                }
+                session = Some(s);
+            }
+            Identified::Refused(response) => return response,
         }
-    }
-    if session.is_none() && st.config.proxy.authentication == AuthMethod::None {
-        // Without login every browser is its own anonymous user, so instances stay private.
-        let s = Session::new(Identity {
-            user: format!("anonymous-{}", &crate::auth::session::random_token()[..10]),
-            groups: Vec::new(),
-            is_admin: false,
-        });
-        if let Err(e) = st.sessions.save(&s).await {
-            tracing::warn!(error = %e, "an anonymous session could not be stored");
-            return super::pages::store_unavailable_page(&st, None);
-        }
-        new_cookie = cookies::set(COOKIE_NAME, &s.id, secure, st.config.proxy.same_site_cookie);
-        session = Some(Arc::new(s));
     }
     req.extensions_mut().insert(RequestCtx {
         session,
@@ -115,6 +100,86 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+/// API tokens and `proxy.oauth2` bearer JWTs, for requests without a session.
+pub struct BearerTokens;
+
+#[async_trait::async_trait]
+impl RequestAuthenticator for BearerTokens {
+    async fn identify(
+        &self,
+        st: &AppState,
+        req: &mut Request,
+        client_ip: IpAddr,
+        current: Option<Arc<Session>>,
+    ) -> Identified {
+        if current.is_some() {
+            return Identified::Unchanged(current);
+        }
+        match super::tokens::bearer_identity(st, req, client_ip).await {
+            Some((identity, token_id)) => Identified::Token {
+                session: Arc::new(Session::new(identity)),
+                token_id,
+            },
+            None => Identified::Unchanged(None),
+        }
+    }
+}
+
+/// `authentication: customHeader`: the trusted login proxy names the user of every request
+/// (but health checks).
+pub struct TrustedHeader;
+
+#[async_trait::async_trait]
+impl RequestAuthenticator for TrustedHeader {
+    async fn identify(
+        &self,
+        st: &AppState,
+        req: &mut Request,
+        client_ip: IpAddr,
+        current: Option<Arc<Session>>,
+    ) -> Identified {
+        if req.uri().path() == "/actuator/health" {
+            return Identified::Unchanged(current);
+        }
+        match header_session(st, req.headers(), client_ip, current).await {
+            Ok((session, new)) => Identified::Session { session, new },
+            Err(refused) => Identified::Refused(refused),
+        }
+    }
+}
+
+/// `authentication: none`: without login every browser is its own anonymous user, so
+/// instances stay private.
+pub struct Anonymous;
+
+#[async_trait::async_trait]
+impl RequestAuthenticator for Anonymous {
+    async fn identify(
+        &self,
+        st: &AppState,
+        _req: &mut Request,
+        _client_ip: IpAddr,
+        current: Option<Arc<Session>>,
+    ) -> Identified {
+        if current.is_some() {
+            return Identified::Unchanged(current);
+        }
+        let s = Session::new(Identity {
+            user: format!("anonymous-{}", &crate::auth::session::random_token()[..10]),
+            groups: Vec::new(),
+            is_admin: false,
+        });
+        if let Err(e) = st.sessions.save(&s).await {
+            tracing::warn!(error = %e, "an anonymous session could not be stored");
+            return Identified::Refused(super::pages::store_unavailable_page(st, None));
+        }
+        Identified::Session {
+            session: Arc::new(s),
+            new: true,
+        }
+    }
 }
 
 /// The session of the user the trusted login proxy names (a new one when the user changed),
@@ -216,13 +281,10 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
             }
             return Ok(ApiUser(session.identity.clone()));
         }
-        if st.config.proxy.authentication == AuthMethod::OpenId
+        if let Some(why) = st.login.basic_refusal()
             && authorization::basic(parts.headers.get(header::AUTHORIZATION)).is_some()
         {
-            return Err(ApiError::unauthorized(
-                "this server logs in through OpenID Connect, not with passwords; \
-                 scripts use an API token (Authorization: Bearer)",
-            ));
+            return Err(ApiError::unauthorized(why));
         }
         let ip = ctx(parts)
             .map(|c| c.client_ip)

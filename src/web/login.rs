@@ -1,4 +1,4 @@
-//! Login and logout.
+//! Login and logout, and the password kind of login method ([`PasswordForm`]).
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -105,18 +105,25 @@ pub async fn form(
     if ctx.session.is_some() || st.config.proxy.authentication == AuthMethod::None {
         return Redirect::to(&safe_next(q.next.as_deref(), landing)).into_response();
     }
-    if st.config.proxy.authentication == AuthMethod::OpenId {
-        let next = safe_next(q.next.as_deref(), landing);
-        return super::oidc::begin(&st, &ctx, &headers, next).await;
+    let next = safe_next(q.next.as_deref(), landing);
+    st.login.begin(&st, &ctx, &headers, next).await
+}
+
+/// The password kind of login method (simple, LDAP, web service): the form here, checked by
+/// the [`Authenticator`](crate::auth::Authenticator) on submit and for HTTP Basic.
+pub struct PasswordForm;
+
+#[async_trait::async_trait]
+impl super::login_method::LoginMethod for PasswordForm {
+    async fn begin(
+        &self,
+        st: &AppState,
+        ctx: &RequestCtx,
+        _headers: &HeaderMap,
+        next: String,
+    ) -> Response {
+        render_form(st, ctx, StatusCode::OK, &next, "", None)
     }
-    render_form(
-        &st,
-        &ctx,
-        StatusCode::OK,
-        &safe_next(q.next.as_deref(), landing),
-        "",
-        None,
-    )
 }
 
 pub async fn submit(
@@ -270,21 +277,7 @@ pub async fn logout(
     st.sessions.delete(&session.id).await;
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
     st.manager.metrics().logout(&session.identity.user);
-    let mut resp = match &st.oidc {
-        // Back to /login would log the user straight in again while the provider's own
-        // session lasts, so the provider's logout comes next, or a page that says it is done.
-        Some(oidc) => match oidc.logout_url(session.oidc.as_ref()) {
-            Some(url) => Redirect::to(&url).into_response(),
-            None => super::pages::error_page(
-                &st,
-                None,
-                StatusCode::OK,
-                "Logged out",
-                "You are logged out of this site. You may still be logged in at your identity provider.",
-            ),
-        },
-        None => Redirect::to("/login").into_response(),
-    };
+    let mut resp = st.login.after_logout(&st, session).await;
     if let Some(c) = cookies::clear(COOKIE_NAME, ctx.secure, st.config.proxy.same_site_cookie) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

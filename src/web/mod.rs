@@ -8,10 +8,13 @@ mod errors;
 pub mod forwarded;
 mod frame_options;
 mod login;
+pub mod login_method;
 mod oidc;
 mod origin;
 mod pages;
 mod pool_routes;
+#[cfg(feature = "saml")]
+mod saml;
 mod templates;
 mod tokens;
 
@@ -38,10 +41,10 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub proxy: Proxy,
     pub templates: Templates,
-    /// `authentication: openid`: the login flow with the provider.
-    pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
-    /// Sessions whose tokens are being refreshed, so concurrent requests refresh once.
-    pub oidc_refreshing: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// How users log in (`proxy.authentication`): the one login seam.
+    pub login: Arc<dyn login_method::LoginMethod>,
+    /// Who asks, request by request (tokens, the trusted header, the anonymous user).
+    pub request_authenticators: Vec<Arc<dyn login_method::RequestAuthenticator>>,
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// `proxy.oauth2`: bearer JWTs from an authorization server.
     pub jwt_bearer: Option<crate::auth::bearer_jwt::JwtBearer>,
@@ -88,12 +91,13 @@ pub fn management_router(manager: Arc<crate::lifecycle::Manager>) -> Router {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    // The routes that complete a login are the login method's own.
+    state
+        .login
+        .routes(Router::new())
         .route("/", get(pages::portal))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))
-        .route(crate::auth::oidc::CALLBACK_PATH, get(oidc::callback))
-        .route("/oauth2/authorization/shinyproxy", get(oidc::authorize))
         .route("/app/{spec}", get(pages::app_page))
         .route("/app_direct/{*path}", any(app_routes::app_direct))
         .route("/app_proxy/{*path}", any(app_routes::app_proxy))

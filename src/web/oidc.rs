@@ -1,28 +1,108 @@
 //! The web side of OpenID Connect login: sending the browser to the provider, taking it back
-//! on ShinyProxy's callback path, and keeping a session's tokens fresh.
+//! on ShinyProxy's callback path, and keeping a session's tokens fresh. It plugs into the
+//! login seam as [`OidcMethod`].
 
-use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
 use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::context::RequestCtx;
+use super::login_method::LoginMethod;
 use super::pages::error_page;
 use super::{AppState, cookies};
 use crate::auth::oidc::{CALLBACK_PATH, OidcError, OidcLogin, PENDING_COOKIE};
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::{Identity, Session};
-use crate::config::SameSite;
+use crate::config::{Config, SameSite};
 use crate::observe::LoginOutcome;
 
+/// `authentication: openid` on the login seam.
+#[derive(Clone)]
+pub struct OidcMethod(Arc<Inner>);
+
+struct Inner {
+    login: OidcLogin,
+    /// Sessions whose tokens are being refreshed, so concurrent requests refresh once.
+    refreshing: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl OidcMethod {
+    pub fn register(
+        config: &Config,
+        store: &Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<Arc<dyn LoginMethod>> {
+        let cfg = config
+            .proxy
+            .openid
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("authentication: openid without proxy.openid"))?;
+        Ok(Arc::new(OidcMethod(Arc::new(Inner {
+            login: OidcLogin::new(cfg, store.clone())?,
+            refreshing: Default::default(),
+        }))))
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginMethod for OidcMethod {
+    async fn begin(
+        &self,
+        st: &AppState,
+        ctx: &RequestCtx,
+        headers: &HeaderMap,
+        next: String,
+    ) -> Response {
+        begin(&self.0.login, st, ctx, headers, next).await
+    }
+
+    fn routes(&self, router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+        let own = Router::new()
+            .route(CALLBACK_PATH, get(callback))
+            .route("/oauth2/authorization/shinyproxy", get(authorize))
+            .layer(Extension(self.clone()));
+        router.merge(own)
+    }
+
+    async fn keep_fresh(&self, st: &AppState, session: Arc<Session>) -> Option<Arc<Session>> {
+        keep_fresh(&self.0, st, session).await
+    }
+
+    async fn after_logout(&self, st: &AppState, session: &Session) -> Response {
+        // Back to /login would log the user straight in again while the provider's own
+        // session lasts, so the provider's logout comes next, or a page that says it is done.
+        match self.0.login.logout_url(session.oidc.as_ref()) {
+            Some(url) => Redirect::to(&url).into_response(),
+            None => error_page(
+                st,
+                None,
+                StatusCode::OK,
+                "Logged out",
+                "You are logged out of this site. You may still be logged in at your identity provider.",
+            ),
+        }
+    }
+
+    fn basic_refusal(&self) -> Option<&'static str> {
+        Some(
+            "this server logs in through OpenID Connect, not with passwords; \
+             scripts use an API token (Authorization: Bearer)",
+        )
+    }
+}
+
 /// Sends the browser to the provider's login; afterwards it lands on `next`.
-pub async fn begin(st: &AppState, ctx: &RequestCtx, headers: &HeaderMap, next: String) -> Response {
-    let Some(oidc) = &st.oidc else {
-        return Redirect::to("/login").into_response();
-    };
+async fn begin(
+    oidc: &OidcLogin,
+    st: &AppState,
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+    next: String,
+) -> Response {
     // Behind a load balancer that rewrites Host, the public name is in X-Forwarded-Host. A
     // forged one only yields a redirect URI the provider refuses.
     let host = headers
@@ -57,14 +137,15 @@ pub struct NextQuery {
 }
 
 /// `/oauth2/authorization/shinyproxy`, the start of the flow under Spring Security's path.
-pub async fn authorize(
+async fn authorize(
     State(st): State<Arc<AppState>>,
+    Extension(method): Extension<OidcMethod>,
     Extension(ctx): Extension<RequestCtx>,
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
     let next = super::login::safe_next(q.next.as_deref(), &st.config.proxy.landing_page);
-    begin(&st, &ctx, &headers, next).await
+    begin(&method.0.login, &st, &ctx, &headers, next).await
 }
 
 #[derive(Deserialize)]
@@ -76,15 +157,14 @@ pub struct CallbackQuery {
 }
 
 /// `/login/oauth2/code/shinyproxy`: the provider sends the browser back here with a code.
-pub async fn callback(
+async fn callback(
     State(st): State<Arc<AppState>>,
+    Extension(method): Extension<OidcMethod>,
     Extension(ctx): Extension<RequestCtx>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let Some(oidc) = &st.oidc else {
-        return Redirect::to("/login").into_response();
-    };
+    let oidc = &method.0.login;
     let same_site = st.config.proxy.same_site_cookie;
     let pending = cookies::read(&headers, PENDING_COOKIE);
     let result = match (&q.error, &q.code, &q.state) {
@@ -165,16 +245,17 @@ fn capitalised(s: &str) -> String {
 
 /// The session as it may be used now: one whose access token expired is refreshed with its
 /// refresh token, or ended when that fails. Concurrent requests refresh it once.
-pub async fn keep_fresh(st: &AppState, session: Arc<Session>) -> Option<Arc<Session>> {
+async fn keep_fresh(method: &Inner, st: &AppState, session: Arc<Session>) -> Option<Arc<Session>> {
     if !session.expired() {
         return Some(session);
     }
-    let (Some(oidc), Some(tokens)) = (&st.oidc, &session.oidc) else {
+    let oidc = &method.login;
+    let Some(tokens) = &session.oidc else {
         st.sessions.delete(&session.id).await;
         return None;
     };
-    let lock = st
-        .oidc_refreshing
+    let lock = method
+        .refreshing
         .entry(session.id.clone())
         .or_default()
         .clone();
@@ -186,7 +267,7 @@ pub async fn keep_fresh(st: &AppState, session: Arc<Session>) -> Option<Arc<Sess
         // The store is unreachable: ask again on the next request.
         Err(_) => Some(session.clone()),
     };
-    st.oidc_refreshing.remove(&session.id);
+    method.refreshing.remove(&session.id);
     result
 }
 

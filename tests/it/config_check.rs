@@ -467,7 +467,7 @@ fn unknown_authentication_is_an_error_with_a_suggestion() {
 #[test]
 fn authentication_methods_not_implemented_are_errors() {
     let errs = errors(
-        &format!("proxy:\n  authentication: saml\n{PROCESS_APP}"),
+        &format!("proxy:\n  authentication: kerberos\n{PROCESS_APP}"),
         &no_env(),
     );
     let e = about(&errs, "proxy.authentication");

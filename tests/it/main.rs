@@ -31,6 +31,7 @@ mod proxy;
 mod replicas;
 mod replicas_docker;
 mod rolling_update;
+mod saml;
 mod seats;
 mod security;
 mod swarm;

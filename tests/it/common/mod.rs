@@ -17,6 +17,7 @@ pub mod ports;
 pub mod postgres;
 pub mod redis;
 pub mod replica;
+pub mod saml_idp;
 pub mod slapd;
 
 use std::net::SocketAddr;
@@ -99,6 +100,12 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Self::start_on(cfg, listener).await
+    }
+
+    /// Starts on a listener bound beforehand, for configs that must name their own address
+    /// (SAML's `app-base-url`).
+    pub async fn start_on(cfg: Config, listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().expect("addr");
         let work_dir = std::env::temp_dir().join(format!(
             "vestibule-test-{}-{}",
