@@ -24,7 +24,7 @@ die() {
     echo "bench: error: $*" >&2
     exit 1
 }
-for tool in curl jq xargs; do command -v $tool >/dev/null || die "$tool is missing"; done
+for tool in curl python3 xargs; do command -v $tool >/dev/null || die "$tool is missing"; done
 if [[ -n ${BENCH_BIN:-} ]]; then
     BIN=$(realpath "$BENCH_BIN")
 else
@@ -76,35 +76,54 @@ curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "username=bench" \
     --data-urlencode "password=bench-password" --data-urlencode "_csrf=$csrf" \
     --data-urlencode "next=/" "$BASE/login"
 csrf=$(curl -fsS -c "$jar" -b "$jar" "$BASE/" | field)
-api=(curl -fsS -b "$jar" -H "X-CSRF-Token: $csrf" -H "Origin: $BASE" -H "Sec-Fetch-Site: same-origin")
 
-# Waits until the seat app has its two free seats again.
-seats_ready() {
-    for _ in $(seq 200); do
-        local n
-        n=$(curl -fsS "$MANAGEMENT/actuator/prometheus" 2>/dev/null | grep -F 'vestibule_seats{app="seats",state="free"}' | awk '{print $2}')
-        [[ ${n:-0} -ge 2 ]] && return 0
-        sleep 0.1
-    done
-    die "the seat app never had 2 free seats"
-}
-
-# ms from the launch call to the app's first byte; the instance is stopped afterwards.
-launch_to_first_byte() { # $1 = app
-    local t0 t1 view id status
-    t0=$(date +%s%N)
-    view=$("${api[@]}" -X POST "$BASE/api/proxy/$1")
-    id=$(jq -r .id <<<"$view")
-    status=$(jq -r .status <<<"$view")
-    while [[ $status == starting ]]; do
-        view=$("${api[@]}" "$BASE/api/proxy/$id/status?watch=true&timeout=5")
-        status=$(jq -r .status <<<"$view")
-    done
-    curl -fsS -o /dev/null -b "$jar" "$BASE/app_proxy/$id/"
-    t1=$(date +%s%N)
-    [[ $status == running ]] || die "$1 launch ended $status: $view"
-    "${api[@]}" -o /dev/null -X DELETE "$BASE/api/proxy/$id"
-    echo $(((t1 - t0) / 1000))
+# Microseconds from the launch call to the app's first byte, once per line, for $2 launches of
+# app $1; each instance is stopped afterwards. One kept-alive connection, as a browser holds
+# one, so the figure is vestibule's and not the cost of starting a client per step.
+launches() { # $1 = app, $2 = launches, $3 = wait for free seats between launches (1/0)
+    python3 - "$BASE" "$MANAGEMENT" "$csrf" "$(grep -o 'vestibule_session[[:space:]]*[^[:space:]]*$' "$jar" | awk '{print $2}')" "$@" <<'PY'
+import http.client, json, sys, time, urllib.parse
+base, management, csrf, session, app, n, wait_seats = sys.argv[1:8]
+host = urllib.parse.urlparse(base).netloc
+conn = http.client.HTTPConnection(host)
+headers = {"Cookie": f"vestibule_session={session}", "X-CSRF-Token": csrf, "Origin": base,
+           "Sec-Fetch-Site": "same-origin", "Accept": "application/json"}
+def call(method, path):
+    conn.request(method, path, headers=headers)
+    r = conn.getresponse()
+    body = r.read()
+    return r.status, body
+def free_seats():
+    m = http.client.HTTPConnection(urllib.parse.urlparse(management).netloc)
+    for _ in range(300):
+        m.request("GET", "/actuator/prometheus")
+        text = m.getresponse().read().decode()
+        for line in text.splitlines():
+            if line.startswith('vestibule_seats{app="%s",state="free"}' % app) and float(line.split()[1]) >= 2:
+                return
+        time.sleep(0.05)
+    sys.exit("the seat app never had 2 free seats")
+for _ in range(int(n)):
+    if wait_seats == "1":
+        free_seats()
+    t0 = time.perf_counter()
+    status, body = call("POST", f"/api/proxy/{app}")
+    view = json.loads(body)
+    while view["status"] == "starting":
+        status, body = call("GET", f"/api/proxy/{view['id']}/status?watch=true&timeout=5")
+        view = json.loads(body)
+    if view["status"] != "running":
+        sys.exit(f"launch ended {view['status']}: {view}")
+    conn.request("GET", f"/app_proxy/{view['id']}/", headers=headers)
+    r = conn.getresponse()
+    r.read(1)
+    t1 = time.perf_counter()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"the app answered {r.status}")
+    call("DELETE", f"/api/proxy/{view['id']}")
+    print(int((t1 - t0) * 1e6))
+PY
 }
 
 stats() { # microseconds on stdin -> "p50 ms | p99 ms | max ms"
@@ -116,14 +135,8 @@ stats() { # microseconds on stdin -> "p50 ms | p99 ms | max ms"
         printf "%.1f | %.1f | %.1f", p50 / 1000, p99 / 1000, max / 1000 }' "$TMP/s"
 }
 
-seats_ready
-: >"$TMP/handout"
-for _ in $(seq "$HANDOUTS"); do
-    launch_to_first_byte seats >>"$TMP/handout"
-    seats_ready
-done
-: >"$TMP/cold"
-for _ in $(seq "$COLD"); do launch_to_first_byte cold >>"$TMP/cold"; done
+launches seats "$HANDOUTS" 1 >"$TMP/handout"
+launches cold "$COLD" 0 >"$TMP/cold"
 
 echo "| launch to the app's first byte | launches | p50 ms | p99 ms | max ms |"
 echo "|---|---|---|---|---|"
