@@ -297,20 +297,16 @@ fn key_far_from_any_known_key_is_unknown_without_a_suggestion() {
 fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     let loaded = ok(&format!(
         "proxy:
-  seat-wait-time: 1000
   my-apps-mode: Inline
   docker:
     cert-path: /certs
-{PROCESS_APP}    minimum-seats-available: 2
-    parameters:
+{PROCESS_APP}    parameters:
       definitions: []
 "
     ));
     for key in [
-        "proxy.seat-wait-time",
         "proxy.my-apps-mode",
         "proxy.docker.cert-path",
-        "proxy.specs[0].minimum-seats-available",
         "proxy.specs[0].parameters",
     ] {
         let w = about(&loaded.warnings, key);
