@@ -1,5 +1,6 @@
 //! Who the user is: authenticators, passwords, sessions, CSRF tokens and login throttling.
 
+pub mod access;
 pub mod api_tokens;
 pub mod authorization;
 pub mod bearer_jwt;

@@ -333,7 +333,7 @@ impl Manager {
             .spec(spec_id)
             .ok_or_else(|| LaunchError::UnknownApp(spec_id.to_string()))?
             .clone();
-        if !spec.allows(&who.user, &who.groups) {
+        if !crate::auth::access::may_open(who, &spec) {
             return Err(LaunchError::Forbidden(spec_id.to_string()));
         }
         if spec.pool.is_some() {

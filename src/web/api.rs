@@ -26,7 +26,7 @@ pub async fn specs(State(st): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Re
         .proxy
         .specs
         .iter()
-        .filter(|s| s.allows(&who.user, &who.groups))
+        .filter(|s| crate::auth::access::may_open(&who, s))
         .map(|s| {
             serde_json::json!({
                 "id": s.id, "displayName": s.display_name,
@@ -64,7 +64,7 @@ async fn visible(st: &AppState, who: &Identity, id: &str) -> Result<InstanceView
         .get(id)
         .await
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no instance '{id}'")))?;
-    if view.user != who.user && !who.is_admin {
+    if !crate::auth::access::may_use(who, &view.user) {
         tracing::warn!(event = "access_denied", user = %who.user, instance = %id, "api access to another user's instance");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -13,6 +13,7 @@ use super::AppState;
 use super::context::{RequestCtx, login_redirect};
 use super::pages::{error_page, failure_page};
 use crate::auth::Session;
+use crate::auth::access::may_use;
 use crate::lifecycle::InstanceStatus;
 use crate::proxy::Route;
 use crate::proxy::closers::Opener;
@@ -54,9 +55,7 @@ pub async fn app_proxy(
     };
     let Some(route) = st.manager.route(&id).await else {
         return match st.manager.get(&id).await {
-            Some(v) if v.user != session.identity.user && !session.identity.is_admin => {
-                forbidden(session, &id)
-            }
+            Some(v) if !may_use(&session.identity, &v.user) => forbidden(session, &id),
             Some(v) if v.status == InstanceStatus::Starting => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the app is still starting\n",
@@ -77,12 +76,7 @@ pub async fn app_proxy(
         };
     };
     // A pool's members belong to nobody: users reach them through /app_direct/<app>/.
-    let shared = st
-        .config
-        .proxy
-        .spec(&route.spec_id)
-        .is_some_and(|s| s.pool.is_some());
-    if (shared || route.owner != session.identity.user) && !session.identity.is_admin {
+    if !may_use(&session.identity, &route.owner) {
         return forbidden(session, &id);
     }
     forward(&st, &ctx, Caller::of(session), route, rest_at, req).await

@@ -32,7 +32,7 @@ pub async fn portal(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> R
         .proxy
         .specs
         .iter()
-        .filter(|a| a.allows(&s.identity.user, &s.identity.groups))
+        .filter(|a| crate::auth::access::may_open(&s.identity, a))
         .map(|a| {
             minijinja::context! {
                 id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
@@ -59,7 +59,7 @@ pub async fn app_page(
             "There is no app with this name.",
         );
     };
-    if !spec.allows(&s.identity.user, &s.identity.groups) {
+    if !crate::auth::access::may_open(&s.identity, spec) {
         return not_allowed(&st, &s, "You may not open this app.");
     }
     // Re-attach to the user's instance if there is one; the page starts one otherwise.
@@ -95,7 +95,7 @@ pub async fn stop_mine(
         return csrf_failure(&st, &s);
     }
     match st.manager.get(&id).await {
-        Some(v) if v.user == s.identity.user => {
+        Some(v) if crate::auth::access::may_use(&s.identity, &v.user) => {
             st.manager.stop(&id, StopReason::User).await;
             st.proxy
                 .closers()

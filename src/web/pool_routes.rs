@@ -63,7 +63,7 @@ pub async fn pooled(
         )
             .into_response();
     }
-    if !spec.public && !spec.allows(&who.identity.user, &who.identity.groups) {
+    if !crate::auth::access::may_open(who.identity, spec) {
         tracing::warn!(event = "access_denied", user = %who.identity.user, app = %spec.id, "pool access refused by the app's access rules");
         return (StatusCode::FORBIDDEN, "you may not open this app\n").into_response();
     }
