@@ -50,12 +50,21 @@ pub async fn app_proxy(
         return add_trailing_slash(req.uri());
     };
     let id = id.to_string();
-    let Some(session) = ctx.session.as_ref() else {
-        return not_logged_in(&req);
+    let script = match script_login(&st, &ctx, req.headers()).await {
+        Ok(identity) => identity,
+        Err(refused) => return refused,
+    };
+    let who = match (ctx.session.as_deref(), &script) {
+        (Some(session), _) => Caller::of(session),
+        (None, Some(identity)) => Caller {
+            identity,
+            session: None,
+        },
+        (None, None) => return not_logged_in(&req),
     };
     let Some(route) = st.manager.route(&id).await else {
         return match st.manager.get(&id).await {
-            Some(v) if !may_use(&session.identity, &v.user) => forbidden(session, &id),
+            Some(v) if !may_use(who.identity, &v.user) => forbidden(who.identity, &id),
             Some(v) if v.status == InstanceStatus::Starting => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the app is still starting\n",
@@ -63,7 +72,7 @@ pub async fn app_proxy(
                 .into_response(),
             Some(v) if wants_page(&req) => failure_page(
                 &st,
-                Some(session),
+                who.session,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The app is not running",
                 v.reason.as_deref().unwrap_or("the app was stopped"),
@@ -76,10 +85,27 @@ pub async fn app_proxy(
         };
     };
     // A pool's members belong to nobody: users reach them through /app_direct/<app>/.
-    if !may_use(&session.identity, &route.owner) {
-        return forbidden(session, &id);
+    if !may_use(who.identity, &route.owner) {
+        return forbidden(who.identity, &id);
     }
-    forward(&st, &ctx, Caller::of(session), route, rest_at, req).await
+    forward(&st, &ctx, who, route, rest_at, req).await
+}
+
+/// A script's HTTP Basic credentials on an app URL, when the request has no session and the
+/// login takes passwords: `Ok(None)` when there are none, the refusal when they are wrong.
+pub(super) async fn script_login(
+    st: &AppState,
+    ctx: &RequestCtx,
+    headers: &http::HeaderMap,
+) -> Result<Option<crate::auth::Identity>, Response> {
+    if ctx.session.is_some() || !st.config.proxy.authentication.takes_passwords() {
+        return Ok(None);
+    }
+    match super::context::basic_login(st, headers, ctx.client_ip).await {
+        Some(Ok(identity)) => Ok(Some(identity)),
+        Some(Err(refused)) => Err(refused.into_response()),
+        None => Ok(None),
+    }
 }
 
 /// Who a forwarded request is for: the identity the app is told of, and the session (if any)
@@ -107,8 +133,8 @@ pub(super) fn wants_page(req: &Request) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-fn forbidden(session: &Session, id: &str) -> Response {
-    tracing::warn!(event = "access_denied", user = %session.identity.user, instance = %id, "proxy access to another user's instance");
+fn forbidden(who: &crate::auth::Identity, id: &str) -> Response {
+    tracing::warn!(event = "access_denied", user = %who.user, instance = %id, "proxy access to another user's instance");
     (
         StatusCode::FORBIDDEN,
         "this app instance belongs to another user\n",
@@ -218,22 +244,31 @@ pub async fn app_direct(
         let spec = spec.clone();
         return super::pool_routes::pooled(&st, &ctx, &spec, rest_at, req).await;
     }
-    let Some(session) = ctx.session.as_ref() else {
-        return not_logged_in(&req);
+    let script = match script_login(&st, &ctx, req.headers()).await {
+        Ok(identity) => identity,
+        Err(refused) => return refused,
     };
-    let who = &session.identity;
+    let caller = match (ctx.session.as_deref(), &script) {
+        (Some(session), _) => Caller::of(session),
+        (None, Some(identity)) => Caller {
+            identity,
+            session: None,
+        },
+        (None, None) => return not_logged_in(&req),
+    };
+    let who = caller.identity;
     let view = match st.manager.current_for(&who.user, &spec_id).await {
         Some(v) if v.status != InstanceStatus::Failed => v,
         _ => match st
             .manager
-            .launch_with_env(who, &spec_id, super::oidc::login_env(Some(session)))
+            .launch_with_env(who, &spec_id, super::oidc::login_env(caller.session))
             .await
         {
             Ok(v) => v,
             Err(e) => {
                 return error_page(
                     &st,
-                    Some(session),
+                    caller.session,
                     super::errors::launch_status(&e),
                     "Cannot open the app",
                     &e.to_string(),
@@ -249,7 +284,7 @@ pub async fn app_direct(
             tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting)).await;
     }
     match st.manager.route(&view.id).await {
-        Some(route) => forward(&st, &ctx, Caller::of(session), route, rest_at, req).await,
+        Some(route) => forward(&st, &ctx, caller, route, rest_at, req).await,
         None => {
             let latest = st.manager.get(&view.id).await;
             let (reason, lines) = match latest {
@@ -261,7 +296,7 @@ pub async fn app_direct(
             };
             failure_page(
                 &st,
-                Some(session),
+                caller.session,
                 StatusCode::BAD_GATEWAY,
                 "The app could not start",
                 &reason,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::AppState;
 use super::app_routes::{Caller, forward, not_logged_in, wants_page};
-use super::context::{RequestCtx, basic_login};
+use super::context::RequestCtx;
 use super::cookies;
 use crate::auth::Identity;
 use crate::config::AppSpec;
@@ -28,14 +28,9 @@ pub async fn pooled(
     };
     let session = ctx.session.as_deref();
     let script = ctx.via_token || session.is_none();
-    let basic = if session.is_none() && st.config.proxy.authentication.takes_passwords() {
-        match basic_login(st, req.headers(), ctx.client_ip).await {
-            Some(Ok(identity)) => Some(identity),
-            Some(Err(refused)) => return refused.into_response(),
-            None => None,
-        }
-    } else {
-        None
+    let basic = match super::app_routes::script_login(st, ctx, req.headers()).await {
+        Ok(identity) => identity,
+        Err(refused) => return refused,
     };
     let anonymous = Identity {
         user: "anonymous".into(),

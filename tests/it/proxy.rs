@@ -539,3 +539,54 @@ async fn an_open_event_stream_keeps_its_instance_from_idle_culling() {
     );
     server.shutdown().await;
 }
+
+/// Scripts reach app URLs with HTTP Basic, as with an API token: their own instance, started
+/// on demand through /app_direct/, but never another user's.
+#[tokio::test]
+async fn a_script_reaches_its_app_urls_with_http_basic_and_only_its_own() {
+    let server = TestServer::start(config(vec![echo_spec("echo")])).await;
+    let script = reqwest::Client::new();
+    let direct = script
+        .get(server.url("/app_direct/echo/"))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(direct.status(), 200, "started on demand for the script");
+    let seen: serde_json::Value = direct.json().await.expect("echo json");
+    assert_eq!(seen["headers"]["x-sp-userid"][0], "alice");
+    assert!(
+        seen["headers"].get("authorization").is_none(),
+        "the credentials are not passed on to the app"
+    );
+    let id = seen["env"]["SHINYPROXY_PROXY_ID"]
+        .as_str()
+        .expect("instance id")
+        .to_string();
+    let own = script
+        .get(server.url(&format!("/app_proxy/{id}/")))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(own.status(), 200);
+    let other = script
+        .get(server.url(&format!("/app_proxy/{id}/")))
+        .basic_auth("bob", Some(PASSWORD))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        other.status(),
+        403,
+        "bob's password does not open alice's instance"
+    );
+    let wrong = script
+        .get(server.url(&format!("/app_proxy/{id}/")))
+        .basic_auth("alice", Some("wrong"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong.status(), 401);
+    server.shutdown().await;
+}
