@@ -1,4 +1,4 @@
-//! A pool on the Docker engine: the same lifecycle code as with processes, only starting and
+//! A pool on the Docker engine (500 requests at once from zero): the same lifecycle code as with processes, only starting and
 //! stopping differ. The FastAPI fixture runs in the scratch test image with the host's Python
 //! mounted read-only.
 
@@ -63,7 +63,7 @@ async fn a_fastapi_pool_in_containers_scales_from_zero_and_back() {
         .build()
         .expect("client");
     let url = server.url("/app_direct/api/work?ms=300");
-    let burst = (0..200).map(|_| {
+    let burst = (0..500).map(|_| {
         let http = http.clone();
         let url = url.clone();
         async move {
