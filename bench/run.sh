@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares, in one run on loopback, the same upstream reached (a) directly, (b) through nginx,
-# (c) through vestibule's /app_proxy/<id>/ path with the default in-memory store and (d) the same
+# (c) through vestibule's /app_proxy/<id>/ path with the default in-memory store, (c2) through a
+# one-member pool's /app_direct/<app>/ path, and (d) /app_proxy/<id>/ again
 # with `proxy.store-mode: Redis` against a redis-server this script starts: requests/s, p50/p99
 # latency, proxy CPU time per request, proxy RSS, for small and 100 KiB responses, plus WebSocket
 # echo round trips.
@@ -240,7 +241,7 @@ done
 # --- vestibule, in memory mode and in Redis mode ---------------------------------------------
 # Per mode (memory, redis): the server's pid, the app's pid, the instance id, the session cookie
 # and the RSS at start and idle.
-declare -A V_PID V_APP_PID V_ID V_COOKIE V_RSS_START V_RSS_IDLE V_RSS_AFTER V_PORTS
+declare -A V_PID V_APP_PID V_POOL_PID V_ID V_COOKIE V_RSS_START V_RSS_IDLE V_RSS_AFTER V_PORTS
 V_PORTS[memory]=$V_PORT
 V_PORTS[redis]=$VR_PORT
 # One tokio worker thread: the same one-core budget as nginx's single worker.
@@ -267,6 +268,9 @@ proxy:
   specs:
   - id: upstream
     container-cmd: ["$BIN/examples/bench_upstream"]
+  - id: pooled
+    container-cmd: ["$BIN/examples/bench_upstream"]
+    pool: {min-instances: 1, max-instances: 1}
 EOF
     if [[ $mode == redis ]]; then
         cat >>"$yml" <<EOF
@@ -315,12 +319,28 @@ EOF
     if [[ -n $LOAD_CPU ]]; then
         for p in $(descendants "$pid"); do taskset -a -p -c "$LOAD_CPU" "$p" >/dev/null; done
     fi
+    # The user's instance runs in its own folder, named by its id; the other upstream under this
+    # server is the pool's one member.
     V_APP_PID[$mode]=$(for p in $(descendants "$pid"); do
-        [[ $(readlink "/proc/$p/exe") == */bench_upstream ]] && echo "$p"
+        [[ $(readlink "/proc/$p/exe") == */bench_upstream && $(readlink "/proc/$p/cwd") == *"$id"* ]] && echo "$p"
     done | head -1)
     [[ -n ${V_APP_PID[$mode]} ]] || die "cannot find the app process under vestibule ($mode mode)"
+    for _ in $(seq 100); do
+        V_POOL_PID[$mode]=$(for p in $(descendants "$pid"); do
+            [[ $(readlink "/proc/$p/exe") == */bench_upstream && $p != "${V_APP_PID[$mode]}" ]] && echo "$p"
+        done | head -1 || true)
+        [[ -n ${V_POOL_PID[$mode]} ]] && break
+        sleep 0.1
+    done
+    [[ -n ${V_POOL_PID[$mode]} ]] || die "the pool's member did not start ($mode mode)"
+    # The pool's member started after the move above: move it to the load side too.
+    if [[ -n $LOAD_CPU ]]; then
+        for p in $(descendants "$pid"); do taskset -a -p -c "$LOAD_CPU" "$p" >/dev/null; done
+    fi
     curl -fsS -o /dev/null -H "Cookie: ${V_COOKIE[$mode]}" "$base/app_proxy/$id/small" ||
         die "the app does not answer through /app_proxy/$id/ ($mode mode)"
+    curl -fsS -o /dev/null -H "Cookie: ${V_COOKIE[$mode]}" "$base/app_direct/pooled/small" ||
+        die "the pool does not answer through /app_direct/pooled/ ($mode mode)"
 }
 start_vestibule memory
 start_vestibule redis
@@ -425,6 +445,8 @@ for case in small 100k; do
     run_http "$case" nginx "http://127.0.0.1:$NGX_PORT/$case" "${NGX_PIDS[@]}"
     UPSTREAM=${V_APP_PID[memory]}
     run_http "$case" vestibule "$VURL/$case" "${V_PID[memory]}"
+    UPSTREAM=${V_POOL_PID[memory]}
+    run_http "$case" vestibule-pool "$BASE/app_direct/pooled/$case" "${V_PID[memory]}"
     UPSTREAM=${V_APP_PID[redis]} PATH_COOKIE=${V_COOKIE[redis]} STORE_PID=$REDIS_PID
     run_http "$case" vestibule-redis "$RURL/$case" "${V_PID[redis]}"
 done
@@ -488,7 +510,7 @@ report() {
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     local case path
     for case in small 100k; do
-        for path in direct nginx vestibule vestibule-redis; do
+        for path in direct nginx vestibule vestibule-pool vestibule-redis; do
             local rss=—
             [[ -n ${R[$case.$path.rss]:-} ]] && rss=$(mib "${R[$case.$path.rss]}")
             echo "| $case | $path | $(fmt "${R[$case.$path.rps]}" 0) | $(ms "${R[$case.$path.p50]}") | $(ms "${R[$case.$path.p99]}") | $(val "$case.$path.cpu") | $(val "$case.$path.up_cpu") | $rss | ${R[$case.$path.errors]} |"
@@ -527,11 +549,24 @@ report() {
     echo "| WebSocket proxy CPU/msg | $(ratio "${R[ws.vestibule.cpu]}" "${R[ws.nginx.cpu]}") | — |"
     echo "| RSS idle | $(ratio "${V_RSS_IDLE[memory]}" "$NGX_RSS_IDLE") | — |"
     echo
+    echo "## Through a pool"
+    echo
+    echo "Path \"vestibule-pool\" is \`/app_direct/pooled/\` of a spec with \`pool: {min-instances: 1, max-instances: 1}\` (one member: the least-loaded pick, in-flight counting and the hold-queue check, with the same upstream) against \"vestibule\", a user's own instance at \`/app_proxy/<id>/\`."
+    echo
+    echo "| measure | own instance | pool | pool / own |"
+    echo "|---|---:|---:|---:|"
+    local m r
+    for case in small 100k; do
+        m=vestibule r=vestibule-pool
+        echo "| $case req/s | $(fmt "${R[$case.$m.rps]}" 0) | $(fmt "${R[$case.$r.rps]}" 0) | $(ratio "${R[$case.$r.rps]}" "${R[$case.$m.rps]}") |"
+        echo "| $case p50 ms | $(ms "${R[$case.$m.p50]}") | $(ms "${R[$case.$r.p50]}") | $(ratio "${R[$case.$r.p50]}" "${R[$case.$m.p50]}") |"
+        echo "| $case proxy CPU µs/req | $(val "$case.$m.cpu") | $(val "$case.$r.cpu") | **$(ratio "${R[$case.$r.cpu]}" "${R[$case.$m.cpu]}")** |"
+    done
+    echo
     echo "## Memory mode and Redis mode"
     echo
     echo "| measure | memory mode | Redis mode | Redis / memory |"
     echo "|---|---:|---:|---:|"
-    local m r
     for case in small 100k; do
         m=vestibule r=vestibule-redis
         echo "| $case req/s | $(fmt "${R[$case.$m.rps]}" 0) | $(fmt "${R[$case.$r.rps]}" 0) | $(ratio "${R[$case.$r.rps]}" "${R[$case.$m.rps]}") |"

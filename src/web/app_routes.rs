@@ -241,8 +241,7 @@ pub async fn app_direct(
     if let Some(spec) = st.config.proxy.spec(&spec_id)
         && spec.pool.is_some()
     {
-        let spec = spec.clone();
-        return super::pool_routes::pooled(&st, &ctx, &spec, rest_at, req).await;
+        return super::pool_routes::pooled(&st, &ctx, spec, rest_at, req).await;
     }
     let script = match script_login(&st, &ctx, req.headers()).await {
         Ok(identity) => identity,

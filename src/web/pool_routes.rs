@@ -76,7 +76,11 @@ pub async fn pooled(
         return resp;
     }
     let affinity = spec.pool.as_ref().is_some_and(|p| p.session_affinity);
-    let cookie_name = format!("{AFFINITY_COOKIE_PREFIX}{}", spec.id);
+    let cookie_name = if affinity {
+        format!("{AFFINITY_COOKIE_PREFIX}{}", spec.id)
+    } else {
+        String::new()
+    };
     let pinned = affinity
         .then(|| cookies::read(req.headers(), &cookie_name))
         .flatten();
