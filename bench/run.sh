@@ -74,7 +74,14 @@ done
 # one CPU; wrk, the WebSocket client and the upstream share the other. Both proxies thus have
 # the same budget of one core, and the load generator does not steal from them.
 NCPU=$(nproc)
-if ((NCPU >= 2)); then
+# BENCH_UNPINNED=1: as users run it, no pinning and tokio's default worker threads.
+if [[ ${BENCH_UNPINNED:-} == 1 ]]; then
+    PROXY_CPU=
+    LOAD_CPU=
+    pin_proxy=()
+    pin_load=()
+    PINNING="no pinning, default worker threads (BENCH_UNPINNED=1: as users run it)"
+elif ((NCPU >= 2)); then
     PROXY_CPU=${BENCH_PROXY_CPU:-1}
     LOAD_CPU=${BENCH_LOAD_CPU:-0}
     pin_proxy=(taskset -c "$PROXY_CPU")
@@ -245,7 +252,7 @@ declare -A V_PID V_APP_PID V_POOL_PID V_ID V_COOKIE V_RSS_START V_RSS_IDLE V_RSS
 V_PORTS[memory]=$V_PORT
 V_PORTS[redis]=$VR_PORT
 # One tokio worker thread: the same one-core budget as nginx's single worker.
-export TOKIO_WORKER_THREADS=1
+[[ ${BENCH_UNPINNED:-} == 1 ]] || export TOKIO_WORKER_THREADS=1
 
 # start_vestibule <mode>: starts `vestibule serve` with that store, logs in through the form,
 # launches the app and waits until it runs. The config is the same in both modes but for the
@@ -500,7 +507,7 @@ report() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "- machine: $NCPU CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), Linux $(uname -r); load average at start $LOAD_START, at end $LOAD_END"
     echo "- wrk: $THREADS thread(s), $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s per case; the same Cookie header on every path"
-    echo "- CPU: $PINNING; nginx $(nginx -v 2>&1 | sed 's|.*/||') with 1 worker; vestibule with TOKIO_WORKER_THREADS=1"
+    echo "- CPU: $PINNING; nginx $(nginx -v 2>&1 | sed 's|.*/||') with 1 worker; vestibule with TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-default}"
     echo "- vestibule: \`vestibule serve --config\` on a generated application.yml (process backend); path \"vestibule\" is the default memory mode, \"vestibule-redis\" the same config with \`proxy.store-mode: Redis\` against redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) (\`--save '' --appendonly no\`, on the load CPU)"
     echo "- proxy CPU = utime+stime of the proxy processes (nginx master+worker; the vestibule server only) over the measured run / requests; CLK_TCK=$CLK_TCK"
     echo
