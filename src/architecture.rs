@@ -76,6 +76,11 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "the control plane is below the pages that use it",
     ),
     ("clock", "*", "the clock is a leaf"),
+    (
+        "spel",
+        "*",
+        "the expression language is a leaf: callers hand it the values it may read",
+    ),
 ];
 
 /// The top-level module each file of src/ belongs to (`None` for the crate root files).

@@ -12,6 +12,7 @@ mod listen;
 pub mod observe;
 pub mod proxy;
 mod redirect;
+pub mod spel;
 pub mod store;
 pub mod tls;
 pub mod web;
