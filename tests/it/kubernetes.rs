@@ -190,6 +190,30 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
     assert_role_covers(&cluster);
 }
 
+/// Compaction fell between the backend's read of the pod and its watch: the watch gets 410
+/// Gone, and the pod is read again at once (not at the next poll, a minute away).
+#[tokio::test]
+async fn a_watch_whose_version_is_gone_reads_the_pod_again() {
+    let (client, cluster) = FakeCluster::start_timed(vec![
+        (Duration::ZERO, container_creating(IMAGE)),
+        (Duration::from_millis(300), running(IMAGE, true)),
+    ]);
+    cluster.expire_next_watches(2);
+    let backend = Arc::new(
+        KubernetesBackend::new(client, settings(true), Duration::from_secs(5))
+            .with_poll_interval(Duration::from_secs(60)),
+    );
+    let started = tokio::time::timeout(
+        Duration::from_secs(2),
+        backend.start(&request("a2", spec())),
+    )
+    .await
+    .expect("ready within 2 s, though two watches got 410")
+    .unwrap();
+    assert_eq!(started.address.to_string(), "192.168.30.17:3838");
+    assert_role_covers(&cluster);
+}
+
 #[tokio::test]
 async fn without_watch_permission_the_pod_is_polled() {
     let (client, cluster) = FakeCluster::start(vec![

@@ -67,6 +67,9 @@ struct State {
     /// Cancelled to end every open watch.
     watches: CancellationToken,
     bookmark_every: Duration,
+    /// This many next watches find their version compacted away (410 Gone), as when
+    /// compaction falls between a client's read and its watch.
+    expire: usize,
 }
 
 #[derive(Clone)]
@@ -101,6 +104,7 @@ impl FakeCluster {
                 denied: Vec::new(),
                 watches: CancellationToken::new(),
                 bookmark_every: Duration::from_millis(200),
+                expire: 0,
             })),
             url,
         };
@@ -201,6 +205,11 @@ impl FakeCluster {
         self.end_watches();
         change(self);
         self.compact();
+    }
+
+    /// The next `n` watches get 410 Gone: their version was compacted before they arrived.
+    pub fn expire_next_watches(&self, n: usize) {
+        self.lock().expire = n;
     }
 
     /// Puts an object in place as if made earlier (by another vestibule, or an admin).
@@ -327,6 +336,11 @@ impl FakeCluster {
             ("get", Some("log")) => return logs(&state, &k, &query),
             ("get", _) => state.store.get(&k),
             ("list", _) => Ok(list(&state.store, route.selection(&query))),
+            ("watch", _) if state.expire > 0 => {
+                state.expire -= 1;
+                state.store.compact();
+                return watch::expired(state.store.compacted);
+            }
             ("watch", _) => {
                 let ask = WatchAsk {
                     selection: route.selection(&query),

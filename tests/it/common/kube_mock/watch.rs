@@ -78,6 +78,17 @@ fn bookmark(resource: &str, rv: u64) -> Bytes {
     )
 }
 
+/// A watch answered at once with 410 Gone.
+pub fn expired(compacted: u64) -> Response {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(gone(format!(
+            "too old resource version: ({compacted})"
+        ))))
+        .unwrap_or_default()
+}
+
 /// Opens a watch on `store` (under its lock, so no change falls between the replay and the
 /// live events).
 pub fn open(
