@@ -28,12 +28,14 @@ pub fn check_kubernetes(proxy: &Fields, report: &mut Report) -> KubernetesSettin
     {
         secrets.insert(0, one);
     }
+    let namespace = k
+        .text("namespace", report)
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or(defaults.namespace);
+    warn_namespaces_beyond_the_role(proxy, &namespace, report);
     KubernetesSettings {
         url: k.text("url", report).filter(|u| !u.trim().is_empty()),
-        namespace: k
-            .text("namespace", report)
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or(defaults.namespace),
+        namespace,
         internal_networking: k.boolean("internal-networking", report).unwrap_or(false),
         service_type: match k
             .get("service-type")
@@ -57,6 +59,79 @@ pub fn check_kubernetes(proxy: &Fields, report: &mut Report) -> KubernetesSettin
             _ => defaults.pod_wait_time,
         },
     }
+}
+
+/// The shipped Role (deploy/kubernetes/base/role.yaml) is bound in `proxy.kubernetes.namespace`
+/// only: an app whose pod patches put its pods elsewhere is refused there (403) unless the Role
+/// and its RoleBinding are applied in that namespace too, and a namespace per user cannot be
+/// covered by any Role applied in advance.
+fn warn_namespaces_beyond_the_role(proxy: &Fields, namespace: &str, report: &mut Report) {
+    let on_kubernetes = proxy
+        .get("container-backend")
+        .is_some_and(|(n, _)| matches!(&n.value, Value::Str(b) if b == "kubernetes"));
+    let Some((specs, path)) = proxy.get("specs").filter(|_| on_kubernetes) else {
+        return;
+    };
+    let Value::Seq(items) = &specs.value else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let Value::Map(entries) = &item.value else {
+            continue;
+        };
+        let field = |key: &str| entries.iter().find(|e| e.key == key).map(|e| &e.value);
+        let Some(patches) = field("kubernetes-pod-patches") else {
+            continue;
+        };
+        let id = match field("id").map(|n| &n.value) {
+            Some(Value::Str(id)) => id.clone(),
+            _ => format!("#{i}"),
+        };
+        // Patches that do not parse are reported by check_spec_kubernetes.
+        let json = match &patches.value {
+            Value::Str(text) => serde_saphyr::from_str::<serde_json::Value>(text).ok(),
+            _ => Some(to_json(patches)),
+        };
+        let Some(elsewhere) = json.as_ref().and_then(patched_namespace) else {
+            continue;
+        };
+        let key = format!("{}.kubernetes-pod-patches", index(&path, i));
+        if elsewhere.contains("#{") {
+            report.warn(
+                &patches.at,
+                &key,
+                format!(
+                    "app '{id}' puts its pods in a namespace per user ('{elsewhere}'); vestibule's \
+                     Role is bound in namespace '{namespace}' only and cannot be applied in \
+                     namespaces not known in advance, so the API server will refuse its pods \
+                     (403) unless vestibule's account is granted them another way"
+                ),
+            );
+        } else if elsewhere != namespace {
+            report.warn(
+                &patches.at,
+                &key,
+                format!(
+                    "app '{id}' puts its pods in namespace '{elsewhere}', but vestibule's Role \
+                     (deploy/kubernetes/base/role.yaml) is bound in '{namespace}' only: apply \
+                     that Role and RoleBinding in '{elsewhere}' too, or the API server refuses \
+                     its pods (403)"
+                ),
+            );
+        }
+    }
+}
+
+/// The namespace the last `add`/`replace` of `/metadata/namespace` sets.
+fn patched_namespace(patch: &serde_json::Value) -> Option<String> {
+    patch
+        .as_array()?
+        .iter()
+        .filter(|op| matches!(op["op"].as_str(), Some("add" | "replace")))
+        .filter(|op| op["path"] == "/metadata/namespace")
+        .filter_map(|op| op["value"].as_str())
+        .next_back()
+        .map(str::to_string)
 }
 
 /// The client-certificate directory; the three files must be there, or the server would fail

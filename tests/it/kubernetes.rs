@@ -1,8 +1,12 @@
 //! The Kubernetes backend against a mocked API server (no cluster can run here): what it sends,
 //! how it follows a pod, and what a user is told when the pod cannot start.
 
+mod crashes;
+mod mock_semantics;
+mod namespaces;
+
 use crate::common;
-use crate::common::{certs, kube_mock};
+use crate::common::{certs, eventually, kube_mock};
 
 use kube_mock::*;
 use parking_lot::Mutex;
@@ -76,8 +80,11 @@ fn backend(client: kube::Client, settings: KubernetesSettings) -> Arc<Kubernetes
     )
 }
 
-/// Every call the backend made must be one the shipped Role grants (api_calls::ALL).
+/// Every call the backend made must be one the shipped Role grants (api_calls::ALL), and the
+/// API server (which enforces the shipped Role) refused none, not even one the backend
+/// tolerates failing (a watch, the events).
 fn assert_role_covers(cluster: &FakeCluster) {
+    assert_eq!(cluster.denied(), Vec::<String>::new(), "refused by RBAC");
     for (group, resource, verb) in cluster.rbac_calls() {
         assert!(
             api_calls::ALL
@@ -183,6 +190,30 @@ async fn pod_goes_from_pending_to_ready_and_is_reached_at_its_ip() {
     assert_role_covers(&cluster);
 }
 
+/// Compaction fell between the backend's read of the pod and its watch: the watch gets 410
+/// Gone, and the pod is read again at once (not at the next poll, a minute away).
+#[tokio::test]
+async fn a_watch_whose_version_is_gone_reads_the_pod_again() {
+    let (client, cluster) = FakeCluster::start_timed(vec![
+        (Duration::ZERO, container_creating(IMAGE)),
+        (Duration::from_millis(300), running(IMAGE, true)),
+    ]);
+    cluster.expire_next_watches(2);
+    let backend = Arc::new(
+        KubernetesBackend::new(client, settings(true), Duration::from_secs(5))
+            .with_poll_interval(Duration::from_secs(60)),
+    );
+    let started = tokio::time::timeout(
+        Duration::from_secs(2),
+        backend.start(&request("a2", spec())),
+    )
+    .await
+    .expect("ready within 2 s, though two watches got 410")
+    .unwrap();
+    assert_eq!(started.address.to_string(), "192.168.30.17:3838");
+    assert_role_covers(&cluster);
+}
+
 #[tokio::test]
 async fn without_watch_permission_the_pod_is_polled() {
     let (client, cluster) = FakeCluster::start(vec![
@@ -249,7 +280,10 @@ async fn an_image_that_cannot_be_pulled_is_named_and_the_pod_removed() {
         "{deletes:?}"
     );
     assert!(
-        cluster.names("pods").is_empty(),
+        eventually(Duration::from_secs(5), || async {
+            cluster.names("pods").is_empty()
+        })
+        .await,
         "the failed pod must be deleted"
     );
     assert_role_covers(&cluster);
@@ -278,8 +312,13 @@ async fn an_unschedulable_pod_says_which_resource_is_short() {
 
 #[tokio::test]
 async fn a_crashing_app_shows_its_last_output() {
-    let (client, cluster) = FakeCluster::start(vec![container_creating(IMAGE), crash_loop(IMAGE)]);
-    cluster.set_log(
+    let (client, cluster) =
+        FakeCluster::start(vec![container_creating(IMAGE), crash_loop(IMAGE, 1)]);
+    // The container waits to be restarted: only its previous run has output.
+    cluster.set_logs(
+        "sp-pod-d1",
+        "app",
+        "",
         "Listening on 0.0.0.0:3838\nError in library(shiny): there is no package called 'shiny'\n",
     );
     let backend = backend(client, settings(true));
@@ -304,6 +343,28 @@ async fn a_crashing_app_shows_its_last_output() {
         "{}",
         log_read.query
     );
+}
+
+/// With restartPolicy Never (the default) a crashed container is not restarted: its output is
+/// that of the current, terminated run; asking for a previous run gets 400 from the API server.
+#[tokio::test]
+async fn an_app_that_exits_at_once_shows_its_output_of_that_run() {
+    let (client, cluster) = FakeCluster::start(vec![container_creating(IMAGE), exited(IMAGE, 1)]);
+    cluster.set_logs(
+        "sp-pod-d2",
+        "app",
+        "Error: cannot open /data/models.rds\nExecution halted\n",
+        "",
+    );
+    let backend = backend(client, settings(true));
+    let err = backend
+        .start(&request("d2", spec()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot open /data/models.rds"), "{err}");
+    assert_eq!(backend.last_log_lines("d2", 1), ["Execution halted"]);
+    assert_role_covers(&cluster);
 }
 
 #[tokio::test]
@@ -337,8 +398,18 @@ async fn stopping_deletes_pod_with_grace_and_its_service() {
             .iter()
             .any(|s| resource_path(&s.path) == "services/sp-service-e1")
     );
-    assert!(cluster.names("pods").is_empty() && cluster.names("services").is_empty());
+    // The pod is Terminating while its app shuts down; it is no longer one of ours.
+    let pod = cluster.get("pods", "sp-pod-e1").expect("still terminating");
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod:#}");
+    assert!(cluster.names("services").is_empty());
     assert!(backend.list().await.is_empty());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            cluster.names("pods").is_empty()
+        })
+        .await,
+        "the pod is gone once its app has stopped"
+    );
     // Stopping again (or an unknown id) is not an error.
     backend.stop("e1").await.unwrap();
     assert_role_covers(&cluster);
@@ -381,6 +452,17 @@ async fn a_restarted_vestibule_adopts_its_running_pods_by_label() {
         "pods",
         left_pod("f2", "default", NAMESPACE, failed, json!({})),
     );
+    // Deleted by the replica that is going away, its app still shutting down: not adoptable.
+    cluster.insert(
+        "pods",
+        left_pod("f3", "default", NAMESPACE, running(IMAGE, true), json!({})),
+    );
+    cluster.terminate_within(NAMESPACE, "sp-pod-f3", Duration::from_secs(30));
+    // Running by phase, but its app keeps crashing: not adoptable either.
+    cluster.insert(
+        "pods",
+        left_pod("f4", "default", NAMESPACE, crash_loop(IMAGE, 4), json!({})),
+    );
     // Another vestibule's pod in the same namespace, and someone else's.
     cluster.insert(
         "pods",
@@ -418,21 +500,28 @@ async fn a_restarted_vestibule_adopts_its_running_pods_by_label() {
         "{}",
         list.query
     );
-    let mut pods = cluster.names("pods");
+    let mut pods = cluster.live_names("pods");
     pods.sort();
     assert_eq!(
         pods,
         ["other", "sp-pod-f1", "sp-pod-x1"],
-        "the failed pod is removed"
+        "the failed and the crash-looping pods are removed"
+    );
+    assert!(
+        cluster.get("pods", "sp-pod-f3").is_some(),
+        "the Terminating pod is left to finish"
     );
 
     // An adopted instance is stopped like any other, with what it created.
     backend.stop("f1").await.unwrap();
-    let mut pods = cluster.names("pods");
+    let mut pods = cluster.live_names("pods");
     pods.sort();
     assert_eq!(pods, ["other", "sp-pod-x1"]);
     assert!(
-        cluster.names("persistentvolumeclaims").is_empty(),
+        eventually(Duration::from_secs(5), || async {
+            cluster.names("persistentvolumeclaims").is_empty()
+        })
+        .await,
         "its additional manifest is deleted with it, though another run created it"
     );
     assert_role_covers(&cluster);
@@ -460,15 +549,18 @@ async fn leftovers_of_this_realm_are_removed_when_not_recovering() {
         )
         .unwrap(),
     );
+    // As the check's warning asks for a config that puts pods in team-a.
+    cluster.grant_role_in("team-a");
     let backend = Arc::new(
         KubernetesBackend::new(client, settings(true), Duration::from_secs(5)).with_apps(&[spec]),
     );
     backend.remove_leftovers().await;
     assert_eq!(
-        cluster.names("pods"),
+        cluster.live_names("pods"),
         ["sp-pod-l3"],
         "both namespaces are cleaned; the other realm's pod stays"
     );
+    assert_role_covers(&cluster);
     let grace: Vec<_> = cluster
         .seen()
         .into_iter()
@@ -481,6 +573,8 @@ async fn leftovers_of_this_realm_are_removed_when_not_recovering() {
 #[tokio::test]
 async fn an_app_runs_in_the_namespace_its_pod_patches_name() {
     let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    cluster.add_namespace("team-a");
+    cluster.grant_role_in("team-a");
     let mut spec = spec();
     spec.kubernetes.pod_patches = Some(
         serde_json::from_value(
@@ -515,8 +609,14 @@ async fn an_app_runs_in_the_namespace_its_pod_patches_name() {
     );
     assert_eq!(backend.list().await, ["n1"], "found in its own namespace");
     backend.stop("n1").await.unwrap();
-    assert!(cluster.names("pods").is_empty() && cluster.names("services").is_empty());
-    assert!(cluster.names("persistentvolumeclaims").is_empty());
+    let all_gone = eventually(Duration::from_secs(5), || async {
+        ["pods", "services", "persistentvolumeclaims"]
+            .iter()
+            .all(|r| cluster.names(r).is_empty())
+    })
+    .await;
+    assert!(all_gone, "{:?}", cluster.names("persistentvolumeclaims"));
+    assert_role_covers(&cluster);
 }
 
 #[tokio::test]
@@ -624,7 +724,12 @@ async fn additional_manifests_are_created_once_and_kept_or_deleted_per_policy() 
             .unwrap()["spec"]["resources"]["requests"]["storage"],
         "2Gi"
     );
-    assert!(cluster.get("persistentvolumeclaims", "old-alice").is_none());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            cluster.get("persistentvolumeclaims", "old-alice").is_none()
+        })
+        .await
+    );
     assert_eq!(
         cluster.get("persistentvolumeclaims", "shared").unwrap()["spec"]["resources"]["requests"]["storage"],
         "50Gi"
@@ -645,12 +750,14 @@ async fn additional_manifests_are_created_once_and_kept_or_deleted_per_policy() 
     assert_eq!(owned_names, ["scratch-alice", "cache-alice", "shared"]);
 
     backend.stop("h1").await.unwrap();
-    let mut left = cluster.names("persistentvolumeclaims");
-    left.sort();
-    assert_eq!(
-        left,
-        ["home-alice"],
-        "only the persistent claim outlives the app"
+    let only_home = eventually(Duration::from_secs(5), || async {
+        cluster.names("persistentvolumeclaims") == ["home-alice"]
+    })
+    .await;
+    assert!(
+        only_home,
+        "only the persistent claim outlives the app: {:?}",
+        cluster.names("persistentvolumeclaims")
     );
 
     // The next launch finds the persistent claim and leaves it alone (CreateOnce).
@@ -660,6 +767,7 @@ async fn additional_manifests_are_created_once_and_kept_or_deleted_per_policy() 
         .filter(|c| c["metadata"]["name"] == "home-alice")
         .count();
     assert_eq!(home_posts, 1);
+    assert_role_covers(&cluster);
 }
 
 #[tokio::test]
@@ -671,10 +779,19 @@ async fn manifest_kinds_are_looked_up_in_the_cluster() {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "only-vestibule-#{proxy.userId}"},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})];
-    backend.start(&request("k1", spec.clone())).await.unwrap();
+    // The shipped Role covers claims only: another kind is refused, and the user told why.
+    let err = backend
+        .start(&request("k1", spec.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        cluster.seen().iter().any(|s| s.method == http::Method::POST
-            && s.path == "/apis/networking.k8s.io/v1/namespaces/shiny/networkpolicies"),
+        err.contains("networkpolicies is forbidden") && err.contains("namespace \"shiny\""),
+        "{err}"
+    );
+    assert!(
+        cluster.seen().iter().any(|s| s.path
+            == "/apis/networking.k8s.io/v1/namespaces/shiny/networkpolicies/only-vestibule-alice"),
         "the plural comes from discovery: {:?}",
         cluster.calls()
     );

@@ -21,7 +21,8 @@ const fn call(group: &'static str, resource: &'static str, verb: &'static str) -
 pub const CREATE_POD: ApiCall = call("", "pods", "create");
 pub const GET_POD: ApiCall = call("", "pods", "get");
 pub const LIST_PODS: ApiCall = call("", "pods", "list");
-/// Following a starting pod, so its readiness is seen at once rather than at the next poll.
+/// Following a starting pod, so its readiness is seen at once rather than at the next poll, and
+/// the realm's pods, so a crash is seen as it happens (with LIST_PODS after a 410 Gone).
 pub const WATCH_PODS: ApiCall = call("", "pods", "watch");
 pub const DELETE_POD: ApiCall = call("", "pods", "delete");
 pub const GET_POD_LOG: ApiCall = call("", "pods/log", "get");

@@ -127,13 +127,40 @@ pub async fn apply(
                 .map_err(|e| failed("patch", e))?;
             return Ok(Some(at));
         }
-        (Policy::Replace, Some(_)) => delete(client, &at).await?,
+        (Policy::Replace, Some(_)) => {
+            delete(client, &at).await?;
+            // Deletion waits for finalizers (pvc-protection on a claim): until they are done
+            // the name is taken and a create is refused with 409.
+            gone(&api, &at).await?;
+        }
         (_, None) => {}
     }
     api.create(&PostParams::default(), &object)
         .await
         .map_err(|e| failed("create", e))?;
     Ok(Some(at))
+}
+
+/// How long a replaced object may take to go.
+const REPLACE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn gone(api: &Api<DynamicObject>, at: &ObjectRef) -> Result<(), String> {
+    let deadline = crate::clock::Instant::now() + REPLACE_WAIT;
+    loop {
+        match api.get_opt(&at.name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(still)) if crate::clock::Instant::now() >= deadline => {
+                return Err(format!(
+                    "{} is still being deleted after {} s (finalizers: {})",
+                    at.describe(),
+                    REPLACE_WAIT.as_secs(),
+                    still.metadata.finalizers.unwrap_or_default().join(", ")
+                ));
+            }
+            Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => return Err(format!("could not look up {}: {e}", at.describe())),
+        }
+    }
 }
 
 /// Deletes the object; one already gone is fine.

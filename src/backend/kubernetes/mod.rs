@@ -5,6 +5,8 @@
 //! Every API call made here is listed in [`api_calls`], which the shipped Role is checked against.
 
 pub mod api_calls;
+mod crash;
+mod exit_watch;
 mod manifests;
 pub mod naming;
 mod pod;
@@ -17,9 +19,11 @@ use kube::{Client, Config};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
-use super::{Backend, BackendError, Health, LaunchRequest, Recovered, Started};
+use super::{Backend, BackendError, Exit, Health, LaunchRequest, Recovered, Started};
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 use manifests::ObjectRef;
 use naming::{
@@ -38,15 +42,58 @@ pub struct KubernetesBackend {
     /// Where to look for pods after a restart: the configured namespace and those the apps'
     /// pod patches name.
     namespaces: BTreeSet<String>,
+    shared: Arc<Shared>,
+    exits: broadcast::Sender<Exit>,
+    /// The pod watches behind [`Backend::exits`] run once someone listens.
+    watching: std::sync::Once,
+}
+
+/// What the backend and its pod watches both know of the instances.
+#[derive(Default)]
+pub(crate) struct Shared {
     instances: Mutex<HashMap<String, Instance>>,
 }
 
+#[derive(Default)]
 struct Instance {
     namespace: String,
     /// Additional (not persistent) manifests, deleted with the instance.
     owned: Vec<ObjectRef>,
-    /// What the app printed before it failed to start.
+    /// What the app printed before it failed to start or crashed.
     log: Vec<String>,
+    /// Set while the app serves: its container's restart count then, so a later restart is
+    /// seen as the crash it is.
+    serving_restarts: Option<i32>,
+}
+
+impl Shared {
+    fn serving_restarts(&self, id: &str) -> Option<i32> {
+        self.instances.lock().get(id)?.serving_restarts
+    }
+
+    fn serving_in(&self, namespace: &str) -> Vec<String> {
+        self.instances
+            .lock()
+            .iter()
+            .filter(|(_, i)| i.serving_restarts.is_some() && i.namespace == namespace)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn keep_output(&self, id: &str, output: Option<String>) {
+        if let (Some(i), Some(text)) = (self.instances.lock().get_mut(id), output) {
+            i.log = text.lines().map(str::to_string).collect();
+        }
+    }
+
+    /// Marks the instance as no longer serving; whether it was.
+    fn stop_serving(&self, id: &str) -> bool {
+        self.instances
+            .lock()
+            .get_mut(id)
+            .and_then(|i| i.serving_restarts.take())
+            .is_some()
+    }
 }
 
 /// How to reach the API server, in the order ShinyProxy tries: `proxy.kubernetes.url` (e.g. a
@@ -89,7 +136,9 @@ impl KubernetesBackend {
             },
             namespaces: BTreeSet::from([settings.namespace.clone()]),
             settings,
-            instances: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared::default()),
+            exits: broadcast::channel(256).0,
+            watching: std::sync::Once::new(),
         }
     }
 
@@ -117,7 +166,8 @@ impl KubernetesBackend {
 
     /// The namespace an instance's pod is in (the configured one for an instance not known).
     fn namespace_of(&self, instance_id: &str) -> String {
-        self.instances
+        self.shared
+            .instances
             .lock()
             .get(instance_id)
             .map(|i| i.namespace.clone())
@@ -133,12 +183,11 @@ impl KubernetesBackend {
             .namespace
             .clone()
             .unwrap_or_else(|| self.settings.namespace.clone());
-        self.instances.lock().insert(
+        self.shared.instances.lock().insert(
             id.clone(),
             Instance {
                 namespace: namespace.clone(),
-                owned: Vec::new(),
-                log: Vec::new(),
+                ..Instance::default()
             },
         );
 
@@ -154,7 +203,7 @@ impl KubernetesBackend {
             let made = manifests::apply(&self.client, &manifest, &namespace).await?;
             if let (Some(at), false) = (made, keep) {
                 owned.push(at.clone());
-                if let Some(i) = self.instances.lock().get_mut(id) {
+                if let Some(i) = self.shared.instances.lock().get_mut(id) {
                     i.owned.push(at);
                 }
             }
@@ -187,6 +236,9 @@ impl KubernetesBackend {
             }
         })
         .await?;
+        if let Some(i) = self.shared.instances.lock().get_mut(id) {
+            i.serving_restarts = Some(crash::restarts(&ready));
+        }
 
         if self.settings.internal_networking {
             let ip = ready
@@ -238,13 +290,13 @@ impl KubernetesBackend {
         let Instance {
             namespace, owned, ..
         } = self
+            .shared
             .instances
             .lock()
             .remove(instance_id)
             .unwrap_or_else(|| Instance {
                 namespace: self.settings.namespace.clone(),
-                owned: Vec::new(),
-                log: Vec::new(),
+                ..Instance::default()
             });
         let grace = DeleteParams {
             grace_period_seconds: Some(STOP_GRACE_SECONDS),
@@ -279,13 +331,17 @@ impl KubernetesBackend {
         }
     }
 
-    /// This realm's pods in every namespace it uses, with the instance each belongs to.
+    /// This realm's pods in every namespace it uses, with the instance each belongs to; pods
+    /// being deleted (Terminating) are on their way out and belong to nobody.
     async fn labelled_pods(&self) -> Vec<(String, Pod)> {
         let lp = ListParams::default().labels(&naming::selector(&self.settings.realm_id));
         let mut found = Vec::new();
         for namespace in &self.namespaces {
             match self.pods(namespace).list(&lp).await {
                 Ok(list) => found.extend(list.items.into_iter().filter_map(|pod| {
+                    if pod.metadata.deletion_timestamp.is_some() {
+                        return None;
+                    }
                     let id = pod.metadata.labels.as_ref()?.get(INSTANCE_LABEL)?.clone();
                     Some((id, pod))
                 })),
@@ -302,7 +358,7 @@ impl KubernetesBackend {
         let owned = annotation(pod, OWNED_ANNOTATION)
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default();
-        self.instances.lock().insert(
+        self.shared.instances.lock().insert(
             instance_id.to_string(),
             Instance {
                 namespace: pod
@@ -311,7 +367,7 @@ impl KubernetesBackend {
                     .clone()
                     .unwrap_or_else(|| self.settings.namespace.clone()),
                 owned,
-                log: Vec::new(),
+                ..Instance::default()
             },
         );
     }
@@ -374,12 +430,12 @@ impl Backend for KubernetesBackend {
                     tracing::warn!(instance = %req.instance_id, error = %e, "cleanup after a failed start was incomplete");
                 }
                 // Kept for the failure page; a later stop looks in the same namespace.
-                self.instances.lock().insert(
+                self.shared.instances.lock().insert(
                     req.instance_id.clone(),
                     Instance {
                         namespace,
-                        owned: Vec::new(),
                         log,
+                        ..Instance::default()
                     },
                 );
                 Err(BackendError::Start(why))
@@ -406,19 +462,52 @@ impl Backend for KubernetesBackend {
 
     async fn health(&self, instance_id: &str) -> Health {
         let pods = self.pods(&self.namespace_of(instance_id));
-        match pods.get(&naming::pod_name(instance_id)).await {
-            Ok(pod) => match pod.status.and_then(|s| s.phase).as_deref() {
-                Some("Failed") => Health::Exited("its pod failed".into()),
-                Some("Succeeded") => Health::Exited("its pod exited".into()),
-                _ => Health::Running,
-            },
-            Err(kube::Error::Api(s)) if s.code == 404 => Health::Exited("its pod is gone".into()),
-            Err(_) => Health::Unknown,
+        let name = naming::pod_name(instance_id);
+        let pod = match pods.get(&name).await {
+            Ok(pod) => pod,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.shared.stop_serving(instance_id);
+                return Health::Exited("was stopped: its pod is gone".into());
+            }
+            Err(_) => return Health::Unknown,
+        };
+        // An instance not known here (adopted by another replica) is measured from now.
+        let baseline = self
+            .shared
+            .serving_restarts(instance_id)
+            .unwrap_or_else(|| crash::restarts(&pod));
+        match crash::crash_of(&pod, baseline) {
+            None => Health::Running,
+            Some(crash::Crash { how, previous_run }) => {
+                let output = waiting::last_output(&pods, &name, previous_run).await;
+                self.shared.keep_output(instance_id, output);
+                self.shared.stop_serving(instance_id);
+                Health::Exited(how)
+            }
         }
     }
 
+    fn exits(&self) -> Option<broadcast::Receiver<Exit>> {
+        let receiver = self.exits.subscribe();
+        self.watching.call_once(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            for namespace in &self.namespaces {
+                runtime.spawn(exit_watch::follow(
+                    Arc::downgrade(&self.shared),
+                    self.pods(namespace),
+                    namespace.clone(),
+                    self.settings.realm_id.clone(),
+                    self.exits.clone(),
+                ));
+            }
+        });
+        Some(receiver)
+    }
+
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
-        let instances = self.instances.lock();
+        let instances = self.shared.instances.lock();
         let log = instances
             .get(instance_id)
             .map(|i| i.log.as_slice())
@@ -436,13 +525,22 @@ impl Backend for KubernetesBackend {
         for (id, pod) in self.labelled_pods().await {
             self.remember(&id, &pod);
             let spec = annotation(&pod, SPEC_LABEL);
-            let (Some(address), Some(spec_id)) = (self.address_of(&id, &pod).await, spec) else {
+            // A pod in CrashLoopBackOff is Running by phase but serves nobody.
+            let crashed = crash::crash_of(&pod, crash::restarts(&pod)).is_some();
+            let address = match crashed {
+                true => None,
+                false => self.address_of(&id, &pod).await,
+            };
+            let (Some(address), Some(spec_id)) = (address, spec) else {
                 tracing::info!(instance = %id, "removing a pod an earlier run left unfinished");
                 if let Err(e) = self.remove(&id).await {
                     tracing::warn!(instance = %id, error = %e, "cannot remove leftover");
                 }
                 continue;
             };
+            if let Some(i) = self.shared.instances.lock().get_mut(&id) {
+                i.serving_restarts = Some(crash::restarts(&pod));
+            }
             found.push(Recovered {
                 instance_id: id,
                 spec_id,

@@ -87,7 +87,7 @@ pub async fn until_ready(
             .map_err(|e| format!("could not read pod {name}: {e}"))?;
         match verdict(&pod, watched.image) {
             Verdict::Failed(why) if why.contains("CrashLoopBackOff") || why.contains("exited") => {
-                return Err(with_logs(pods, name, why).await);
+                return Err(with_logs(pods, &pod, why).await);
             }
             Verdict::Failed(why) => return Err(explained(&watched, why).await),
             Verdict::Stage(Stage::Ready) => {
@@ -102,7 +102,7 @@ pub async fn until_ready(
                     if now.duration_since(since) > patience.container {
                         return Err(with_logs(
                             pods,
-                            name,
+                            &pod,
                             format!(
                                 "the app's container runs but did not become ready within {} s",
                                 patience.container.as_secs()
@@ -157,6 +157,9 @@ async fn next_change(
             .map_err(|e| e.to_string())?;
         let mut stream = std::pin::pin!(stream);
         match stream.next().await {
+            // The version is older than the server keeps (410 Gone): reading the pod again
+            // gives a current one to watch from.
+            Some(Ok(WatchEvent::Error(e))) if e.code == 410 => Ok(()),
             Some(Ok(WatchEvent::Error(e))) => Err(e.message),
             Some(Err(e)) => Err(e.to_string()),
             // A change, or the server ended the watch: either way, read the pod again.
@@ -350,17 +353,48 @@ fn container_waiting(pod: &Pod) -> Option<ContainerStateWaiting> {
 }
 
 /// Adds the app's last log lines (of the crashed run) to a failure.
-async fn with_logs(pods: &Api<Pod>, name: &str, why: String) -> String {
+async fn with_logs(pods: &Api<Pod>, pod: &Pod, why: String) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    match last_output(pods, name, crashed_run_is_previous(pod)).await {
+        Some(text) => format!("{why}; its last output:\n{text}"),
+        None => why,
+    }
+}
+
+/// Whether the crashed run's output is the previous run's: a container waiting to be
+/// restarted has no current output, while a terminated one that was never restarted has no
+/// previous run (the API server answers 400 for it).
+fn crashed_run_is_previous(pod: &Pod) -> bool {
+    let Some(c) = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+    else {
+        return false;
+    };
+    let terminated_now = c.state.as_ref().is_some_and(|s| s.terminated.is_some());
+    let ran_before = c
+        .last_state
+        .as_ref()
+        .is_some_and(|s| s.terminated.is_some());
+    ran_before && !terminated_now
+}
+
+/// The last lines the app container wrote in its current or previous run.
+pub async fn last_output(pods: &Api<Pod>, name: &str, previous_run: bool) -> Option<String> {
     let lp = LogParams {
         tail_lines: Some(LOG_LINES),
-        previous: true,
+        previous: previous_run,
         ..LogParams::default()
     };
     match pods.logs(name, &lp).await {
-        Ok(text) if !text.trim().is_empty() => {
-            format!("{why}; its last output:\n{}", text.trim_end())
+        Ok(text) if !text.trim().is_empty() => Some(text.trim_end().to_string()),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(pod = name, previous_run, error = %e, "cannot read the app's output");
+            None
         }
-        _ => why,
     }
 }
 
