@@ -5,9 +5,10 @@ use super::Identity;
 use crate::config::AppSpec;
 
 /// Whether `who` may open `spec` (see it on the portal, launch it, call its pool): everyone for
-/// a public app, otherwise the app's access rules.
-pub fn may_open(who: &Identity, spec: &AppSpec) -> bool {
-    spec.public || spec.allows(&who.user, &who.groups)
+/// a public app, otherwise the app's access rules. `server_name` is the host the request came
+/// through, which rules may read (ShinyProxy's `serverName`).
+pub fn may_open(who: &Identity, spec: &AppSpec, server_name: Option<&str>) -> bool {
+    spec.public || spec.allows(&who.user, &who.groups, server_name)
 }
 
 /// Whether `who` may use, watch or stop an instance owned by `owner`: its owner or an admin.

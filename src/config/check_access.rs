@@ -5,7 +5,7 @@
 
 use super::convert::{self, Fields};
 use super::report::Report;
-use crate::config::access::{self, AccessExpr, AccessExpressions};
+use crate::config::access::{self, AccessExpressions};
 
 pub fn check_access(f: &Fields, report: &mut Report) -> AccessExpressions {
     let mut rules = AccessExpressions::default();
@@ -24,15 +24,13 @@ pub fn check_access(f: &Fields, report: &mut Report) -> AccessExpressions {
         let compiled = if cel {
             access::compile_cel(&text).map_err(|e| format!("this CEL rule cannot be used: {e}"))
         } else {
-            access::spel::parse(&text)
-                .map(AccessExpr::Spel)
-                .map_err(|e| {
-                    format!(
-                        "{} (at character {} of the expression)",
-                        e.message,
-                        e.at + 1
-                    )
-                })
+            access::compile_spel(&text).map_err(|e| {
+                format!(
+                    "{} (at character {} of the expression)",
+                    e.message,
+                    e.at + 1
+                )
+            })
         };
         match compiled {
             Ok(rule) if strict => rules.all.push(rule),

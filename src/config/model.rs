@@ -359,9 +359,13 @@ impl Default for PoolSettings {
 impl AppSpec {
     /// Whether a user with these groups may open this app: every strict expression must hold;
     /// then any match of groups, users or expressions grants access; with none set, everyone
-    /// may (ShinyProxy's rules).
-    pub fn allows(&self, user: &str, groups: &[String]) -> bool {
-        let subject = crate::config::access::Subject { user, groups };
+    /// may (ShinyProxy's rules). `server_name` is the host the request came through.
+    pub fn allows(&self, user: &str, groups: &[String], server_name: Option<&str>) -> bool {
+        let subject = crate::config::access::Subject {
+            user,
+            groups,
+            server_name,
+        };
         let rules = &self.access_expressions;
         if !rules.all.iter().all(|r| r.allows(&subject)) {
             return false;

@@ -313,16 +313,17 @@ impl Manager {
         who: &Identity,
         spec_id: &str,
     ) -> Result<InstanceView, LaunchError> {
-        self.launch_with_env(who, spec_id, BTreeMap::new()).await
+        self.launch_with(who, spec_id, LaunchOptions::default())
+            .await
     }
 
-    /// [`Manager::launch`], with variables from the user's login (e.g. their OpenID Connect
-    /// access token) added to the app's environment.
-    pub async fn launch_with_env(
+    /// [`Manager::launch`], with what the request adds: variables from the user's login and
+    /// the host it came through.
+    pub async fn launch_with(
         self: &Arc<Self>,
         who: &Identity,
         spec_id: &str,
-        login_env: BTreeMap<String, String>,
+        options: LaunchOptions,
     ) -> Result<InstanceView, LaunchError> {
         if !self.accepting.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(LaunchError::ShuttingDown);
@@ -333,7 +334,7 @@ impl Manager {
             .spec(spec_id)
             .ok_or_else(|| LaunchError::UnknownApp(spec_id.to_string()))?
             .clone();
-        if !crate::auth::access::may_open(who, &spec) {
+        if !crate::auth::access::may_open(who, &spec, options.server_name.as_deref()) {
             return Err(LaunchError::Forbidden(spec_id.to_string()));
         }
         if spec.pool.is_some() {
@@ -344,7 +345,7 @@ impl Manager {
         let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
         self.register(&view, &spec, spec.max_instances).await?;
         let mut env = identity_env(who, &id, &public_path, &spec);
-        env.extend(login_env);
+        env.extend(options.login_env);
         if let Some(seats) = self.seats.get(&spec.id).cloned() {
             return Ok(self.take_seat(&seats, &id, spec, env, view).await);
         }
@@ -1162,6 +1163,16 @@ impl Manager {
 }
 
 /// What every instance learns about its user, under ShinyProxy's names and vestibule's twins.
+/// What a launch request brings besides the user and the app.
+#[derive(Debug, Default)]
+pub struct LaunchOptions {
+    /// Variables from the user's login (e.g. their OpenID Connect access token) added to the
+    /// app's environment.
+    pub login_env: BTreeMap<String, String>,
+    /// The host the request came through, which access rules may read.
+    pub server_name: Option<String>,
+}
+
 fn identity_env(
     who: &Identity,
     id: &str,

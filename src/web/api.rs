@@ -12,7 +12,7 @@ use super::AppState;
 use super::context::{ApiUser, RequestCtx};
 use super::errors::{ApiError, launch_status};
 use crate::auth::Identity;
-use crate::lifecycle::{InstanceStatus, InstanceView, StopReason};
+use crate::lifecycle::{InstanceStatus, InstanceView, LaunchOptions, StopReason};
 
 const MAX_WATCH: Duration = Duration::from_secs(60);
 
@@ -20,13 +20,17 @@ pub async fn health() -> Response {
     Json(serde_json::json!({ "status": "UP" })).into_response()
 }
 
-pub async fn specs(State(st): State<Arc<AppState>>, ApiUser(who): ApiUser) -> Response {
+pub async fn specs(
+    State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestCtx>,
+    ApiUser(who): ApiUser,
+) -> Response {
     let specs: Vec<serde_json::Value> = st
         .config
         .proxy
         .specs
         .iter()
-        .filter(|s| crate::auth::access::may_open(&who, s))
+        .filter(|s| crate::auth::access::may_open(&who, s, ctx.server_name.as_deref()))
         .map(|s| {
             serde_json::json!({
                 "id": s.id, "displayName": s.display_name,
@@ -91,10 +95,13 @@ pub async fn launch(
 ) -> Result<Response, ApiError> {
     let view = st
         .manager
-        .launch_with_env(
+        .launch_with(
             &who,
             &spec_id,
-            super::oidc::login_env(ctx.session.as_deref()),
+            LaunchOptions {
+                login_env: super::oidc::login_env(ctx.session.as_deref()),
+                server_name: ctx.server_name.clone(),
+            },
         )
         .await
         .map_err(|e| ApiError::new(launch_status(&e), e.to_string()))?;

@@ -14,7 +14,7 @@ use super::context::{RequestCtx, login_redirect};
 use super::pages::{error_page, failure_page};
 use crate::auth::Session;
 use crate::auth::access::may_use;
-use crate::lifecycle::InstanceStatus;
+use crate::lifecycle::{InstanceStatus, LaunchOptions};
 use crate::proxy::Route;
 use crate::proxy::closers::Opener;
 use crate::proxy::{Forward, ProxyError, add_trailing_slash};
@@ -260,7 +260,14 @@ pub async fn app_direct(
         Some(v) if v.status != InstanceStatus::Failed => v,
         _ => match st
             .manager
-            .launch_with_env(who, &spec_id, super::oidc::login_env(caller.session))
+            .launch_with(
+                who,
+                &spec_id,
+                LaunchOptions {
+                    login_env: super::oidc::login_env(caller.session),
+                    server_name: ctx.server_name.clone(),
+                },
+            )
             .await
         {
             Ok(v) => v,

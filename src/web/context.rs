@@ -27,6 +27,9 @@ pub struct RequestCtx {
     pub via_token: bool,
     /// The vestibule API token that authenticated the request, if one did.
     pub token_id: Option<String>,
+    /// The host the client asked for, without the port (ShinyProxy's `serverName`): a trusted
+    /// proxy's `X-Forwarded-Host`, else `Host`.
+    pub server_name: Option<String>,
 }
 
 impl RequestCtx {
@@ -43,6 +46,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let client = super::forwarded::client(peer, req.headers(), &st.config.server.trusted_proxies);
     let client_ip = client.ip;
+    let server_name = server_name(client.host.as_deref(), req.headers());
     let secure = st.config.server.secure_cookies
         || st.config.ops.tls.is_some()
         || client.proto.as_deref() == Some("https")
@@ -94,12 +98,24 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         forwarded_for: client.forwarded_for,
         via_token,
         token_id,
+        server_name,
     });
     let mut resp = next.run(req).await;
     if let Some(c) = new_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+/// The host name of a request: `example.org` of `example.org:8080`, `::1` of `[::1]:80`.
+fn server_name(forwarded_host: Option<&str>, headers: &http::HeaderMap) -> Option<String> {
+    let host = forwarded_host.or_else(|| headers.get(header::HOST)?.to_str().ok())?;
+    let host = host.split(',').next()?.trim();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
 }
 
 /// API tokens and `proxy.oauth2` bearer JWTs, for requests without a session.

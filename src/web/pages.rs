@@ -18,7 +18,11 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
-pub async fn portal(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
+pub async fn portal(
+    State(st): State<Arc<AppState>>,
+    Extension(req): Extension<RequestCtx>,
+    PageUser(s): PageUser,
+) -> Response {
     let running: Vec<String> = st
         .manager
         .list(Some(&s.identity.user))
@@ -32,7 +36,7 @@ pub async fn portal(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> R
         .proxy
         .specs
         .iter()
-        .filter(|a| crate::auth::access::may_open(&s.identity, a))
+        .filter(|a| crate::auth::access::may_open(&s.identity, a, req.server_name.as_deref()))
         .map(|a| {
             minijinja::context! {
                 id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
@@ -47,6 +51,7 @@ pub async fn portal(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> R
 
 pub async fn app_page(
     State(st): State<Arc<AppState>>,
+    Extension(req): Extension<RequestCtx>,
     PageUser(s): PageUser,
     Path(spec_id): Path<String>,
 ) -> Response {
@@ -59,7 +64,7 @@ pub async fn app_page(
             "There is no app with this name.",
         );
     };
-    if !crate::auth::access::may_open(&s.identity, spec) {
+    if !crate::auth::access::may_open(&s.identity, spec, req.server_name.as_deref()) {
         return not_allowed(&st, &s, "You may not open this app.");
     }
     // Re-attach to the user's instance if there is one; the page starts one otherwise.

@@ -58,7 +58,7 @@ pub async fn pooled(
         )
             .into_response();
     }
-    if !crate::auth::access::may_open(who.identity, spec) {
+    if !crate::auth::access::may_open(who.identity, spec, ctx.server_name.as_deref()) {
         tracing::warn!(event = "access_denied", user = %who.identity.user, app = %spec.id, "pool access refused by the app's access rules");
         return (StatusCode::FORBIDDEN, "you may not open this app\n").into_response();
     }

@@ -107,8 +107,8 @@ fn seed_loads_with_its_two_apps_and_groups() {
         assert_eq!(spec.heartbeat_timeout, Some(Duration::from_secs(300)));
         assert!(spec.stop_on_logout);
         assert_eq!(spec.max_instances, Some(1));
-        assert!(spec.allows("guest", &["guest".into()]));
-        assert!(!spec.allows("eve", &["visitors".into()]));
+        assert!(spec.allows("guest", &["guest".into()], None));
+        assert!(!spec.allows("eve", &["visitors".into()], None));
     }
 }
 

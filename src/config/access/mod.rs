@@ -1,19 +1,26 @@
 //! Access rules written as expressions: ShinyProxy's SpEL forms (`access-expression`,
-//! `access-strict-expression`) and plain CEL (vestibule's `access-cel`, `access-strict-cel`).
+//! `access-strict-expression`, evaluated by [`crate::spel`]) and plain CEL (vestibule's
+//! `access-cel`, `access-strict-cel`).
 //!
-//! Both are compiled when the config is checked; at run time a rule only reads the user's name
-//! and groups.
-
-pub mod spel;
+//! Both are compiled when the config is checked; at run time a rule reads the user's name and
+//! groups and the host name the request came through (ShinyProxy's `serverName`).
 
 use std::sync::Arc;
 
-pub use spel::Subject;
+use crate::spel;
+
+/// Who is asking, and through which host.
+pub struct Subject<'a> {
+    pub user: &'a str,
+    pub groups: &'a [String],
+    /// The request's host without the port; `None` outside a request.
+    pub server_name: Option<&'a str>,
+}
 
 /// One compiled access expression.
 #[derive(Debug, Clone)]
 pub enum AccessExpr {
-    Spel(spel::Rule),
+    Spel(spel::Template),
     Cel(Arc<cel::Program>),
 }
 
@@ -26,16 +33,61 @@ pub struct AccessExpressions {
 }
 
 impl AccessExpr {
+    /// A rule that fails to evaluate denies (and says why in the log): ShinyProxy answers 500
+    /// there, and letting the user in would be worse.
     pub fn allows(&self, s: &Subject) -> bool {
         match self {
-            AccessExpr::Spel(rule) => rule.eval(s),
+            AccessExpr::Spel(rule) => match rule.eval(&spel_context(s)).map(|v| v.to_bool()) {
+                Ok(Ok(b)) => b,
+                Ok(Err(why)) => {
+                    tracing::warn!(
+                        user = s.user,
+                        rule = rule.source(),
+                        why,
+                        "an access rule gave no true/false; access denied"
+                    );
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        user = s.user,
+                        rule = rule.source(),
+                        error = e.message,
+                        "an access rule failed; access denied"
+                    );
+                    false
+                }
+            },
             AccessExpr::Cel(program) => eval_cel(program, s),
         }
     }
 }
 
+/// An access rule as ShinyProxy reads it: `#{...}` is evaluated; without one the value is a
+/// literal, which must then be true or false.
+pub fn compile_spel(source: &str) -> Result<AccessExpr, spel::ParseError> {
+    let rule = spel::Template::parse(source)?;
+    if !rule.has_expressions() && spel::Value::from(source).to_bool().is_err() {
+        return Err(spel::ParseError {
+            at: 0,
+            message: "an access expression is written as #{...}, e.g. \
+                      #{groups.contains('ANALYSTS')}; without #{} it is taken literally"
+                .into(),
+        });
+    }
+    rule.check(spel::Phase::Access)?;
+    Ok(AccessExpr::Spel(rule))
+}
+
+fn spel_context(s: &Subject) -> spel::Context {
+    spel::Context::new()
+        .with("userId", s.user)
+        .with("groups", spel::expression_groups(s.groups))
+        .with("serverName", s.server_name)
+}
+
 /// The variables a CEL rule may read.
-pub const CEL_VARIABLES: &[&str] = &["userId", "groups"];
+pub const CEL_VARIABLES: &[&str] = &["userId", "groups", "serverName"];
 
 /// Compiles a CEL rule and tries it on a sample user, so that an unknown variable or a rule
 /// that gives no true/false is refused when the config is checked, not at login.
@@ -45,12 +97,13 @@ pub fn compile_cel(source: &str) -> Result<AccessExpr, String> {
     match program.execute(&cel_context(&Subject {
         user: "user",
         groups: &groups,
+        server_name: Some("localhost"),
     })) {
         Ok(cel::Value::Bool(_)) => Ok(AccessExpr::Cel(Arc::new(program))),
         Ok(other) => Err(format!("the rule gives {other:?}, not true or false")),
         Err(e) => Err(format!(
             "{e} (a CEL access rule can read {})",
-            CEL_VARIABLES.join(" and ")
+            CEL_VARIABLES.join(", ")
         )),
     }
 }
@@ -59,6 +112,7 @@ fn cel_context(s: &Subject) -> cel::Context<'static, 'static> {
     let mut ctx = cel::Context::default();
     ctx.add_variable_from_value("userId", s.user.to_string());
     ctx.add_variable_from_value("groups", s.groups.to_vec());
+    ctx.add_variable_from_value("serverName", s.server_name.unwrap_or_default().to_string());
     ctx
 }
 
@@ -80,21 +134,54 @@ fn eval_cel(program: &cel::Program, s: &Subject) -> bool {
 mod tests {
     use super::*;
 
+    fn subject<'a>(user: &'a str, groups: &'a [String], host: Option<&'a str>) -> Subject<'a> {
+        Subject {
+            user,
+            groups,
+            server_name: host,
+        }
+    }
+
     #[test]
     fn cel_rules_read_the_user() {
         let groups = vec!["analysts".to_string()];
-        let s = Subject {
-            user: "jo",
-            groups: &groups,
-        };
+        let s = subject("jo", &groups, Some("a.example"));
         let allows = |src: &str| compile_cel(src).expect(src).allows(&s);
         assert!(allows("'analysts' in groups"));
         assert!(allows(
             "userId == 'jo' && groups.exists(g, g.startsWith('ana'))"
         ));
+        assert!(allows("serverName == 'a.example'"));
         assert!(!allows("userId.matches('^adm')"));
         assert!(compile_cel("'x'").is_err(), "not a boolean");
         assert!(compile_cel("user == 'x'").is_err());
         assert!(compile_cel("userId ==").is_err());
+    }
+
+    #[test]
+    fn spel_rules_read_the_user_and_the_host() {
+        let groups = vec!["analysts".to_string(), "ROLE_dev".to_string()];
+        let allows = |src: &str, host: Option<&str>| {
+            compile_spel(src)
+                .unwrap_or_else(|e| panic!("{src}: {e}"))
+                .allows(&subject("jo", &groups, host))
+        };
+        assert!(allows("#{groups.contains('analysts')}", None));
+        assert!(allows("#{groups.contains('DEV')}", None), "ROLE_ dropped");
+        assert!(!allows("#{groups.contains('contractors')}", None));
+        assert!(allows("#{serverName == 'a.local'}", Some("a.local")));
+        assert!(!allows("#{serverName == 'a.local'}", Some("b.local")));
+        assert!(!allows("#{serverName == 'a.local'}", None));
+        assert!(allows("true", None), "a literal true");
+        assert!(!allows("#{userId.length() > 'x'}", None), "an error denies");
+        assert!(!allows("#{null}", None), "null denies");
+        for refused in [
+            "groups.contains('x')",
+            "#{T(java.lang.Runtime).getRuntime()}",
+            "#{proxy.userId == 'a'}",
+            "#{user == 'a'}",
+        ] {
+            assert!(compile_spel(refused).is_err(), "{refused}");
+        }
     }
 }
