@@ -14,6 +14,7 @@ use super::convert::{self, Fields};
 use super::model::*;
 use super::node::{Node, Value};
 use super::report::Report;
+use crate::spel::{Phase, Template};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
@@ -92,9 +93,9 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
 
     ProxyConfig {
         title: proxy
-            .text("title", report)
-            .unwrap_or_else(|| "ShinyProxy".into()),
-        logo_url: proxy.text("logo-url", report),
+            .expression("title", Phase::Page, report)
+            .unwrap_or_else(|| Template::literal("ShinyProxy")),
+        logo_url: proxy.expression("logo-url", Phase::Page, report),
         favicon_path: proxy.text("favicon-path", report),
         landing_page: proxy
             .text("landing-page", report)

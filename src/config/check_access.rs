@@ -24,13 +24,7 @@ pub fn check_access(f: &Fields, report: &mut Report) -> AccessExpressions {
         let compiled = if cel {
             access::compile_cel(&text).map_err(|e| format!("this CEL rule cannot be used: {e}"))
         } else {
-            access::compile_spel(&text).map_err(|e| {
-                format!(
-                    "{} (at character {} of the expression)",
-                    e.message,
-                    e.at + 1
-                )
-            })
+            access::compile_spel(&text).map_err(|e| convert::expression_error(&e))
         };
         match compiled {
             Ok(rule) if strict => rules.all.push(rule),

@@ -229,7 +229,10 @@ fn http_headers(f: &Fields, report: &mut Report) -> BTreeMap<String, super::Temp
                 "the value holds characters a header cannot carry",
             );
         } else {
-            valid.insert(name, super::Template::parse(&value));
+            // A value that does not parse is reported by template::check.
+            if let Ok(t) = super::Template::parse(&value) {
+                valid.insert(name, t);
+            }
         }
     }
     valid

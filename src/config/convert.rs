@@ -56,6 +56,18 @@ impl<'a> Fields<'a> {
         text(node, &path, report)
     }
 
+    /// A value with `#{...}` expressions, evaluated at `phase`; a refused expression is an
+    /// error at its key, naming the character.
+    pub fn expression(
+        &self,
+        name: &str,
+        phase: crate::spel::Phase,
+        report: &mut Report,
+    ) -> Option<crate::spel::Template> {
+        let (node, path) = self.get(name)?;
+        expression(node, &path, phase, report)
+    }
+
     pub fn int(&self, name: &str, what: &str, report: &mut Report) -> Option<i64> {
         let (node, path) = self.get(name)?;
         int(node, &path, what, report)
@@ -85,6 +97,32 @@ pub fn text(node: &Node, path: &str, report: &mut Report) -> Option<String> {
             None
         }
     }
+}
+
+pub fn expression(
+    node: &Node,
+    path: &str,
+    phase: crate::spel::Phase,
+    report: &mut Report,
+) -> Option<crate::spel::Template> {
+    let source = text(node, path, report)?;
+    let parsed = crate::spel::Template::parse(&source).and_then(|t| t.check(phase).map(|()| t));
+    match parsed {
+        Ok(t) => Some(t),
+        Err(e) => {
+            report.error(&node.at, path, expression_error(&e));
+            None
+        }
+    }
+}
+
+/// An expression's refusal, with the character it is at (the value may be long).
+pub fn expression_error(e: &crate::spel::ParseError) -> String {
+    format!(
+        "{} (at character {} of the expression)",
+        e.message,
+        e.at + 1
+    )
 }
 
 /// A whole number; `what` says what it measures, for the message ("milliseconds").

@@ -51,7 +51,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         source: None,
         store: StoreConfig::Memory,
         proxy: ProxyConfig {
-            title: "vestibule".into(),
+            title: crate::spel::Template::literal("vestibule"),
             logo_url: None,
             favicon_path: None,
             landing_page: "/".into(),

@@ -207,8 +207,9 @@ pub struct UserEntry {
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    pub title: String,
-    pub logo_url: Option<String>,
+    /// May read the user and the host (`#{serverName == 'a' ? 'A' : 'B'}`), per page.
+    pub title: crate::spel::Template,
+    pub logo_url: Option<crate::spel::Template>,
     pub favicon_path: Option<String>,
     /// Where a user lands after login.
     pub landing_page: String,

@@ -6,6 +6,7 @@ mod lease;
 mod pool;
 mod readiness;
 mod registry;
+mod resolve;
 mod seats;
 mod sync;
 #[cfg(test)]
@@ -58,6 +59,9 @@ pub enum LaunchError {
     /// The shared state store cannot be reached, so limits cannot be checked.
     #[error("apps cannot be started just now: {0}")]
     StoreUnavailable(String),
+    /// An expression in the app's settings could not be filled in for this user.
+    #[error("the app's settings cannot be filled in: {0}")]
+    Settings(String),
 }
 
 /// An instance this replica runs (launched or adopted).
@@ -342,10 +346,14 @@ impl Manager {
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let public_path = format!("/app_proxy/{id}/");
+        let mut runtime = runtime_values(who, &id, &public_path, &spec);
+        runtime.extend(options.login_env);
+        let mut spec = spec;
+        resolve::launch_settings(&mut spec, &who.user, &runtime).map_err(LaunchError::Settings)?;
+        let mut env = spec.container_env.clone();
+        env.extend(runtime);
         let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
         self.register(&view, &spec, spec.max_instances).await?;
-        let mut env = identity_env(who, &id, &public_path, &spec);
-        env.extend(options.login_env);
         if let Some(seats) = self.seats.get(&spec.id).cloned() {
             return Ok(self.take_seat(&seats, &id, spec, env, view).await);
         }
@@ -1173,13 +1181,21 @@ pub struct LaunchOptions {
     pub server_name: Option<String>,
 }
 
-fn identity_env(
+/// The values every instance is started with (ShinyProxy's runtime values), which its
+/// settings' expressions may read and its environment receives.
+fn runtime_values(
     who: &Identity,
     id: &str,
     public_path: &str,
     spec: &AppSpec,
 ) -> BTreeMap<String, String> {
-    let mut env = spec.container_env.clone();
+    let mut env = BTreeMap::from([
+        ("SHINYPROXY_SPEC_ID".to_string(), spec.id.clone()),
+        (
+            "SHINYPROXY_DISPLAY_NAME".to_string(),
+            spec.display_name.clone(),
+        ),
+    ]);
     let groups = who.groups.join(",");
     for prefix in ["SHINYPROXY", "VESTIBULE"] {
         env.insert(format!("{prefix}_USERNAME"), who.user.clone());

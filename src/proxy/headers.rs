@@ -79,7 +79,13 @@ impl AppHeaders {
             .http_headers
             .iter()
             .filter_map(|(name, value)| {
-                let value = value.fill(user, env);
+                let value = match crate::config::template::fill(value, user, env) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(app = %spec.id, header = %name, error = %e, "http-headers value could not be filled in; not sent");
+                        return None;
+                    }
+                };
                 match (
                     HeaderName::from_bytes(name.as_bytes()),
                     HeaderValue::from_str(&value),

@@ -23,6 +23,9 @@ pub const ALL_NAMES: &[&str] = &[
     "json",
 ];
 
+/// What `proxy` offers when an app starts.
+pub const PROXY_FIELDS: &[&str] = &["id", "userId", "specId", "displayName", "runtimeValues"];
+
 /// When a field is evaluated, which decides the names it may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -137,7 +140,22 @@ fn check_expr(e: &Expr, phase: Phase) -> Result<(), ParseError> {
                 format!("unknown name '{name}'{}", suggest(name, &here)),
             ))
         }
-        Expr::Prop { target, .. } => check(target),
+        Expr::Prop {
+            target, name, at, ..
+        } => {
+            let on_proxy = matches!(&**target, Expr::Name { name, .. } if name == "proxy");
+            if on_proxy && !PROXY_FIELDS.contains(&name.as_str()) {
+                return Err(ParseError::new(
+                    *at,
+                    format!(
+                        "proxy has no '{name}'{}; it has {}",
+                        suggest(name, PROXY_FIELDS),
+                        PROXY_FIELDS.join(", ")
+                    ),
+                ));
+            }
+            check(target)
+        }
         Expr::Call {
             target,
             name,
@@ -160,19 +178,18 @@ fn check_expr(e: &Expr, phase: Phase) -> Result<(), ParseError> {
                 }
                 _ => {}
             }
-            if name.starts_with("getRuntimeValue") {
-                if let Some(Expr::Lit(Value::Str(key))) = args.first() {
-                    if !RUNTIME_KEYS.contains(&key.as_str()) {
-                        return Err(ParseError::new(
-                            *at,
-                            format!(
-                                "'{key}' is not a runtime value{}; known: {}",
-                                suggest(key, RUNTIME_KEYS),
-                                RUNTIME_KEYS.join(", ")
-                            ),
-                        ));
-                    }
-                }
+            if name.starts_with("getRuntimeValue")
+                && let Some(Expr::Lit(Value::Str(key))) = args.first()
+                && !RUNTIME_KEYS.contains(&key.as_str())
+            {
+                return Err(ParseError::new(
+                    *at,
+                    format!(
+                        "'{key}' is not a runtime value{}; known: {}",
+                        suggest(key, RUNTIME_KEYS),
+                        RUNTIME_KEYS.join(", ")
+                    ),
+                ));
             }
             if let Some(t) = target {
                 check(t)?;

@@ -415,16 +415,12 @@ fn regex_of(pattern: &str, at: usize) -> Result<regex::Regex> {
 
 fn method(t: Value, name: &str, args: &[Value], at: usize, on_groups: bool) -> Result<Value> {
     // A getter spelled as a call reads the property: proxy.getUserId() is proxy.userId.
-    if args.is_empty() {
-        if let Some(prop) = getter_property(name) {
-            let fields = match &t {
-                Value::Object(o) => Some(&o.fields),
-                _ => None,
-            };
-            if let Some(v) = fields.and_then(|f| f.get(&prop)) {
-                return Ok(v.clone());
-            }
-        }
+    if args.is_empty()
+        && let Some(prop) = getter_property(name)
+        && let Value::Object(o) = &t
+        && let Some(v) = o.fields.get(&prop)
+    {
+        return Ok(v.clone());
     }
     match t {
         Value::Str(s) => text_method(&s, name, args, at),

@@ -20,7 +20,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-pub use check::{ALL_NAMES, Phase, RUNTIME_KEYS};
+pub use check::{ALL_NAMES, PROXY_FIELDS, Phase, RUNTIME_KEYS};
 pub use eval::{Context, EvalError};
 pub use template::Template;
 pub use value::{Kind, Object, Value};

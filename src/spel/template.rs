@@ -33,6 +33,12 @@ impl PartialEq for Template {
     }
 }
 
+impl PartialEq<&str> for Template {
+    fn eq(&self, other: &&str) -> bool {
+        self.source == *other
+    }
+}
+
 impl Template {
     /// Parses every `#{...}` in `source`; `}` inside quotes or nested brackets does not end
     /// an expression, as in Spring.

@@ -98,9 +98,9 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         forwarded_for: client.forwarded_for,
         via_token,
         token_id,
-        server_name,
+        server_name: server_name.clone(),
     });
-    let mut resp = next.run(req).await;
+    let mut resp = super::SERVER_NAME.scope(server_name, next.run(req)).await;
     if let Some(c) = new_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -17,6 +17,7 @@ pub fn launch_status(e: &LaunchError) -> StatusCode {
         LaunchError::ShuttingDown | LaunchError::StoreUnavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        LaunchError::Settings(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

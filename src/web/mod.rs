@@ -54,9 +54,22 @@ impl AppState {
     /// The values every page's layout needs.
     fn page_ctx(&self, user: Option<&Identity>, csrf: &str, nav: &str) -> minijinja::Value {
         let p = &self.config.proxy;
+        let expressions = page_expressions(user);
+        let title = p.title.render(&expressions).unwrap_or_else(|e| {
+            tracing::warn!(error = e.message, "proxy.title could not be evaluated");
+            "ShinyProxy".into()
+        });
+        let logo_url = p.logo_url.as_ref().and_then(|logo| {
+            logo.render(&expressions)
+                .inspect_err(|e| {
+                    tracing::warn!(error = e.message, "proxy.logo-url could not be evaluated")
+                })
+                .ok()
+                .filter(|url| !url.is_empty())
+        });
         minijinja::context! {
-            title => v(&p.title),
-            logo_url => v(&p.logo_url),
+            title => title,
+            logo_url => logo_url,
             favicon => v(&p.favicon_path),
             user => v(&user),
             csrf => csrf,
@@ -64,6 +77,27 @@ impl AppState {
             can_logout => p.authentication != AuthMethod::None,
         }
     }
+}
+
+tokio::task_local! {
+    /// The host the request being answered came through (ShinyProxy's `serverName`), set by
+    /// `context::resolve` for the whole request: page settings such as the title may read it,
+    /// and every page — error pages included — is drawn the same way without each handler
+    /// passing the host along.
+    pub static SERVER_NAME: Option<String>;
+}
+
+/// What `proxy.title` and `proxy.logo-url` may read: the user and the host.
+fn page_expressions(user: Option<&Identity>) -> crate::spel::Context {
+    let host = SERVER_NAME.try_with(Clone::clone).ok().flatten();
+    crate::spel::Context::new()
+        .with("userId", user.map(|u| u.user.as_str()))
+        .with(
+            "groups",
+            user.map(|u| crate::spel::expression_groups(&u.groups))
+                .unwrap_or_default(),
+        )
+        .with("serverName", host)
 }
 
 /// Any serializable value as a template value.

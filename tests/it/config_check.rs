@@ -502,11 +502,22 @@ fn container_backends() {
 #[test]
 fn access_expressions_vestibule_cannot_evaluate_are_refused_rather_than_ignored() {
     let errs = errors(
-        &format!("proxy:\n{PROCESS_APP}    access-expression: \"#{{groups.size() == 1}}\"\n"),
+        &format!(
+            "proxy:\n{PROCESS_APP}    access-expression: \"#{{groups.?[#this == 'A'].size() == 1}}\"\n"
+        ),
         &no_env(),
     );
     let e = about(&errs, "proxy.specs[0].access-expression");
-    assert!(e.message.contains("is not supported"), "{e}");
+    assert!(e.message.contains("not supported"), "{e}");
+    let errs = errors(
+        &format!("proxy:\n{PROCESS_APP}    access-expression: \"#{{user == 'a'}}\"\n"),
+        &no_env(),
+    );
+    let e = about(&errs, "proxy.specs[0].access-expression");
+    assert!(e.message.contains("did you mean 'userId'"), "{e}");
+    ok(&format!(
+        "proxy:\n{PROCESS_APP}    access-expression: \"#{{groups.size() == 1 ? true : userId matches 'a.*'}}\"\n"
+    ));
 }
 
 #[test]
@@ -559,8 +570,9 @@ fn container_cmd_string_is_split_at_whitespace_unless_it_has_quotes() {
 }
 
 #[test]
-fn unsupported_expressions_are_named_where_they_are_written() {
-    let loaded = ok("proxy:
+fn expressions_that_cannot_be_evaluated_are_named_where_they_are_written() {
+    let errs = errors(
+        "proxy:
   specs:
   - id: app
     container-image: img
@@ -569,14 +581,13 @@ fn unsupported_expressions_are_named_where_they_are_written() {
     - \"/data/#{proxy.userGroups}:/groups\"
     container-env:
       USER_NAME: \"#{proxy.getRuntimeValue('SHINYPROXY_USERNAME')}\"
-");
-    let w = about(&loaded.warnings, "proxy.specs[0].container-volumes[1]");
-    assert_eq!((w.line, w.column), (7, 7));
-    assert!(
-        w.message.contains("#{proxy.userGroups} is not evaluated"),
-        "{w}"
+",
+        &no_env(),
     );
-    assert_eq!(loaded.warnings.len(), 1, "{:#?}", loaded.warnings);
+    let e = about(&errs, "proxy.specs[0].container-volumes[1]");
+    assert_eq!((e.line, e.column), (7, 7));
+    assert!(e.message.contains("proxy has no 'userGroups'"), "{e}");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
 }
 
 #[test]

@@ -34,6 +34,7 @@ mod rolling_update;
 mod saml;
 mod seats;
 mod security;
+mod spel_expressions;
 mod swarm;
 mod tls;
 mod usage_stats;

@@ -331,8 +331,8 @@ async fn app_direct_starts_the_app_on_demand_and_serves_it_without_the_portal() 
 async fn an_apps_own_headers_are_sent_and_the_defaults_can_be_turned_off() {
     let mut spec = echo_spec("echo");
     spec.http_headers = [
-        ("X-Team".to_string(), "data-#{proxy.userId}".into()),
-        ("X-Env".to_string(), "prod".into()),
+        ("X-Team".to_string(), template("data-#{proxy.userId}")),
+        ("X-Env".to_string(), template("prod")),
     ]
     .into_iter()
     .collect();

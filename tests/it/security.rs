@@ -19,7 +19,7 @@ fn httpuv_spec(id: &str) -> AppSpec {
         &["R", "--no-save", "--no-restore", "--quiet", "-e", app],
     );
     spec.http_headers
-        .insert("X-Remote-User".into(), "#{proxy.userId}".into());
+        .insert("X-Remote-User".into(), template("#{proxy.userId}"));
     spec
 }
 

@@ -1,4 +1,4 @@
-//! `container-volumes`: per-user folders (`config::Template` fills the user in), with the
+//! `container-volumes`: per-user folders (`config::template` fills the user in), with the
 //! host folder made when missing.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use std::path::Path;
 /// Resolves one `host:container[:mode]` entry for this user, creating a missing absolute host
 /// folder (private to the owner: it may hold one user's data).
 pub fn resolve(volume: &str, user: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
-    let bind = crate::config::Template::parse(volume).fill_volume(user, env)?;
+    let bind = crate::config::template::fill_volume(volume, user, env)?;
     let host = bind.split(':').next().unwrap_or_default();
     if host.starts_with('/') && !Path::new(host).exists() {
         std::fs::DirBuilder::new()

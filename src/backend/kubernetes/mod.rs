@@ -199,7 +199,7 @@ impl KubernetesBackend {
             .chain(persistent.map(|m| (m, true)))
         {
             let mut manifest = manifest.clone();
-            crate::config::template::fill_json(&mut manifest, &user, &req.env);
+            crate::config::template::fill_json(&mut manifest, &user, &req.env)?;
             let made = manifests::apply(&self.client, &manifest, &namespace).await?;
             if let (Some(at), false) = (made, keep) {
                 owned.push(at.clone());

@@ -9,8 +9,7 @@ use super::naming::{
     SPEC_LABEL, USER_ANNOTATION,
 };
 use crate::backend::LaunchRequest;
-use crate::config::Template;
-use crate::config::template::fill_json;
+use crate::config::template::{fill_json, fill_volume};
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 
 pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<Pod, String> {
@@ -95,7 +94,7 @@ pub fn build_pod(req: &LaunchRequest, settings: &KubernetesSettings) -> Result<P
     });
     if let Some(patch) = &spec.kubernetes.pod_patches {
         let mut patch_json = serde_json::to_value(patch).map_err(|e| e.to_string())?;
-        fill_json(&mut patch_json, &user, &req.env);
+        fill_json(&mut patch_json, &user, &req.env)?;
         let patch: json_patch::Patch =
             serde_json::from_value(patch_json).map_err(|e| e.to_string())?;
         json_patch::patch(&mut pod, &patch).map_err(|e| {
@@ -158,7 +157,7 @@ fn host_volumes(req: &LaunchRequest, user: &str) -> Result<(Vec<Value>, Vec<Valu
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     for (i, written) in req.spec.container_volumes.iter().enumerate() {
-        let text = Template::parse(written).fill_volume(user, &req.env)?;
+        let text = fill_volume(written, user, &req.env)?;
         let parts: Vec<&str> = text.split(':').collect();
         let (host, target, read_only) = match parts.as_slice() {
             [h, t] => (*h, *t, false),

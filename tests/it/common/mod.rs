@@ -302,3 +302,8 @@ pub fn pid_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A config value with `#{...}` expressions, for settings built in code.
+pub fn template(source: &str) -> vestibule::spel::Template {
+    vestibule::spel::Template::parse(source).expect("a valid template")
+}
