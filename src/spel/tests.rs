@@ -270,3 +270,12 @@ fn names_methods_and_runtime_values_are_checked_for_their_moment() {
     assert!(check("#{userId}", Phase::Logout).is_err());
     assert!(check("#{json.get('groups')}", Phase::WebServiceGroups).is_ok());
 }
+
+#[test]
+fn names_vestibule_does_not_hand_in_yet_are_refused_as_such() {
+    let e = Template::parse("#{oidcUser.attributes.email == 'a'}")
+        .expect("parses")
+        .check(Phase::Access)
+        .expect_err("not offered yet");
+    assert!(e.message.contains("does not offer it"), "{e}");
+}
