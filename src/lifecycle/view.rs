@@ -51,6 +51,9 @@ pub struct InstanceView {
     pub log_lines: Vec<String>,
     pub public_path: String,
     pub created_unix_ms: u64,
+    /// When it first answered (0 until then): ShinyProxy's `startupTimestamp`.
+    #[serde(default)]
+    pub started_unix_ms: u64,
     pub age_secs: u64,
     /// Seconds since the last traffic, for running instances.
     pub idle_secs: Option<u64>,
@@ -69,6 +72,7 @@ impl InstanceView {
             log_lines: Vec::new(),
             public_path: public_path.to_string(),
             created_unix_ms: crate::clock::now_unix_ms(),
+            started_unix_ms: 0,
             age_secs: 0,
             idle_secs: None,
         }
@@ -83,6 +87,9 @@ impl InstanceView {
     pub(super) fn set_running(&mut self) {
         self.status = InstanceStatus::Running;
         self.stage = None;
+        if self.started_unix_ms == 0 {
+            self.started_unix_ms = crate::clock::now_unix_ms();
+        }
     }
 
     pub(super) fn set_failed(&mut self, reason: String, log_lines: Vec<String>) {

@@ -27,6 +27,9 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After`.
     pub retry_after: Option<std::time::Duration>,
+    /// The instance a failed launch left, with why and its last lines (vestibule's addition to
+    /// ShinyProxy's error body).
+    pub proxy: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -35,6 +38,28 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            proxy: None,
+        }
+    }
+
+    /// ShinyProxy's answer to anything about an app or instance the caller may not see.
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden")
+    }
+
+    /// A start that failed: ShinyProxy's 500 "Failed to start proxy", with the reason and the
+    /// instance (its `reason` and `logLines`) added.
+    pub fn launch_failed(view: &crate::lifecycle::InstanceView, proxy: serde_json::Value) -> Self {
+        let reason = view
+            .reason
+            .as_deref()
+            .unwrap_or("the app stopped while starting");
+        Self {
+            proxy: Some(proxy),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Failed to start proxy: {reason}"),
+            )
         }
     }
 
@@ -57,7 +82,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "status": "error", "message": self.message });
+        // ShinyProxy's envelope: "fail" for what the caller can fix, "error" otherwise.
+        let kind = match self.status {
+            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND => "error",
+            s if s.is_server_error() => "error",
+            _ => "fail",
+        };
+        let mut body = serde_json::json!({ "status": kind, "data": self.message });
+        if let (Some(proxy), Some(map)) = (self.proxy, body.as_object_mut()) {
+            map.insert("proxy".into(), proxy);
+        }
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             resp.headers_mut()
@@ -70,5 +104,27 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+/// A JSON request body whose absence or malformation is ShinyProxy's 400 "request body missing
+/// or invalid" in the API's envelope, rather than axum's plain-text rejection.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(body)) => Ok(Self(body)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request body missing or invalid",
+            )),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: login, portal pages, the JSON API, and the routes into the proxy.
 
 mod api;
+mod api_shapes;
 mod app_routes;
 pub mod context;
 pub mod cookies;
@@ -153,14 +154,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/delegate-proxy",
             axum::routing::delete(api::retire_delegates),
         )
+        .route("/api/openapi.json", get(api::openapi))
         .route("/api/proxyspec", get(api::specs))
+        .route("/api/proxyspec/{id}", get(api::spec))
         .route("/api/proxy", get(api::instances))
         .route(
             "/api/proxy/{id}",
             get(api::instance).post(api::launch).delete(api::stop),
         )
-        .route("/api/proxy/{id}/status", get(api::status))
-        .route("/heartbeat/{id}", post(api::heartbeat))
+        .route(
+            "/api/proxy/{id}/status",
+            get(api::status).put(api::change_status),
+        )
+        .route("/app_i/{spec}/{instance}", post(api::launch_for_page))
+        .route(
+            "/heartbeat/{id}",
+            get(api::heartbeat_info).post(api::heartbeat),
+        )
         .route("/actuator/health", get(api::health))
         .route("/static/style.css", get(pages::stylesheet))
         .fallback(pages::not_found)

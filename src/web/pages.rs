@@ -71,10 +71,12 @@ pub async fn app_page(
     // A pool's app is shared: the frame opens it directly, and the pool holds the first
     // request until an instance is ready.
     let instance = if spec.pool.is_some() {
-        serde_json::json!({ "status": "running", "public_path": format!("/app_direct/{}/", spec.id) })
+        serde_json::json!({ "status": "Up", "publicPath": format!("/app_direct/{}/", spec.id) })
     } else {
-        serde_json::to_value(st.manager.current_for(&s.identity.user, &spec_id).await)
-            .unwrap_or_default()
+        match st.manager.current_for(&s.identity.user, &spec_id).await {
+            Some(view) => super::api_shapes::proxy(&view, Some(spec)),
+            None => serde_json::Value::Null,
+        }
     };
     let ctx = minijinja::context! {
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::context::{ApiUser, PageUser, RequestCtx};
-use super::errors::ApiError;
+use super::errors::{ApiError, JsonBody};
 use super::pages::{csrf_failure, error_page, not_allowed};
 use super::{AppState, v};
 use crate::auth::api_tokens::{TOKEN_PREFIX, TokenError, TokenInfo};
@@ -172,7 +172,7 @@ pub async fn api_create(
     State(st): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestCtx>,
     ApiUser(who): ApiUser,
-    Json(body): Json<NewToken>,
+    JsonBody(body): JsonBody<NewToken>,
 ) -> Result<Response, ApiError> {
     no_tokens_by_token(&ctx)?;
     let (secret, info) = create(&st, &who, &body.name, body.user.as_deref())

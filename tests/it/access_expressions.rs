@@ -80,6 +80,6 @@ async fn expressions_decide_which_apps_each_user_sees_and_may_start() {
         .status();
     assert_eq!(refused, 403);
     let view = alice.launch("internal").await;
-    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["status"], "Up", "{view}");
     server.shutdown().await;
 }

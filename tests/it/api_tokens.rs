@@ -58,8 +58,8 @@ async fn a_token_is_created_used_on_the_api_and_apps_then_revoked_and_refused() 
         201,
         "a bearer launch needs no CSRF token"
     );
-    let view: serde_json::Value = launched.json().await.expect("view");
-    assert_eq!(view["user"], "alice", "the token acts as its owner");
+    let view = data(launched).await;
+    assert_eq!(view["userId"], "alice", "the token acts as its owner");
     let instance = view["id"].as_str().expect("id").to_string();
     let ok = eventually(std::time::Duration::from_secs(20), || {
         let r = bearer(
@@ -238,14 +238,14 @@ async fn the_tokens_page_shows_a_new_token_once_and_admins_see_everyones() {
     assert_eq!(for_bob.status(), 201);
     let for_bob: serde_json::Value = for_bob.json().await.expect("json");
     let bob_token = for_bob["token"].as_str().expect("token");
-    let view: serde_json::Value = bearer(&server, Method::POST, "/api/proxy/echo", bob_token)
-        .send()
-        .await
-        .expect("launch as bob")
-        .json()
-        .await
-        .expect("view");
-    assert_eq!(view["user"], "bob");
+    let view: serde_json::Value = data(
+        bearer(&server, Method::POST, "/api/proxy/echo", bob_token)
+            .send()
+            .await
+            .expect("launch as bob"),
+    )
+    .await;
+    assert_eq!(view["userId"], "bob");
     let refused = alice
         .http
         .post(server.url("/api/tokens"))

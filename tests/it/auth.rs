@@ -311,7 +311,7 @@ async fn without_authentication_each_browser_is_its_own_user() {
         .await
         .expect("launch");
     assert_eq!(resp.status(), 201);
-    let view: serde_json::Value = resp.json().await.expect("json");
+    let view = data(resp).await;
     let id = view["id"].as_str().expect("id");
     two.get("/").await;
     let ok = eventually(std::time::Duration::from_secs(15), || async {

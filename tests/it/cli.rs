@@ -116,27 +116,25 @@ async fn serve_with_running_app(tag: &str) -> Served {
     })
     .await;
     assert!(up, "vestibule did not start");
-    let view: serde_json::Value = http
-        .post(format!("{base}/api/proxy/echo"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .expect("launch")
-        .json()
-        .await
-        .expect("json");
-    let id = view["id"].as_str().expect("id").to_string();
-    let running = eventually(Duration::from_secs(15), || async {
-        let v: serde_json::Value = http
-            .get(format!("{base}/api/proxy/{id}"))
+    let view: serde_json::Value = data(
+        http.post(format!("{base}/api/proxy/echo"))
             .basic_auth("alice", Some(PASSWORD))
             .send()
             .await
-            .expect("status")
-            .json()
-            .await
-            .expect("json");
-        v["status"] == "running"
+            .expect("launch"),
+    )
+    .await;
+    let id = view["id"].as_str().expect("id").to_string();
+    let running = eventually(Duration::from_secs(15), || async {
+        let v: serde_json::Value = data(
+            http.get(format!("{base}/api/proxy/{id}"))
+                .basic_auth("alice", Some(PASSWORD))
+                .send()
+                .await
+                .expect("status"),
+        )
+        .await;
+        v["status"] == "Up"
     })
     .await;
     assert!(running);

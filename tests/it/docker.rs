@@ -126,7 +126,7 @@ async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
     let view = assert_launch_fails(&alice, "crash", &["exited with code 3"]).await;
-    let lines = view["log_lines"].to_string();
+    let lines = view["logLines"].to_string();
     assert!(lines.contains("missing-config-file"), "{view:#}");
     let filter = format!("label=vestibule.realm={}", cfg.proxy.docker.realm_id);
     let removed = eventually(Duration::from_secs(10), || async {
@@ -141,7 +141,7 @@ async fn a_container_that_exits_at_once_shows_why_with_its_last_lines() {
 async fn a_restarted_server_adopts_running_containers_and_the_app_keeps_its_state() {
     let cfg = docker_config("recover", vec![token_spec("tokens")]);
     a_restarted_server_adopts_the_instance(cfg, async |server, alice, id| {
-        let mine: serde_json::Value = alice.get("/api/proxy").await.json().await.expect("list");
+        let mine: serde_json::Value = data(alice.get("/api/proxy").await).await;
         assert!(mine.to_string().contains(id), "listed as alice's: {mine}");
         let bob = Browser::login(server, "bob").await;
         assert_eq!(
@@ -218,21 +218,22 @@ async fn the_status_feed_reports_the_container_stages() {
     let cfg = docker_config("stages", vec![spec]);
     let server = TestServer::start(cfg.clone()).await;
     let alice = Browser::login(&server, "alice").await;
-    let resp = alice.api(reqwest::Method::POST, "/api/proxy/slow").await;
-    let mut view: serde_json::Value = resp.json().await.expect("view");
+    // The app page's start answers at once, so the stages can be followed.
+    let resp = alice.api(reqwest::Method::POST, "/app_i/slow/_").await;
+    let mut view = data(resp).await;
     let id = id_of(&view);
     let mut stages = Vec::new();
     for _ in 0..50 {
-        if view["status"] != "starting" {
+        if view["status"] != "New" {
             break;
         }
         stages.push(view["stage"].as_str().unwrap_or_default().to_string());
-        view = alice
-            .get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
-            .await
-            .json()
-            .await
-            .expect("status");
+        view = data(
+            alice
+                .get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
+                .await,
+        )
+        .await;
     }
     assert_running(&view);
     assert!(
@@ -288,7 +289,7 @@ async fn a_recovered_container_of_an_app_no_longer_configured_is_removed() {
         alice.get(&format!("/app_proxy/{id}/token")).await.status(),
         404
     );
-    let mine: Vec<serde_json::Value> = alice.get("/api/proxy").await.json().await.expect("list");
+    let mine: Vec<serde_json::Value> = data_list(alice.get("/api/proxy").await).await;
     assert!(mine.is_empty(), "{mine:?}");
     second.shutdown().await;
 }

@@ -90,7 +90,7 @@ async fn vestibule_in_a_container_launches_apps_beside_it() {
     let portal = alice.get("/").await.text().await.expect("portal");
     alice.csrf = hidden_field(&portal, "_csrf").expect("csrf");
     let view = alice.launch("tokens").await;
-    assert_eq!(view["status"], "running", "{view:#}\n{}", logs());
+    assert_eq!(view["status"], "Up", "{view:#}\n{}", logs());
     let id = view["id"].as_str().expect("id");
     let who = alice.get(&format!("/app_proxy/{id}/who")).await;
     assert_eq!(who.status(), 200);

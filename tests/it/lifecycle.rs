@@ -41,11 +41,11 @@ async fn an_app_that_exits_at_once_gives_a_readable_error_with_its_log() {
     let server = TestServer::start(config(vec![spec])).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("broken").await;
-    assert_eq!(view["status"], "failed", "{view}");
+    assert!(failed(&view), "{view}");
     let reason = view["reason"].as_str().expect("reason");
     assert!(reason.contains("exited with code 3"), "{reason}");
     assert!(reason.contains("before it answered"), "{reason}");
-    let lines: Vec<String> = serde_json::from_value(view["log_lines"].clone()).expect("lines");
+    let lines: Vec<String> = serde_json::from_value(view["logLines"].clone()).expect("lines");
     assert!(
         lines.iter().any(|l| l.contains("package shiny is missing")),
         "{lines:?}"
@@ -55,8 +55,8 @@ async fn an_app_that_exits_at_once_gives_a_readable_error_with_its_log() {
     let server2 = TestServer::start(config(vec![missing])).await;
     let bob = Browser::login(&server2, "bob").await;
     let view = bob.launch("missing").await;
-    assert_eq!(view["status"], "failed");
-    let lines = view["log_lines"].to_string();
+    assert!(failed(&view));
+    let lines = view["logLines"].to_string();
     assert!(
         lines.contains("cannot start '/nonexistent/app-binary'"),
         "{lines}"
@@ -72,7 +72,7 @@ async fn an_app_that_never_answers_fails_at_the_wait_time() {
     let server = TestServer::start(cfg).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("mute").await;
-    assert_eq!(view["status"], "failed");
+    assert!(failed(&view));
     assert!(
         view["reason"]
             .as_str()
@@ -88,7 +88,7 @@ async fn stopping_kills_the_app_and_its_children() {
     let server = TestServer::start(config(vec![pid_recording_spec("pids")])).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("pids").await;
-    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["status"], "Up", "{view}");
     let id = view["id"].as_str().expect("id");
     let pids = app_pids(&server, id).await;
     assert!(pids.iter().all(|p| pid_alive(*p)));
@@ -147,7 +147,7 @@ async fn an_idle_instance_is_culled_after_the_heartbeat_timeout() {
     }
     // …and silence ends it.
     let gone = eventually(Duration::from_secs(6), || async {
-        alice.get(&format!("/api/proxy/{id}")).await.status() == 404
+        alice.get(&format!("/api/proxy/{id}")).await.status() == 403
     })
     .await;
     assert!(gone, "the idle instance is still there");
@@ -173,22 +173,12 @@ async fn a_crashed_app_is_marked_failed_and_can_be_started_again() {
     )
     .expect("kill");
     let failed = eventually(Duration::from_secs(5), || async {
-        let v: Value = alice
-            .get(&format!("/api/proxy/{id}"))
-            .await
-            .json()
-            .await
-            .expect("view");
-        v["status"] == "failed"
+        let v: Value = data(alice.get(&format!("/api/proxy/{id}")).await).await;
+        failed(&v)
     })
     .await;
     assert!(failed);
-    let v: Value = alice
-        .get(&format!("/api/proxy/{id}"))
-        .await
-        .json()
-        .await
-        .expect("view");
+    let v: Value = data(alice.get(&format!("/api/proxy/{id}")).await).await;
     assert!(
         v["reason"]
             .as_str()
@@ -198,7 +188,7 @@ async fn a_crashed_app_is_marked_failed_and_can_be_started_again() {
     );
     let again = alice.launch("pids").await;
     assert_eq!(
-        again["status"], "running",
+        again["status"], "Up",
         "a failed instance does not block a new one"
     );
     server.shutdown().await;
@@ -223,7 +213,7 @@ async fn limits_per_user_and_in_total_are_enforced() {
     );
     let msg: Value = second.json().await.expect("json");
     assert!(
-        msg["message"]
+        msg["data"]
             .as_str()
             .expect("message")
             .contains("stop one first"),
@@ -266,12 +256,7 @@ async fn access_groups_decide_who_may_open_an_app() {
     secret.access_groups = vec!["admins".into()];
     let server = TestServer::start(config(vec![echo_spec("open"), secret])).await;
     let alice = Browser::login(&server, "alice").await;
-    let specs: Vec<Value> = alice
-        .get("/api/proxyspec")
-        .await
-        .json()
-        .await
-        .expect("specs");
+    let specs: Vec<Value> = data_list(alice.get("/api/proxyspec").await).await;
     let ids: Vec<&str> = specs.iter().filter_map(|s| s["id"].as_str()).collect();
     assert_eq!(ids, ["open"]);
     assert_eq!(
@@ -281,7 +266,7 @@ async fn access_groups_decide_who_may_open_an_app() {
     let portal = alice.get("/").await.text().await.expect("portal");
     assert!(portal.contains("tile-open") && !portal.contains("tile-secret"));
     let root = Browser::login(&server, "root").await;
-    assert_eq!(root.launch("secret").await["status"], "running");
+    assert_eq!(root.launch("secret").await["status"], "Up");
     server.shutdown().await;
 }
 
@@ -411,12 +396,10 @@ async fn a_killed_supervisor_takes_its_app_down_and_the_reason_says_so() {
             .await
             .json::<Value>()
             .await
+            .map(|b| b["data"].clone())
             .unwrap_or_default()
     };
-    let told = eventually(Duration::from_secs(10), || async {
-        view().await["status"] == "failed"
-    })
-    .await;
+    let told = eventually(Duration::from_secs(10), || async { failed(&view().await) }).await;
     let last = view().await;
     assert!(told, "the instance is not failed: {last}");
     assert!(
@@ -442,7 +425,8 @@ fn slow_starting_spec(id: &str, delay_s: u32) -> vestibule::config::AppSpec {
 async fn status_of(b: &Browser, id: &str) -> (u16, Value) {
     let resp = b.get(&format!("/api/proxy/{id}")).await;
     let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body["data"].clone())
 }
 
 /// A user who gives up while their app is still starting: the app is killed, never becomes
@@ -453,10 +437,11 @@ async fn stopping_an_instance_while_it_starts_kills_it() {
     spec.max_instances = Some(1);
     let server = TestServer::start(config(vec![spec])).await;
     let alice = Browser::login(&server, "alice").await;
-    let resp = alice.api(Method::POST, "/api/proxy/slow").await;
-    assert_eq!(resp.status(), 201);
-    let view: Value = resp.json().await.expect("view");
-    assert_eq!(view["status"], "starting", "{view}");
+    // The app page's start, which answers while the app is still starting.
+    let resp = alice.api(Method::POST, "/app_i/slow/_").await;
+    assert_eq!(resp.status(), 200);
+    let view = data(resp).await;
+    assert_eq!(view["status"], "New", "{view}");
     let id = view["id"].as_str().expect("id").to_string();
     let pid_file = server.work_dir.join("instances").join(&id).join("app.pid");
     assert!(
@@ -473,7 +458,7 @@ async fn stopping_an_instance_while_it_starts_kills_it() {
     assert!(stop.status().is_success(), "stop: {}", stop.status());
     assert!(
         eventually(Duration::from_secs(10), || async {
-            !pid_alive(pid) && status_of(&alice, &id).await.0 == 404
+            !pid_alive(pid) && status_of(&alice, &id).await.0 == 403
         })
         .await,
         "the starting app survived its stop: {:?}",
@@ -481,9 +466,9 @@ async fn stopping_an_instance_while_it_starts_kills_it() {
     );
     // Past the moment it would have answered, it has not come back.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(status_of(&alice, &id).await.0, 404);
+    assert_eq!(status_of(&alice, &id).await.0, 403);
     let again = alice.launch("slow").await;
-    assert_eq!(again["status"], "running", "{again}");
+    assert_eq!(again["status"], "Up", "{again}");
     server.shutdown().await;
 }
 
@@ -512,7 +497,7 @@ async fn with_stop_on_logout_false_apps_outlive_the_session() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(pids.iter().all(|p| pid_alive(*p)), "logout stopped the app");
     let again = Browser::login(&server, "alice").await;
-    let mine: Vec<Value> = again.get("/api/proxy").await.json().await.expect("list");
+    let mine: Vec<Value> = data_list(again.get("/api/proxy").await).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0]["id"], id.as_str());
     assert_eq!(

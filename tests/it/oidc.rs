@@ -141,7 +141,7 @@ async fn the_code_flow_logs_in_maps_groups_passes_the_token_and_logs_out_at_the_
     b.csrf = hidden_field(&portal, "_csrf").expect("csrf");
 
     let instance = b.launch("analysts-app").await;
-    assert_eq!(instance["status"], "running", "{instance}");
+    assert_eq!(instance["status"], "Up", "{instance}");
     let env = app_env(&b, &instance).await;
     assert_eq!(env["SHINYPROXY_USERNAME"], "alice");
     assert_eq!(env["SHINYPROXY_USERGROUPS"], "analysts");
@@ -422,7 +422,7 @@ async fn explicit_endpoints_and_a_comma_separated_roles_claim_work_without_disco
     }
     let server = TestServer::start(cfg).await;
     let b = oidc_login(&server, "bob").await;
-    let specs: serde_json::Value = b.get("/api/proxyspec").await.json().await.expect("specs");
+    let specs: serde_json::Value = data(b.get("/api/proxyspec").await).await;
     let ids: Vec<&str> = specs
         .as_array()
         .expect("list")
@@ -491,7 +491,7 @@ async fn oauth2_bearer_jwts_signed_by_the_provider_are_accepted_and_bad_ones_ref
         200,
         "a token signed by the provider is accepted"
     );
-    let specs: serde_json::Value = good.json().await.expect("specs");
+    let specs = data(good).await;
     assert_eq!(specs[0]["id"], "sales-app", "with its groups: {specs}");
     assert_eq!(specs.as_array().map(Vec::len), Some(1), "{specs}");
 

@@ -11,7 +11,7 @@ async fn a_user_reaches_their_app_with_identity_headers_and_the_prefix_stripped(
     let server = TestServer::start(config(vec![echo_spec("echo")])).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("echo").await;
-    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["status"], "Up", "{view}");
     let id = view["id"].as_str().expect("id");
 
     let resp = alice
@@ -78,10 +78,14 @@ async fn another_user_gets_403_an_admin_gets_through_and_unknown_ids_404() {
         .await
         .expect("post");
     assert_eq!(post.status(), 403);
-    assert_eq!(
-        bob.get(&format!("/api/proxy/{id}/status")).await.status(),
-        403
+    // ShinyProxy's status answer for someone else's instance: as if it were gone.
+    let seen = data(bob.get(&format!("/api/proxy/{id}/status")).await).await;
+    assert_eq!(seen["status"], "Stopped", "{seen}");
+    assert!(
+        seen["userId"].is_null() && seen["specId"].is_null(),
+        "{seen}"
     );
+    assert_eq!(bob.get(&format!("/api/proxy/{id}")).await.status(), 403);
     assert_eq!(
         bob.api(Method::DELETE, &format!("/api/proxy/{id}"))
             .await
@@ -164,9 +168,9 @@ async fn state_changing_api_calls_need_the_csrf_token() {
     }
 
     // Nothing changed: the instance runs, the one token is live, both are still logged in.
-    let mine: Vec<Value> = alice.get("/api/proxy").await.json().await.expect("list");
+    let mine: Vec<Value> = data_list(alice.get("/api/proxy").await).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
-    assert_eq!(mine[0]["status"], "running", "{mine:?}");
+    assert_eq!(mine[0]["status"], "Up", "{mine:?}");
     let tokens: Vec<Value> = alice.get("/api/tokens").await.json().await.expect("tokens");
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert_eq!(tokens[0]["id"], token_id.as_str(), "{tokens:?}");
@@ -190,15 +194,14 @@ async fn state_changing_api_calls_need_the_csrf_token() {
 async fn scripts_use_http_basic_without_csrf() {
     let server = TestServer::start(config(vec![echo_spec("echo")])).await;
     let http = reqwest::Client::new();
-    let specs: Vec<Value> = http
-        .get(server.url("/api/proxyspec"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .expect("specs")
-        .json()
-        .await
-        .expect("json");
+    let specs: Vec<Value> = data_list(
+        http.get(server.url("/api/proxyspec"))
+            .basic_auth("alice", Some(PASSWORD))
+            .send()
+            .await
+            .expect("specs"),
+    )
+    .await;
     assert_eq!(specs[0]["id"], "echo");
     let wrong = http
         .get(server.url("/api/proxyspec"))
@@ -320,7 +323,7 @@ async fn app_direct_starts_the_app_on_demand_and_serves_it_without_the_portal() 
     assert_eq!(echo["path"], "/deep/path");
     // The same instance serves the next request.
     alice.get("/app_direct/echo/").await;
-    let mine: Vec<Value> = alice.get("/api/proxy").await.json().await.expect("list");
+    let mine: Vec<Value> = data_list(alice.get("/api/proxy").await).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
     server.shutdown().await;
 }
@@ -530,7 +533,7 @@ async fn an_open_event_stream_keeps_its_instance_from_idle_culling() {
     );
     drop(resp);
     let culled = eventually(Duration::from_secs(10), || async {
-        alice.get(&format!("/api/proxy/{id}")).await.status() == 404
+        alice.get(&format!("/api/proxy/{id}")).await.status() == 403
     })
     .await;
     assert!(

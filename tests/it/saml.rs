@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::saml_idp::{PASSWORD, SamlIdp};
-use crate::common::{Browser, TestServer, config, echo_spec, hidden_field};
+use crate::common::{Browser, TestServer, config, data, echo_spec, hidden_field};
 use vestibule::config::AuthMethod;
 
 struct Sp {
@@ -214,7 +214,7 @@ async fn page_of(resp: reqwest::Response) -> (u16, String) {
 }
 
 async fn spec_ids(b: &Browser) -> Vec<String> {
-    let specs: serde_json::Value = b.get("/api/proxyspec").await.json().await.expect("specs");
+    let specs: serde_json::Value = data(b.get("/api/proxyspec").await).await;
     specs
         .as_array()
         .expect("a list")

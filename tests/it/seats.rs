@@ -42,7 +42,7 @@ async fn free_seats(port: u16, app: &str, free: u32) {
 async fn launch_now(b: &Browser, app: &str) -> Value {
     let resp = b.api(Method::POST, &format!("/api/proxy/{app}")).await;
     assert_eq!(resp.status(), 201, "launch {app}");
-    resp.json().await.expect("view")
+    data(resp).await
 }
 
 /// What the echo app saw: the container it runs in, and the user the proxy named.
@@ -72,14 +72,14 @@ async fn a_free_seat_is_running_at_once_shared_by_two_users_and_private_to_each(
 
     let alice = Browser::login(&server, "alice").await;
     let view = launch_now(&alice, "shared").await;
-    assert_eq!(view["status"], "running", "no start to wait for: {view}");
+    assert_eq!(view["status"], "Up", "no start to wait for: {view}");
     let alice_id = view["id"].as_str().expect("id").to_string();
     let (alice_container, seen) = echo(&alice, &alice_id).await;
     assert_eq!(seen, "alice");
 
     let bob = Browser::login(&server, "bob").await;
     let view = launch_now(&bob, "shared").await;
-    assert_eq!(view["status"], "running");
+    assert_eq!(view["status"], "Up");
     let bob_id = view["id"].as_str().expect("id").to_string();
     let (bob_container, seen) = echo(&bob, &bob_id).await;
     assert_eq!(seen, "bob", "the app is told who is asking, per request");
@@ -130,7 +130,7 @@ async fn without_reuse_a_container_serves_one_user_and_a_dead_one_is_never_hande
 
     let alice = Browser::login(&server, "alice").await;
     let view = launch_now(&alice, "once").await;
-    assert_eq!(view["status"], "running");
+    assert_eq!(view["status"], "Up");
     let id = view["id"].as_str().expect("id").to_string();
     let (first, _) = echo(&alice, &id).await;
     assert_eq!(
@@ -165,7 +165,7 @@ async fn without_reuse_a_container_serves_one_user_and_a_dead_one_is_never_hande
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bob = Browser::login(&server, "bob").await;
     let view = bob.launch("once").await;
-    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["status"], "Up", "{view}");
     let (container, _) = echo(&bob, view["id"].as_str().expect("id")).await;
     assert_ne!(container, dead, "bob was not seated in the dead container");
     server.shutdown().await;

@@ -25,7 +25,7 @@ fn httpuv_spec(id: &str) -> AppSpec {
 
 async fn app_path(b: &Browser, spec: &str) -> String {
     let view = b.launch(spec).await;
-    assert_eq!(view["status"], "running", "{spec} runs: {view}");
+    assert_eq!(view["status"], "Up", "{spec} runs: {view}");
     let id = view["id"].as_str().expect("instance id");
     format!("/app_proxy/{id}/")
 }
@@ -337,15 +337,14 @@ async fn f4_an_app_process_gets_only_its_own_environment() {
     })
     .await;
     assert!(up, "vestibule did not start");
-    let view: serde_json::Value = http
-        .post(format!("{base}/api/proxy/echo"))
-        .basic_auth("alice", Some("f4-alice-password"))
-        .send()
-        .await
-        .expect("launch")
-        .json()
-        .await
-        .expect("json");
+    let view: serde_json::Value = data(
+        http.post(format!("{base}/api/proxy/echo"))
+            .basic_auth("alice", Some("f4-alice-password"))
+            .send()
+            .await
+            .expect("launch"),
+    )
+    .await;
     let id = view["id"].as_str().expect("id").to_string();
     let running = eventually(std::time::Duration::from_secs(15), || async {
         let v: serde_json::Value = match http
@@ -354,10 +353,14 @@ async fn f4_an_app_process_gets_only_its_own_environment() {
             .send()
             .await
         {
-            Ok(r) => r.json().await.unwrap_or_default(),
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .map(|b| b["data"].clone())
+                .unwrap_or_default(),
             Err(_) => return false,
         };
-        v["status"] == "running"
+        v["status"] == "Up"
     })
     .await;
     let pid: Option<i32> = std::fs::read_to_string(&pid_file)

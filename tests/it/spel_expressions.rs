@@ -88,7 +88,7 @@ async fn the_title_logo_and_apps_depend_on_the_host_name() {
     // The rule holds at launch too: app1 cannot be started through the other name.
     let refused = demo2.api(reqwest::Method::POST, "/api/proxy/app1").await;
     assert_eq!(refused.status(), 403);
-    assert_eq!(demo.launch("app1").await["status"], "running");
+    assert_eq!(demo.launch("app1").await["status"], "Up");
     // jeff is not among app1's users: the strict rule alone does not let him in.
     let jeff = browser_at(&server, "shinyproxy-demo.local", "jeff").await;
     let refused = jeff.api(reqwest::Method::POST, "/api/proxy/app1").await;
@@ -119,7 +119,7 @@ async fn launch_settings_read_the_user_and_the_instances_runtime_values() {
     .await;
     let ann = Browser::login(&server, "ann").await;
     let view = ann.launch("echo").await;
-    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["status"], "Up", "{view}");
     let id = view["id"].as_str().expect("id");
     let seen: serde_json::Value = ann
         .get(&format!("/app_proxy/{id}/"))

@@ -113,7 +113,7 @@ async fn a_quiet_websocket_is_not_cut_and_keeps_its_app_alive() {
     drop(ws);
     // Once the socket is gone, the idle timeout applies again.
     let culled = eventually(Duration::from_secs(5), || async {
-        alice.get(&format!("/api/proxy/{id}")).await.status() == 404
+        alice.get(&format!("/api/proxy/{id}")).await.status() == 403
     })
     .await;
     assert!(
@@ -148,7 +148,7 @@ async fn binary_and_large_frames_cross_the_proxy_intact() {
     let server = TestServer::start(config(vec![ws_echo_spec()])).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("wsecho").await;
-    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["status"], "Up", "{view}");
     let id = view["id"].as_str().expect("id").to_string();
     let mut ws = connect(&server, &id, &session_cookie(&server, "alice").await)
         .await

@@ -2,6 +2,7 @@
 //! pulled here) and Docker-backed app specs.
 #![allow(dead_code)]
 
+use crate::common::failed;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -298,14 +299,14 @@ pub fn id_of(view: &serde_json::Value) -> String {
 }
 
 pub fn assert_running(view: &serde_json::Value) {
-    assert_eq!(view["status"], "running", "launch failed: {view:#}");
+    assert_eq!(view["status"], "Up", "launch failed: {view:#}");
 }
 
 /// Launches `spec` as `user`, checks that it fails with a reason naming each of `words`, and
 /// returns the final view.
 pub async fn assert_launch_fails(user: &Browser, spec: &str, words: &[&str]) -> serde_json::Value {
     let view = user.launch(spec).await;
-    assert_eq!(view["status"], "failed", "{view:#}");
+    assert!(failed(&view), "{view:#}");
     let reason = view["reason"].as_str().unwrap_or_default();
     for word in words {
         assert!(reason.contains(word), "{reason}");
@@ -471,10 +472,13 @@ pub async fn a_killed_container_shows_as_failed_with_its_last_lines(cfg: Config)
 
     let view_of = || async {
         let resp = alice.get(&format!("/api/proxy/{id}")).await;
-        resp.json::<serde_json::Value>().await.unwrap_or_default()
+        resp.json::<serde_json::Value>()
+            .await
+            .map(|b| b["data"].clone())
+            .unwrap_or_default()
     };
     let failed = eventually(Duration::from_secs(30), || async {
-        view_of().await["status"] == "failed"
+        failed(&view_of().await)
     })
     .await;
     let last = view_of().await;
@@ -483,7 +487,7 @@ pub async fn a_killed_container_shows_as_failed_with_its_last_lines(cfg: Config)
         "the killed {} is not shown as failed: {last:#}",
         instance_noun(&cfg)
     );
-    let lines = last["log_lines"].to_string();
+    let lines = last["logLines"].to_string();
     assert!(lines.contains("loaded 3 models from /data"), "{last:#}");
     let again = alice.launch("doomed").await;
     assert_running(&again);

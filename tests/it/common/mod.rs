@@ -236,25 +236,27 @@ impl Browser {
             .to_string()
     }
 
+    /// Starts `spec` as the app page does (`POST /app_i/<spec>/_`, answered at once) and
+    /// follows it with `status?watch=true` until it is up or stopped; returns the proxy (the
+    /// `data` of ShinyProxy's envelope).
     pub async fn launch(&self, spec: &str) -> serde_json::Value {
         let resp = self
-            .api(reqwest::Method::POST, &format!("/api/proxy/{spec}"))
+            .api(reqwest::Method::POST, &format!("/app_i/{spec}/_"))
             .await;
-        assert_eq!(resp.status(), 201, "launch {spec}");
-        let mut view: serde_json::Value = resp.json().await.expect("view");
+        assert_eq!(resp.status(), 200, "launch {spec}");
+        let mut view = data(resp).await;
         for _ in 0..60 {
-            if view["status"] != "starting" {
+            if view["status"] != "New" {
                 return view;
             }
             let id = view["id"].as_str().expect("id").to_string();
-            view = self
-                .get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
-                .await
-                .json()
-                .await
-                .expect("status");
+            view = data(
+                self.get(&format!("/api/proxy/{id}/status?watch=true&timeout=5"))
+                    .await,
+            )
+            .await;
         }
-        panic!("{spec} never left 'starting': {view}");
+        panic!("{spec} never left 'New': {view}");
     }
 }
 
@@ -306,4 +308,24 @@ pub fn pid_alive(pid: i32) -> bool {
 /// A config value with `#{...}` expressions, for settings built in code.
 pub fn template(source: &str) -> vestibule::spel::Template {
     vestibule::spel::Template::parse(source).expect("a valid template")
+}
+
+/// The `data` of ShinyProxy's `{"status":"success","data":…}` envelope.
+pub async fn data(resp: reqwest::Response) -> serde_json::Value {
+    let body: serde_json::Value = resp.json().await.expect("a JSON body");
+    assert_eq!(body["status"], "success", "{body}");
+    body["data"].clone()
+}
+
+/// Whether a proxy's start failed: ShinyProxy's `Stopped`, with vestibule's `reason`.
+pub fn failed(view: &serde_json::Value) -> bool {
+    view["status"] == "Stopped" && view["reason"].is_string()
+}
+
+/// The `data` of an envelope that holds a list.
+pub async fn data_list(resp: reqwest::Response) -> Vec<serde_json::Value> {
+    match data(resp).await {
+        serde_json::Value::Array(items) => items,
+        other => panic!("expected a list, got {other}"),
+    }
 }

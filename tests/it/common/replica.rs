@@ -1,7 +1,7 @@
 //! A vestibule replica as its own process (the built binary, `serve --config`), for tests that
 //! kill a replica with SIGKILL, as a lost node or the OOM killer would.
 
-use super::{eventually, vestibule_exe};
+use super::{data, eventually, vestibule_exe};
 use std::time::Duration;
 
 pub struct ReplicaProcess {
@@ -38,15 +38,15 @@ impl ReplicaProcess {
 
     /// Launches `app` as alice (HTTP Basic) and returns the instance's id.
     pub async fn launch(&self, app: &str) -> String {
-        let view: serde_json::Value = reqwest::Client::new()
-            .post(self.url(&format!("/api/proxy/{app}")))
-            .basic_auth("alice", Some(super::PASSWORD))
-            .send()
-            .await
-            .expect("launch")
-            .json()
-            .await
-            .expect("view");
+        let view: serde_json::Value = data(
+            reqwest::Client::new()
+                .post(self.url(&format!("/api/proxy/{app}")))
+                .basic_auth("alice", Some(super::PASSWORD))
+                .send()
+                .await
+                .expect("launch"),
+        )
+        .await;
         view["id"].as_str().expect("id").to_string()
     }
 

@@ -3,6 +3,7 @@
 //! users' state, so the phase alone does not tell.
 
 use super::*;
+use crate::common::failed;
 use crate::common::{Browser, TestServer};
 use tokio::sync::broadcast;
 use vestibule::backend::{Exit, Health};
@@ -168,7 +169,7 @@ async fn the_server_notices_a_crashed_pod_and_removes_its_route() {
     let server = TestServer::start(cfg).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("01_hello").await;
-    assert_eq!(view["status"], "running", "{view:#}");
+    assert_eq!(view["status"], "Up", "{view:#}");
     let id = view["id"].as_str().expect("id").to_string();
     let page = alice.get(&format!("/app_proxy/{id}/")).await;
     assert_eq!(page.status(), 200);
@@ -179,16 +180,19 @@ async fn the_server_notices_a_crashed_pod_and_removes_its_route() {
     cluster.set_status(NAMESPACE, &pod, crash_loop(IMAGE, 1));
     let view_of = || async {
         let resp = alice.get(&format!("/api/proxy/{id}")).await;
-        resp.json::<Value>().await.unwrap_or_default()
+        resp.json::<Value>()
+            .await
+            .map(|b| b["data"].clone())
+            .unwrap_or_default()
     };
     let failed = eventually(Duration::from_secs(10), || async {
-        view_of().await["status"] == "failed"
+        failed(&view_of().await)
     })
     .await;
     let last = view_of().await;
     assert!(failed, "the crashed pod is not shown as failed: {last:#}");
     assert!(
-        last["log_lines"].to_string().contains("Error in readRDS"),
+        last["logLines"].to_string().contains("Error in readRDS"),
         "{last:#}"
     );
     let after = alice.get(&format!("/app_proxy/{id}/")).await;
