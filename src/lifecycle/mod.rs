@@ -477,7 +477,7 @@ impl Manager {
         let unavailable =
             |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
         let total = self.config.proxy.max_total_instances;
-        let admitted = self
+        let admitted = match self
             .registry
             .admit(
                 &view.id,
@@ -487,7 +487,16 @@ impl Manager {
                 total.map(u64::from),
             )
             .await
-            .map_err(unavailable)?;
+        {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                // A call that timed out may still have run in the store: give the place back,
+                // or the user's retry is refused by their own invisible instance and the
+                // server's limit shrinks by one (freeing a place never taken is harmless).
+                let _ = self.registry.release(&view.id, &view.user, &spec.id).await;
+                return Err(unavailable(e));
+            }
+        };
         match admitted {
             Ok(()) => {}
             Err(Refused::PerUser) => {
