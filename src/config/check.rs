@@ -16,7 +16,7 @@ use super::node::{Node, Value};
 use super::report::Report;
 use crate::spel::{Phase, Template};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
@@ -90,16 +90,18 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         max_instances: default_max_instances,
     };
     let specs = check_specs(proxy, &defaults, report);
+    let portal = super::check_portal::check_portal(proxy, report);
 
     ProxyConfig {
         title: proxy
             .expression("title", Phase::Page, report)
             .unwrap_or_else(|| Template::literal("ShinyProxy")),
         logo_url: proxy.expression("logo-url", Phase::Page, report),
-        favicon_path: proxy.text("favicon-path", report),
-        landing_page: proxy
-            .text("landing-page", report)
-            .unwrap_or_else(|| "/".into()),
+        favicon_path: proxy.text("favicon-path", report).map(PathBuf::from),
+        landing_page: portal.landing_page,
+        hide_navbar: portal.hide_navbar,
+        notification_message: portal.notification_message,
+        template_groups: portal.template_groups,
         port: proxy
             .get("port")
             .and_then(|(n, p)| convert::port(n, &p, true, report))

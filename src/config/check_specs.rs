@@ -190,6 +190,8 @@ fn check_spec(
             .unwrap_or(defaults.stop_on_logout),
         max_instances: limit(&f, "max-instances", report).unwrap_or(defaults.max_instances),
         process_workdir: if process { process_workdir } else { None },
+        template_group: f.text("template-group", report),
+        favicon_path: f.text("favicon-path", report).map(PathBuf::from),
         pool: sharing.pool,
         public: sharing.public,
         api_only: sharing.api_only,

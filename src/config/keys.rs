@@ -144,9 +144,14 @@ pub static PROXY: Level = Level {
         used("stop-proxies-on-shutdown"),
         used("same-site-cookie"),
         section("specs", Status::Used, Shape::List(&SPEC)),
-        todo("hide-navbar"),
+        used("hide-navbar"),
+        used("notification-message"),
         todo("template-path"),
-        todo("template-groups"),
+        section(
+            "template-groups",
+            Status::Used,
+            Shape::List(&TEMPLATE_GROUP),
+        ),
         used("recover-running-proxies"),
         used("store-mode"),
         used("seat-wait-time"),
@@ -214,6 +219,11 @@ pub static PROCESS: Level = Level {
     others: Others::Unknown,
 };
 
+pub static TEMPLATE_GROUP: Level = Level {
+    keys: &[used("id"), section("properties", Status::Used, Shape::Free)],
+    others: Others::Unknown,
+};
+
 pub static USER: Level = Level {
     keys: &[used("name"), used("password"), used("groups")],
     others: Others::Unknown,
@@ -278,7 +288,8 @@ pub static SPEC: Level = Level {
         todo("docker-registry-password"),
         used("labels"),
         todo("external-url"),
-        todo("template-group"),
+        used("template-group"),
+        used("favicon-path"),
         todo("template-properties"),
         todo("logo-width"),
         todo("logo-height"),

@@ -49,6 +49,7 @@ mod check_ldap;
 mod check_logging;
 mod check_openid;
 mod check_pool;
+mod check_portal;
 mod check_process;
 mod check_saml;
 mod check_specs;

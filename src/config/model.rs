@@ -198,6 +198,25 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// ShinyProxy's `landing-page`: what a user who opens `/` gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LandingPage {
+    /// The portal (`/`).
+    Portal,
+    /// The app, when the user may open exactly one.
+    SingleApp,
+    /// The first app (in the file's order) the user may open.
+    FirstApp,
+    /// Any other page or URL.
+    Url(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateGroup {
+    pub id: String,
+    pub display_name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct UserEntry {
     pub name: String,
@@ -210,9 +229,16 @@ pub struct ProxyConfig {
     /// May read the user and the host (`#{serverName == 'a' ? 'A' : 'B'}`), per page.
     pub title: crate::spel::Template,
     pub logo_url: Option<crate::spel::Template>,
-    pub favicon_path: Option<String>,
-    /// Where a user lands after login.
-    pub landing_page: String,
+    /// A file served as `/favicon.ico`.
+    pub favicon_path: Option<std::path::PathBuf>,
+    /// What `/` shows.
+    pub landing_page: LandingPage,
+    /// `hide-navbar`: pages without the top bar (also `?sp_hide_navbar=true` per request).
+    pub hide_navbar: bool,
+    /// `notification-message`: HTML from the config shown above the apps.
+    pub notification_message: Option<String>,
+    /// `template-groups`: headings the portal groups apps under (a spec's `template-group`).
+    pub template_groups: Vec<TemplateGroup>,
     pub port: u16,
     pub bind_address: IpAddr,
     pub authentication: AuthMethod,
@@ -296,6 +322,10 @@ pub struct AppSpec {
     /// Process backend only: the directory the app is started in (a fresh per-instance
     /// directory when unset).
     pub process_workdir: Option<PathBuf>,
+    /// `template-group`: the portal heading this app's tile is shown under.
+    pub template_group: Option<String>,
+    /// `favicon-path`: the icon of this app's page (else the global one).
+    pub favicon_path: Option<PathBuf>,
     /// `pool`: instances shared by everyone who may open the app, balanced per request and
     /// scaled with load; `None`: each user gets an instance of their own.
     pub pool: Option<PoolSettings>,

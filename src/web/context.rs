@@ -100,7 +100,14 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         token_id,
         server_name: server_name.clone(),
     });
-    let mut resp = super::SERVER_NAME.scope(server_name, next.run(req)).await;
+    let page = super::PageRequest {
+        server_name,
+        hide_navbar: req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "sp_hide_navbar=true")),
+    };
+    let mut resp = super::PAGE_REQUEST.scope(page, next.run(req)).await;
     if let Some(c) = new_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -101,11 +101,11 @@ pub async fn form(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let landing = &st.config.proxy.landing_page;
+    // Without a page to return to, the user goes to `/`, which applies `landing-page`.
     if ctx.session.is_some() || st.config.proxy.authentication == AuthMethod::None {
-        return Redirect::to(&safe_next(q.next.as_deref(), landing)).into_response();
+        return Redirect::to(&safe_next(q.next.as_deref(), "/")).into_response();
     }
-    let next = safe_next(q.next.as_deref(), landing);
+    let next = safe_next(q.next.as_deref(), "/");
     st.login.begin(&st, &ctx, &headers, next).await
 }
 
@@ -132,7 +132,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let next = safe_next(f.next.as_deref(), &st.config.proxy.landing_page);
+    let next = safe_next(f.next.as_deref(), "/");
     let expected = cookies::read(&headers, csrf::LOGIN_COOKIE).unwrap_or_default();
     if !csrf::matches(&expected, f.csrf.as_deref()) {
         return render_form(

@@ -6,6 +6,7 @@ mod app_routes;
 pub mod context;
 pub mod cookies;
 mod errors;
+mod favicon;
 pub mod forwarded;
 mod frame_options;
 mod login;
@@ -68,10 +69,13 @@ impl AppState {
                 .ok()
                 .filter(|url| !url.is_empty())
         });
+        let hide_navbar =
+            p.hide_navbar || PAGE_REQUEST.try_with(|r| r.hide_navbar).unwrap_or(false);
         minijinja::context! {
             title => title,
             logo_url => logo_url,
-            favicon => v(&p.favicon_path),
+            favicon => p.favicon_path.as_ref().map(|_| "/favicon.ico"),
+            hide_navbar => hide_navbar,
             user => v(&user),
             csrf => csrf,
             nav => nav,
@@ -80,17 +84,27 @@ impl AppState {
     }
 }
 
+/// What every page drawn for a request depends on besides the user.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// The host the request came through (ShinyProxy's `serverName`).
+    pub server_name: Option<String>,
+    /// `?sp_hide_navbar=true`: this page without the top bar.
+    pub hide_navbar: bool,
+}
+
 tokio::task_local! {
-    /// The host the request being answered came through (ShinyProxy's `serverName`), set by
-    /// `context::resolve` for the whole request: page settings such as the title may read it,
-    /// and every page — error pages included — is drawn the same way without each handler
-    /// passing the host along.
-    pub static SERVER_NAME: Option<String>;
+    /// Set by `context::resolve` for the whole request, so every page — error pages included —
+    /// is drawn the same way without each handler passing these along.
+    pub static PAGE_REQUEST: PageRequest;
 }
 
 /// What `proxy.title` and `proxy.logo-url` may read: the user and the host.
 fn page_expressions(user: Option<&Identity>) -> crate::spel::Context {
-    let host = SERVER_NAME.try_with(Clone::clone).ok().flatten();
+    let host = PAGE_REQUEST
+        .try_with(|r| r.server_name.clone())
+        .ok()
+        .flatten();
     crate::spel::Context::new()
         .with("userId", user.map(|u| u.user.as_str()))
         .with(
@@ -173,6 +187,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/actuator/health", get(api::health))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/favicon.ico", get(favicon::global))
+        .route("/favicon/{spec}", get(favicon::of_app))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -144,7 +144,7 @@ async fn authorize(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let next = super::login::safe_next(q.next.as_deref(), &st.config.proxy.landing_page);
+    let next = super::login::safe_next(q.next.as_deref(), "/");
     begin(&method.0.login, &st, &ctx, &headers, next).await
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::context::{PageUser, RequestCtx};
 use super::{AppState, v};
 use crate::auth::csrf;
+use crate::config::LandingPage;
 use crate::lifecycle::{InstanceStatus, StopReason};
 
 #[derive(Deserialize)]
@@ -23,6 +24,15 @@ pub async fn portal(
     Extension(req): Extension<RequestCtx>,
     PageUser(s): PageUser,
 ) -> Response {
+    let proxy = &st.config.proxy;
+    let open: Vec<&crate::config::AppSpec> = proxy
+        .specs
+        .iter()
+        .filter(|a| crate::auth::access::may_open(&s.identity, a, req.server_name.as_deref()))
+        .collect();
+    if let Some(to) = landing(&proxy.landing_page, &open) {
+        return Redirect::to(&to).into_response();
+    }
     let running: Vec<String> = st
         .manager
         .list(Some(&s.identity.user))
@@ -31,22 +41,61 @@ pub async fn portal(
         .filter(|v| v.status == InstanceStatus::Running)
         .map(|v| v.spec_id)
         .collect();
-    let apps: Vec<minijinja::Value> = st
-        .config
-        .proxy
-        .specs
-        .iter()
-        .filter(|a| crate::auth::access::may_open(&s.identity, a, req.server_name.as_deref()))
-        .map(|a| {
-            minijinja::context! {
-                id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
-                logo_url => v(&a.logo_url), running => running.contains(&a.id),
-            }
-        })
-        .collect();
-    let ctx =
-        minijinja::context! { apps => apps, ..st.page_ctx(Some(&s.identity), &s.csrf, "apps") };
+    let tile = |a: &crate::config::AppSpec| {
+        minijinja::context! {
+            id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
+            logo_url => v(&a.logo_url), running => running.contains(&a.id),
+        }
+    };
+    let ctx = minijinja::context! {
+        groups => tile_groups(&proxy.template_groups, &open, tile),
+        notification => v(&proxy.notification_message),
+        ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")
+    };
     st.templates.render(StatusCode::OK, "portal.html", ctx)
+}
+
+/// Where `landing-page` sends a user who opens `/`, if not to the portal.
+fn landing(page: &LandingPage, open: &[&crate::config::AppSpec]) -> Option<String> {
+    let app = |a: &crate::config::AppSpec| format!("/app/{}", urlencoding::encode(&a.id));
+    match page {
+        LandingPage::Portal => None,
+        LandingPage::SingleApp if open.len() == 1 => open.first().map(|a| app(a)),
+        LandingPage::SingleApp => None,
+        LandingPage::FirstApp => open.first().map(|a| app(a)),
+        LandingPage::Url(url) => Some(url.clone()),
+    }
+}
+
+/// The tiles under their `template-groups` headings, in the file's order; apps of no group
+/// under "Other" after them. Without groups: one untitled group. Empty groups are left out.
+fn tile_groups(
+    groups: &[crate::config::TemplateGroup],
+    open: &[&crate::config::AppSpec],
+    tile: impl Fn(&crate::config::AppSpec) -> minijinja::Value,
+) -> Vec<minijinja::Value> {
+    let known = |a: &&&crate::config::AppSpec| {
+        a.template_group
+            .as_ref()
+            .is_some_and(|g| groups.iter().any(|t| &t.id == g))
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let apps: Vec<_> = open
+                .iter()
+                .filter(|a| a.template_group.as_deref() == Some(g.id.as_str()))
+                .map(|a| tile(a))
+                .collect();
+            (Some(g.display_name.as_str()), apps)
+        })
+        .chain(std::iter::once((
+            (!groups.is_empty()).then_some("Other"),
+            open.iter().filter(|a| !known(a)).map(|a| tile(a)).collect(),
+        )))
+        .filter(|(_, apps)| !apps.is_empty())
+        .map(|(title, apps)| minijinja::context! { title => title, apps => apps })
+        .collect()
 }
 
 pub async fn app_page(
@@ -81,6 +130,8 @@ pub async fn app_page(
     let ctx = minijinja::context! {
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
+        favicon => (spec.favicon_path.is_some() || st.config.proxy.favicon_path.is_some())
+            .then(|| format!("/favicon/{}", urlencoding::encode(&spec.id))),
         ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")
     };
     st.templates.render(StatusCode::OK, "app.html", ctx)

@@ -209,7 +209,7 @@ async fn complete(
     if let Err(e) = st.sessions.save(&session).await {
         return failed(&st, &ctx, &SamlError::Store(e.to_string()));
     }
-    let next = super::login::safe_next(Some(&done.next), &st.config.proxy.landing_page);
+    let next = super::login::safe_next(Some(&done.next), "/");
     let mut resp = Redirect::to(&next).into_response();
     let same_site = st.config.proxy.same_site_cookie;
     if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {

@@ -77,7 +77,7 @@ fn seed_loads_with_its_two_apps_and_groups() {
     assert_eq!(p.heartbeat_rate, Duration::from_secs(10));
     assert_eq!(p.specs[0].heartbeat_timeout, Some(Duration::from_secs(300)));
     assert_eq!(p.title, "ShinyProxy");
-    assert_eq!(p.landing_page, "/");
+    assert_eq!(p.landing_page, vestibule::config::LandingPage::Portal);
     assert_eq!(p.default_max_instances, Some(1));
 
     let names: Vec<_> = p.users.iter().map(|u| u.name.as_str()).collect();

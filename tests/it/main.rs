@@ -28,6 +28,7 @@ mod metrics;
 mod oidc;
 mod pools;
 mod pools_docker;
+mod portal;
 mod proxy;
 mod replicas;
 mod replicas_docker;

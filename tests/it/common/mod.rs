@@ -158,6 +158,14 @@ pub struct Browser {
     pub csrf: String,
 }
 
+/// The CSRF token every page carries in `<meta name="csrf-token">`.
+pub fn meta_csrf(html: &str) -> Option<String> {
+    let marker = "name=\"csrf-token\" content=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
 /// The value of a hidden form field in a page.
 pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
@@ -189,8 +197,10 @@ impl Browser {
         let mut b = Self::new(server);
         let resp = b.try_login(user, PASSWORD).await;
         assert_eq!(resp.status(), 303, "login as {user}");
-        let page = b.get("/").await.text().await.expect("portal");
-        b.csrf = hidden_field(&page, "_csrf").expect("csrf token on the portal");
+        // A page that is never a redirect (`/` may be, with a landing page) and has the token
+        // even without the navbar.
+        let page = b.get("/my-apps").await.text().await.expect("my apps");
+        b.csrf = meta_csrf(&page).expect("csrf token on the page");
         b
     }
 

@@ -1,0 +1,88 @@
+//! The portal's page settings (ShinyProxy's keys): `hide-navbar`, `notification-message`,
+//! `template-groups`, and what `landing-page` may be.
+
+use super::convert::{self, Fields};
+use super::model::{LandingPage, TemplateGroup};
+use super::node::Value;
+use super::report::{Report, index};
+
+pub struct PortalSettings {
+    pub landing_page: LandingPage,
+    pub hide_navbar: bool,
+    pub notification_message: Option<String>,
+    pub template_groups: Vec<TemplateGroup>,
+}
+
+pub fn check_portal(proxy: &Fields, report: &mut Report) -> PortalSettings {
+    PortalSettings {
+        landing_page: landing_page(proxy, report),
+        hide_navbar: proxy.boolean("hide-navbar", report).unwrap_or(false),
+        notification_message: proxy.text("notification-message", report),
+        template_groups: template_groups(proxy, report),
+    }
+}
+
+fn landing_page(proxy: &Fields, report: &mut Report) -> LandingPage {
+    let Some((node, path)) = proxy.get("landing-page") else {
+        return LandingPage::Portal;
+    };
+    match convert::text(node, &path, report).as_deref() {
+        None | Some("/") => LandingPage::Portal,
+        Some("SingleApp") => LandingPage::SingleApp,
+        Some("FirstApp") => LandingPage::FirstApp,
+        Some(url)
+            if url.starts_with('/')
+                || url.starts_with("http://")
+                || url.starts_with("https://") =>
+        {
+            LandingPage::Url(url.to_string())
+        }
+        Some(other) => {
+            report.error(
+                &node.at,
+                &path,
+                format!(
+                    "'{other}' is not a landing page: use /, SingleApp, FirstApp, a path \
+                     starting with / or an http(s) URL"
+                ),
+            );
+            LandingPage::Portal
+        }
+    }
+}
+
+fn template_groups(proxy: &Fields, report: &mut Report) -> Vec<TemplateGroup> {
+    let Some((node, path)) = proxy.get("template-groups") else {
+        return Vec::new();
+    };
+    let Value::Seq(items) = &node.value else {
+        report.error(
+            &node.at,
+            &path,
+            format!(
+                "expected a list of groups ('- id: ...'), found {}",
+                node.describe()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut groups = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = index(&path, i);
+        let f = Fields::of(Some(item), &item_path, report);
+        let Some(id) = f.text("id", report) else {
+            report.error(&item.at, &item_path, "a template group needs an id");
+            continue;
+        };
+        let props = Fields::of(
+            f.get("properties").map(|(n, _)| n),
+            &format!("{item_path}.properties"),
+            report,
+        );
+        let display_name = props
+            .text("display-name", report)
+            .unwrap_or_else(|| id.clone());
+        groups.push(TemplateGroup { id, display_name });
+    }
+    groups
+}

@@ -1,0 +1,180 @@
+//! The portal's page settings, as ShinyProxy users write them: `landing-page`,
+//! `hide-navbar`, `notification-message`, `template-groups` and `favicon-path`.
+
+use crate::common::*;
+use std::collections::HashMap;
+use std::path::Path;
+use vestibule::config::{Config, load_str};
+
+/// Three apps: alice may open `one` and `two`, bob only `two`.
+fn config(extra: &str) -> Config {
+    let echo = repo_path("tests/apps/echo/app.py");
+    let yaml = format!(
+        "proxy:
+  authentication: simple
+  container-backend: process
+{extra}
+  users:
+    - {{name: alice, password: {PASSWORD}, groups: [analysts]}}
+    - {{name: bob, password: {PASSWORD}}}
+  specs:
+    - id: one
+      display-name: First app
+      container-cmd: [python3, \"{echo}\"]
+      access-groups: analysts
+      template-group: sales
+    - id: two
+      display-name: Second app
+      container-cmd: [python3, \"{echo}\"]
+      template-group: finance
+    - id: three
+      display-name: Third app
+      container-cmd: [python3, \"{echo}\"]
+      access-users: carol
+",
+        echo = echo.display()
+    );
+    load_str(Path::new("application.yml"), &yaml, &HashMap::new())
+        .unwrap_or_else(|e| panic!("config loads:\n{e}"))
+        .config
+}
+
+fn location(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn landing_page_sends_users_to_their_app() {
+    let server = TestServer::start(config("  landing-page: SingleApp")).await;
+    let bob = Browser::login(&server, "bob").await;
+    let alice = Browser::login(&server, "alice").await;
+    let home = bob.get("/").await;
+    assert_eq!(
+        location(&home).as_deref(),
+        Some("/app/two"),
+        "bob may open one app"
+    );
+    let home = alice.get("/").await;
+    assert_eq!(home.status(), 200, "alice may open two: the portal");
+    server.shutdown().await;
+
+    let server = TestServer::start(config("  landing-page: FirstApp")).await;
+    let alice = Browser::login(&server, "alice").await;
+    assert_eq!(location(&alice.get("/").await).as_deref(), Some("/app/one"));
+    server.shutdown().await;
+
+    let server = TestServer::start(config("  landing-page: /app/two")).await;
+    let b = Browser::new(&server);
+    let login = b.try_login("bob", PASSWORD).await;
+    assert_eq!(
+        location(&login).as_deref(),
+        Some("/"),
+        "login goes home first"
+    );
+    assert_eq!(location(&b.get("/").await).as_deref(), Some("/app/two"));
+    server.shutdown().await;
+
+    let refused = load_str(
+        Path::new("application.yml"),
+        "proxy:\n  landing-page: Portal\n",
+        &HashMap::new(),
+    )
+    .expect_err("not a landing page");
+    assert!(
+        refused.to_string().contains("application.yml:2:")
+            && refused.to_string().contains("SingleApp"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn groups_notification_and_navbar_on_the_portal() {
+    let server = TestServer::start(config(
+        "  notification-message: '<b id=\"maint\">Maintenance on Friday</b>'
+  template-groups:
+    - id: finance
+      properties:
+        display-name: Finance apps
+    - id: sales
+      properties:
+        display-name: Sales apps
+    - id: empty
+      properties:
+        display-name: Nobody's apps",
+    ))
+    .await;
+    let alice = Browser::login(&server, "alice").await;
+    let page = alice.get("/").await.text().await.expect("portal");
+    assert!(
+        page.contains("<b id=\"maint\">Maintenance on Friday</b>"),
+        "the message is the file's HTML: {page}"
+    );
+    let finance = page.find("Finance apps").expect("finance heading");
+    let sales = page.find("Sales apps").expect("sales heading");
+    assert!(finance < sales, "groups in the file's order");
+    let two = page.find("tile-two").expect("tile two");
+    let one = page.find("tile-one").expect("tile one");
+    assert!(
+        finance < two && two < sales && sales < one,
+        "each app under its group"
+    );
+    assert!(
+        !page.contains("Nobody's apps"),
+        "an empty group is left out"
+    );
+    assert!(page.contains("class=\"navbar\""));
+    let bare = alice
+        .get("/?sp_hide_navbar=true")
+        .await
+        .text()
+        .await
+        .expect("portal");
+    assert!(
+        !bare.contains("class=\"navbar\""),
+        "hidden for this request"
+    );
+    server.shutdown().await;
+
+    let server = TestServer::start(config("  hide-navbar: true")).await;
+    let alice = Browser::login(&server, "alice").await;
+    let page = alice.get("/").await.text().await.expect("portal");
+    assert!(!page.contains("class=\"navbar\""));
+    assert!(
+        !page.contains("Finance apps") && page.contains("tile-one"),
+        "no groups: plain tiles"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn favicons_are_served_from_the_files_the_config_names() {
+    let dir = std::env::temp_dir().join(format!("vestibule-favicons-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let site = dir.join("site.png");
+    let app = dir.join("two.svg");
+    std::fs::write(&site, b"\x89PNG site").expect("write");
+    std::fs::write(&app, b"<svg/>").expect("write");
+    let mut cfg = config(&format!("  favicon-path: {}", site.display()));
+    cfg.proxy.specs[1].favicon_path = Some(app.clone());
+    let server = TestServer::start(cfg).await;
+    let bob = Browser::login(&server, "bob").await;
+
+    let icon = bob.get("/favicon.ico").await;
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/png");
+    assert_eq!(icon.bytes().await.expect("body").as_ref(), b"\x89PNG site");
+    let own = bob.get("/favicon/two").await;
+    assert_eq!(own.headers()["content-type"], "image/svg+xml");
+    assert_eq!(own.bytes().await.expect("body").as_ref(), b"<svg/>");
+    assert_eq!(bob.get("/favicon/one").await.status(), 403, "not bob's app");
+    let page = bob.get("/app/two").await.text().await.expect("app page");
+    assert!(
+        page.contains("rel=\"icon\" href=\"&#x2f;favicon&#x2f;two\""),
+        "{page}"
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
