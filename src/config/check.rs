@@ -57,6 +57,7 @@ pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
             trusted_proxies: super::check_forwarding::check_trusted_proxies(
                 &server, &proxy, report,
             ),
+            context_path: context_path(&server, report),
         },
         ops: OpsConfig {
             usage_stats: super::check_usage::check_usage_stats(&proxy, report),
@@ -211,6 +212,39 @@ fn same_site(proxy: &Fields, report: &mut Report) -> SameSite {
         Some("None") => SameSite::None,
         _ => SameSite::Lax,
     }
+}
+
+/// `server.servlet.context-path`: `/sp/` and `/sp` are both `/sp`; `/` is none.
+fn context_path(server: &Fields, report: &mut Report) -> String {
+    let servlet = Fields::of(
+        server.get("servlet").map(|(n, _)| n),
+        "server.servlet",
+        report,
+    );
+    let Some((node, path)) = servlet.get("context-path") else {
+        return String::new();
+    };
+    let Some(text) = convert::text(node, &path, report) else {
+        return String::new();
+    };
+    let trimmed = text.trim_end_matches('/');
+    let valid = trimmed.is_empty()
+        || (trimmed.starts_with('/')
+            && trimmed[1..]
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+            && trimmed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)));
+    if !valid {
+        report.error(
+            &node.at,
+            &path,
+            format!("'{text}' is not a path to serve under: write it like /shinyproxy"),
+        );
+        return String::new();
+    }
+    trimmed.to_string()
 }
 
 fn bind_address(proxy: &Fields, report: &mut Report) -> IpAddr {

@@ -96,6 +96,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         },
         server: ServerConfig {
             secure_cookies: false,
+            context_path: String::new(),
             management_port: None,
             frame_options: Default::default(),
             trusted_proxies: Vec::new(),

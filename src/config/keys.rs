@@ -481,7 +481,7 @@ pub static SERVER_SSL: Level = Level {
 };
 
 pub static SERVER_SERVLET: Level = Level {
-    keys: &[todo("context-path")],
+    keys: &[used("context-path")],
     others: Others::Ignored(SPRING_IGNORED),
 };
 

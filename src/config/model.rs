@@ -95,6 +95,9 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-*` headers are believed (`proxy.trusted-proxies`, or the private
     /// ranges with `server.forward-headers-strategy: native`); empty believes nobody.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `server.servlet.context-path` without its trailing `/` (`/sp`), or empty: everything
+    /// is served under it, as behind an ingress at a sub-path.
+    pub context_path: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -345,7 +345,7 @@ impl Manager {
             return Err(LaunchError::Shared(spec_id.to_string()));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let public_path = format!("/app_proxy/{id}/");
+        let public_path = format!("{}/app_proxy/{id}/", self.config.server.context_path);
         let mut runtime = runtime_values(who, &id, &public_path, &spec);
         runtime.extend(options.login_env);
         let mut spec = spec;
@@ -535,7 +535,10 @@ impl Manager {
             return Err(LaunchError::ShuttingDown);
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let public_path = format!("/app_direct/{}/", spec.id);
+        let public_path = format!(
+            "{}/app_direct/{}/",
+            self.config.server.context_path, spec.id
+        );
         let view = InstanceView::starting(&id, spec, "", &public_path);
         self.register(&view, spec, None).await?;
         let mut env = spec.container_env.clone();
@@ -996,7 +999,7 @@ impl Manager {
             tracing::info!(instance = %r.instance_id, app = %spec.id, "recovered instance was started with other app settings; keeping it");
         }
         let id = r.instance_id.clone();
-        let public_path = format!("/app_proxy/{id}/");
+        let public_path = format!("{}/app_proxy/{id}/", self.config.server.context_path);
         let mut view = InstanceView::starting(&id, &spec, &r.user, &public_path);
         view.set_stage(Stage::WaitingForApp);
         if r.created_unix_ms > 0 {

@@ -47,7 +47,7 @@ pub async fn app_proxy(
     req: Request,
 ) -> Response {
     let Some((id, rest_at)) = split_id(req.uri().path(), "/app_proxy/") else {
-        return add_trailing_slash(req.uri());
+        return add_trailing_slash(original_uri(&req));
     };
     let id = id.to_string();
     let script = match script_login(&st, &ctx, req.headers()).await {
@@ -235,7 +235,7 @@ pub async fn app_direct(
     req: Request,
 ) -> Response {
     let Some((spec_id, rest_at)) = split_id(req.uri().path(), "/app_direct/") else {
-        return add_trailing_slash(req.uri());
+        return add_trailing_slash(original_uri(&req));
     };
     let spec_id = spec_id.to_string();
     if let Some(spec) = st.config.proxy.spec(&spec_id)
@@ -325,4 +325,12 @@ mod tests {
         assert_eq!((id, at), ("abc", 14));
         assert_eq!(split_id("/app_proxy/abc", "/app_proxy/"), None);
     }
+}
+
+/// The URI as the browser sent it, before `server.servlet.context-path` came off: what a
+/// redirect back to it must name.
+fn original_uri(req: &Request) -> &http::Uri {
+    req.extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(req.uri(), |o| &o.0)
 }

@@ -4,6 +4,7 @@ mod api;
 mod api_shapes;
 mod app_routes;
 pub mod context;
+mod context_path;
 pub mod cookies;
 mod errors;
 mod favicon;
@@ -74,8 +75,9 @@ impl AppState {
         minijinja::context! {
             title => title,
             logo_url => logo_url,
-            favicon => p.favicon_path.as_ref().map(|_| "/favicon.ico"),
+            favicon => p.favicon_path.as_ref().map(|_| format!("{}/favicon.ico", self.config.server.context_path)),
             hide_navbar => hide_navbar,
+            base => &self.config.server.context_path,
             user => v(&user),
             csrf => csrf,
             nav => nav,
@@ -141,7 +143,7 @@ pub fn management_router(manager: Arc<crate::lifecycle::Manager>) -> Router {
 
 pub fn router(state: Arc<AppState>) -> Router {
     // The routes that complete a login are the login method's own.
-    state
+    let routes = state
         .login
         .routes(Router::new())
         .route("/", get(pages::portal))
@@ -198,5 +200,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             frame_options::set,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    if state.config.server.context_path.is_empty() {
+        return routes;
+    }
+    // A router's layers run once a route is chosen, so the prefix comes off in front of the
+    // router, not inside it.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn_with_state(state, context_path::strip))
 }

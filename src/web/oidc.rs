@@ -113,7 +113,11 @@ async fn begin(
         .filter(|h| !h.is_empty())
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("localhost");
-    let redirect_uri = format!("{}://{host}{CALLBACK_PATH}", ctx.scheme());
+    let redirect_uri = format!(
+        "{}://{host}{}{CALLBACK_PATH}",
+        ctx.scheme(),
+        st.config.server.context_path
+    );
     let browser = cookies::read(headers, PENDING_COOKIE);
     match oidc.start(&redirect_uri, next, browser.as_deref()).await {
         Ok(started) => {

@@ -120,7 +120,7 @@ pub async fn app_page(
     // A pool's app is shared: the frame opens it directly, and the pool holds the first
     // request until an instance is ready.
     let instance = if spec.pool.is_some() {
-        serde_json::json!({ "status": "Up", "publicPath": format!("/app_direct/{}/", spec.id) })
+        serde_json::json!({ "status": "Up", "publicPath": format!("{}/app_direct/{}/", st.config.server.context_path, spec.id) })
     } else {
         match st.manager.current_for(&s.identity.user, &spec_id).await {
             Some(view) => super::api_shapes::proxy(&view, Some(spec)),
@@ -131,7 +131,7 @@ pub async fn app_page(
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
         favicon => (spec.favicon_path.is_some() || st.config.proxy.favicon_path.is_some())
-            .then(|| format!("/favicon/{}", urlencoding::encode(&spec.id))),
+            .then(|| format!("{}/favicon/{}", st.config.server.context_path, urlencoding::encode(&spec.id))),
         ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")
     };
     st.templates.render(StatusCode::OK, "app.html", ctx)

@@ -44,7 +44,12 @@ pub async fn screenshot(c: &Client, name: &str) {
 /// Fills in and submits the login form, as a person would; with `shot`, screenshots the login
 /// page as `{shot}-login`.
 pub async fn log_in(c: &Client, server: &TestServer, user: &str, shot: Option<&str>) {
-    c.goto(&server.url("/login")).await.expect("login page");
+    log_in_at(c, &server.url("/login"), user, shot).await;
+}
+
+/// [`log_in`] through the form at `login_url` (a server under a context path).
+pub async fn log_in_at(c: &Client, login_url: &str, user: &str, shot: Option<&str>) {
+    c.goto(login_url).await.expect("login page");
     if let Some(prefix) = shot {
         screenshot(c, &format!("{prefix}-login")).await;
     }
@@ -67,7 +72,12 @@ pub async fn log_in(c: &Client, server: &TestServer, user: &str, shot: Option<&s
 /// Logs in through the form and opens the app from its portal tile; returns inside the app's
 /// iframe. With `shot`, screenshots the login page and the portal on the way.
 pub async fn open_app(c: &Client, server: &TestServer, user: &str, spec: &str, shot: Option<&str>) {
-    log_in(c, server, user, shot).await;
+    open_app_at(c, &server.url("/login"), user, spec, shot).await;
+}
+
+/// [`open_app`] through the login form at `login_url`.
+pub async fn open_app_at(c: &Client, login_url: &str, user: &str, spec: &str, shot: Option<&str>) {
+    log_in_at(c, login_url, user, shot).await;
     let tile = c
         .wait()
         .at_most(Duration::from_secs(10))
