@@ -56,6 +56,7 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
   usage-stats: [{{url: usage.csv}}]
   docker: {{}}
   kubernetes: {{}}
+  template-groups: [{{id: g, properties: {{display-name: G}}}}]
   specs:
   - id: app
     container-cmd: [run]

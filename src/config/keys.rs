@@ -220,8 +220,20 @@ pub static PROCESS: Level = Level {
 };
 
 pub static TEMPLATE_GROUP: Level = Level {
-    keys: &[used("id"), section("properties", Status::Used, Shape::Free)],
+    keys: &[
+        used("id"),
+        section(
+            "properties",
+            Status::Used,
+            Shape::Map(&TEMPLATE_GROUP_PROPERTIES),
+        ),
+    ],
     others: Others::Unknown,
+};
+
+pub static TEMPLATE_GROUP_PROPERTIES: Level = Level {
+    keys: &[used("display-name")],
+    others: Others::Ignored("free-form: ShinyProxy's custom templates read them"),
 };
 
 pub static USER: Level = Level {
@@ -447,7 +459,7 @@ pub static SERVER: Level = Level {
     keys: &[
         used("secure-cookies"),
         used("frame-options"),
-        section("servlet", Status::Accepted, Shape::Map(&SERVER_SERVLET)),
+        section("servlet", Status::Used, Shape::Map(&SERVER_SERVLET)),
         used("forward-headers-strategy"),
         section("ssl", Status::Used, Shape::Map(&SERVER_SSL)),
         ignored(

@@ -312,6 +312,14 @@ pub async fn app_direct(
     }
 }
 
+/// The URI as the browser sent it, before `server.servlet.context-path` came off: what a
+/// redirect back to it must name.
+fn original_uri(req: &Request) -> &http::Uri {
+    req.extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(req.uri(), |o| &o.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_id;
@@ -325,12 +333,4 @@ mod tests {
         assert_eq!((id, at), ("abc", 14));
         assert_eq!(split_id("/app_proxy/abc", "/app_proxy/"), None);
     }
-}
-
-/// The URI as the browser sent it, before `server.servlet.context-path` came off: what a
-/// redirect back to it must name.
-fn original_uri(req: &Request) -> &http::Uri {
-    req.extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map_or(req.uri(), |o| &o.0)
 }
