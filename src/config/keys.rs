@@ -307,7 +307,7 @@ pub static SPEC: Level = Level {
         todo("logo-height"),
         todo("logo-style"),
         todo("logo-classes"),
-        todo("always-switch-instance"),
+        used("always-show-switch-instance"),
         todo("track-app-url"),
         todo("shm-size"),
         todo("cache-headers-mode"),

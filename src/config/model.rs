@@ -325,6 +325,8 @@ pub struct AppSpec {
     /// Process backend only: the directory the app is started in (a fresh per-instance
     /// directory when unset).
     pub process_workdir: Option<PathBuf>,
+    /// `always-show-switch-instance`: the portal's tile asks which instance to open.
+    pub always_show_switch_instance: bool,
     /// `template-group`: the portal heading this app's tile is shown under.
     pub template_group: Option<String>,
     /// `favicon-path`: the icon of this app's page (else the global one).

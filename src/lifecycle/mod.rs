@@ -16,7 +16,7 @@ mod view;
 pub use pool::Members as PoolMembers;
 pub use readiness::{HttpProbe, Probe};
 pub use seats::Counts as SeatCounts;
-pub use view::{InstanceStatus, InstanceView};
+pub use view::{DEFAULT_INSTANCE, InstanceStatus, InstanceView};
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +59,9 @@ pub enum LaunchError {
     /// The shared state store cannot be reached, so limits cannot be checked.
     #[error("apps cannot be started just now: {0}")]
     StoreUnavailable(String),
+    /// ShinyProxy's refusal of a second instance under one name.
+    #[error("You already have an instance of this app with the name '{0}'")]
+    NameTaken(String),
     /// An expression in the app's settings could not be filled in for this user.
     #[error("the app's settings cannot be filled in: {0}")]
     Settings(String),
@@ -344,15 +347,28 @@ impl Manager {
         if spec.pool.is_some() {
             return Err(LaunchError::Shared(spec_id.to_string()));
         }
+        let name = options
+            .instance_name
+            .unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
+        // A failed one under the name is over: it may be started again.
+        if self
+            .current_for(&who.user, spec_id, &name)
+            .await
+            .is_some_and(|v| !v.status.is_final())
+        {
+            return Err(LaunchError::NameTaken(name));
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let public_path = format!("{}/app_proxy/{id}/", self.config.server.context_path);
         let mut runtime = runtime_values(who, &id, &public_path, &spec);
+        runtime.insert("SHINYPROXY_APP_INSTANCE".into(), name.clone());
         runtime.extend(options.login_env);
         let mut spec = spec;
         resolve::launch_settings(&mut spec, &who.user, &runtime).map_err(LaunchError::Settings)?;
         let mut env = spec.container_env.clone();
         env.extend(runtime);
-        let view = InstanceView::starting(&id, &spec, &who.user, &public_path);
+        let mut view = InstanceView::starting(&id, &spec, &who.user, &public_path);
+        view.instance_name = name;
         self.register(&view, &spec, spec.max_instances).await?;
         if let Some(seats) = self.seats.get(&spec.id).cloned() {
             return Ok(self.take_seat(&seats, &id, spec, env, view).await);
@@ -933,13 +949,12 @@ impl Manager {
         views
     }
 
-    /// The instance of `spec_id` that `user` would re-open: the newest one not stopping.
-    pub async fn current_for(&self, user: &str, spec_id: &str) -> Option<InstanceView> {
-        self.list(Some(user))
-            .await
-            .into_iter()
-            .rev()
-            .find(|v| v.spec_id == spec_id && v.status != InstanceStatus::Stopping)
+    /// The instance of `spec_id` named `name` that `user` would re-open: the newest one not
+    /// stopping.
+    pub async fn current_for(&self, user: &str, spec_id: &str, name: &str) -> Option<InstanceView> {
+        self.list(Some(user)).await.into_iter().rev().find(|v| {
+            v.spec_id == spec_id && v.instance_name == name && v.status != InstanceStatus::Stopping
+        })
     }
 
     fn snapshot(&self, e: &Entry) -> InstanceView {
@@ -1191,6 +1206,8 @@ pub struct LaunchOptions {
     pub login_env: BTreeMap<String, String>,
     /// The host the request came through, which access rules may read.
     pub server_name: Option<String>,
+    /// The instance's name (`/app_i/<app>/<name>/`); `None` is the default instance, `_`.
+    pub instance_name: Option<String>,
 }
 
 /// The values every instance is started with (ShinyProxy's runtime values), which its

@@ -50,6 +50,10 @@ pub struct InstanceView {
     /// The app's last log lines (on failure, and while it starts).
     pub log_lines: Vec<String>,
     pub public_path: String,
+    /// The name the user gave this instance of the app; `_` is the default one (ShinyProxy's
+    /// named instances, `/app_i/<app>/<name>/`).
+    #[serde(default = "default_instance_name")]
+    pub instance_name: String,
     pub created_unix_ms: u64,
     /// When it first answered (0 until then): ShinyProxy's `startupTimestamp`.
     #[serde(default)]
@@ -57,6 +61,13 @@ pub struct InstanceView {
     pub age_secs: u64,
     /// Seconds since the last traffic, for running instances.
     pub idle_secs: Option<u64>,
+}
+
+/// The name of a user's default instance of an app, as in ShinyProxy.
+pub const DEFAULT_INSTANCE: &str = "_";
+
+fn default_instance_name() -> String {
+    DEFAULT_INSTANCE.to_string()
 }
 
 impl InstanceView {
@@ -71,6 +82,7 @@ impl InstanceView {
             reason: None,
             log_lines: Vec::new(),
             public_path: public_path.to_string(),
+            instance_name: DEFAULT_INSTANCE.to_string(),
             created_unix_ms: crate::clock::now_unix_ms(),
             started_unix_ms: 0,
             age_secs: 0,

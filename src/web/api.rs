@@ -118,7 +118,7 @@ pub async fn launch(
     ApiUser(who): ApiUser,
     Path(spec_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = start(&st, &ctx, &who, &spec_id).await?;
+    let view = start(&st, &ctx, &who, &spec_id, None).await?;
     let wait = st.config.proxy.container_wait_time + Duration::from_secs(5);
     let view = settled(&st, view, wait).await;
     match view.status {
@@ -130,22 +130,42 @@ pub async fn launch(
 }
 
 /// `POST /app_i/{specId}/{instance}`: ShinyProxy's start for its app page, which answers at
-/// once with the new proxy (`New`) and follows it with `status?watch=true`. vestibule has one
-/// instance per user and app yet, named `_`.
+/// once with the new proxy (`New`) and follows it with `status?watch=true`. `_` is the user's
+/// default instance; other names run beside it, up to the app's `max-instances`.
 pub async fn launch_for_page(
     State(st): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestCtx>,
     ApiUser(who): ApiUser,
     Path((spec_id, instance)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    if instance != "_" {
+    let name = instance_name(&instance)?;
+    let view = start(&st, &ctx, &who, &spec_id, Some(name)).await?;
+    Ok(api_shapes::success(proxy_json(&st, &view)))
+}
+
+/// ShinyProxy's rules for an instance name: 1 to 64 of `A-Z a-z 0-9 _ . -`; `default` (in
+/// any case) is the default instance, `_`.
+pub fn instance_name(raw: &str) -> Result<String, ApiError> {
+    if raw.eq_ignore_ascii_case("default") {
+        return Ok(crate::lifecycle::DEFAULT_INSTANCE.to_string());
+    }
+    if raw.is_empty() || raw.len() > 64 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "named instances are not supported yet: use _",
+            "The provided name is too long (maximum 64 characters)",
         ));
     }
-    let view = start(&st, &ctx, &who, &spec_id).await?;
-    Ok(api_shapes::success(proxy_json(&st, &view)))
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "The provided name contains invalid characters (only alphanumeric characters, '_', \
+             '-' and '.' are allowed.)",
+        ));
+    }
+    Ok(raw.to_string())
 }
 
 async fn start(
@@ -153,6 +173,7 @@ async fn start(
     ctx: &RequestCtx,
     who: &Identity,
     spec_id: &str,
+    instance_name: Option<String>,
 ) -> Result<InstanceView, ApiError> {
     let view = st
         .manager
@@ -162,6 +183,7 @@ async fn start(
             LaunchOptions {
                 login_env: super::oidc::login_env(ctx.session.as_deref()),
                 server_name: ctx.server_name.clone(),
+                instance_name,
             },
         )
         .await

@@ -48,7 +48,7 @@ pub fn proxy(view: &InstanceView, spec: Option<&AppSpec>) -> Value {
         "SHINYPROXY_DISPLAY_NAME": view.display_name,
         "SHINYPROXY_CREATED_TIMESTAMP": view.created_unix_ms.to_string(),
         "SHINYPROXY_PUBLIC_PATH": view.public_path,
-        "SHINYPROXY_APP_INSTANCE": "_",
+        "SHINYPROXY_APP_INSTANCE": view.instance_name,
     });
     if let (Some(spec), Some(map)) = (spec, runtime.as_object_mut()) {
         map.insert(

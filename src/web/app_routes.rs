@@ -27,6 +27,18 @@ fn split_id<'a>(path: &'a str, prefix: &str) -> Option<(&'a str, usize)> {
     Some((&after[..slash], prefix.len() + slash))
 }
 
+/// `/app_direct/<app>/…` (the default instance) or `/app_direct_i/<app>/<name>/…`: the app,
+/// the instance's name and where the app's own path starts.
+fn direct_target(path: &str) -> Option<(&str, &str, usize)> {
+    if let Some((spec, at)) = split_id(path, "/app_direct/") {
+        return Some((spec, crate::lifecycle::DEFAULT_INSTANCE, at));
+    }
+    let (spec, spec_end) = split_id(path, "/app_direct_i/")?;
+    let after = &path[spec_end + 1..];
+    let slash = after.find('/')?;
+    Some((spec, &after[..slash], spec_end + 1 + slash))
+}
+
 pub(super) fn not_logged_in(req: &Request) -> Response {
     // Browsers navigating get the login page; scripts, XHRs and WebSockets get a plain 401.
     let wants_html = req
@@ -234,8 +246,12 @@ pub async fn app_direct(
     Extension(ctx): Extension<RequestCtx>,
     req: Request,
 ) -> Response {
-    let Some((spec_id, rest_at)) = split_id(req.uri().path(), "/app_direct/") else {
+    let Some((spec_id, name, rest_at)) = direct_target(req.uri().path()) else {
         return add_trailing_slash(original_uri(&req));
+    };
+    let name = match super::api::instance_name(name) {
+        Ok(name) => name,
+        Err(e) => return (StatusCode::FORBIDDEN, format!("{}\n", e.message)).into_response(),
     };
     let spec_id = spec_id.to_string();
     if let Some(spec) = st.config.proxy.spec(&spec_id)
@@ -256,7 +272,7 @@ pub async fn app_direct(
         (None, None) => return not_logged_in(&req),
     };
     let who = caller.identity;
-    let view = match st.manager.current_for(&who.user, &spec_id).await {
+    let view = match st.manager.current_for(&who.user, &spec_id, &name).await {
         Some(v) if v.status != InstanceStatus::Failed => v,
         _ => match st
             .manager
@@ -266,6 +282,7 @@ pub async fn app_direct(
                 LaunchOptions {
                     login_env: super::oidc::login_env(caller.session),
                     server_name: ctx.server_name.clone(),
+                    instance_name: Some(name),
                 },
             )
             .await

@@ -182,7 +182,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/proxy/{id}/status",
             get(api::status).put(api::change_status),
         )
-        .route("/app_i/{spec}/{instance}", post(api::launch_for_page))
+        .route(
+            "/app_i/{spec}/{instance}",
+            get(pages::named_app_page).post(api::launch_for_page),
+        )
+        .route("/app_direct_i/{*path}", any(app_routes::app_direct))
         .route(
             "/heartbeat/{id}",
             get(api::heartbeat_info).post(api::heartbeat),

@@ -11,7 +11,7 @@ use super::context::{PageUser, RequestCtx};
 use super::{AppState, v};
 use crate::auth::csrf;
 use crate::config::LandingPage;
-use crate::lifecycle::{InstanceStatus, StopReason};
+use crate::lifecycle::{DEFAULT_INSTANCE, InstanceStatus, StopReason};
 
 #[derive(Deserialize)]
 pub struct CsrfForm {
@@ -45,6 +45,7 @@ pub async fn portal(
         minijinja::context! {
             id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
             logo_url => v(&a.logo_url), running => running.contains(&a.id),
+            choose => a.always_show_switch_instance,
         }
     };
     let ctx = minijinja::context! {
@@ -104,17 +105,46 @@ pub async fn app_page(
     PageUser(s): PageUser,
     Path(spec_id): Path<String>,
 ) -> Response {
-    let Some(spec) = st.config.proxy.spec(&spec_id) else {
-        return error_page(
+    draw_app_page(&st, &req, &s, &spec_id, DEFAULT_INSTANCE).await
+}
+
+/// `/app_i/<app>/<name>/`: the app page of one of the user's named instances.
+pub async fn named_app_page(
+    State(st): State<Arc<AppState>>,
+    Extension(req): Extension<RequestCtx>,
+    PageUser(s): PageUser,
+    Path((spec_id, name)): Path<(String, String)>,
+) -> Response {
+    match super::api::instance_name(&name) {
+        Ok(name) => draw_app_page(&st, &req, &s, &spec_id, &name).await,
+        Err(e) => error_page(
             &st,
             Some(&s),
+            StatusCode::BAD_REQUEST,
+            "Not an instance name",
+            &e.message,
+        ),
+    }
+}
+
+async fn draw_app_page(
+    st: &AppState,
+    req: &RequestCtx,
+    s: &crate::auth::Session,
+    spec_id: &str,
+    name: &str,
+) -> Response {
+    let Some(spec) = st.config.proxy.spec(&spec_id) else {
+        return error_page(
+            st,
+            Some(s),
             StatusCode::NOT_FOUND,
             "No such app",
             "There is no app with this name.",
         );
     };
     if !crate::auth::access::may_open(&s.identity, spec, req.server_name.as_deref()) {
-        return not_allowed(&st, &s, "You may not open this app.");
+        return not_allowed(st, s, "You may not open this app.");
     }
     // Re-attach to the user's instance if there is one; the page starts one otherwise.
     // A pool's app is shared: the frame opens it directly, and the pool holds the first
@@ -122,14 +152,37 @@ pub async fn app_page(
     let instance = if spec.pool.is_some() {
         serde_json::json!({ "status": "Up", "publicPath": format!("{}/app_direct/{}/", st.config.server.context_path, spec.id) })
     } else {
-        match st.manager.current_for(&s.identity.user, &spec_id).await {
+        match st
+            .manager
+            .current_for(&s.identity.user, spec_id, name)
+            .await
+        {
             Some(view) => super::api_shapes::proxy(&view, Some(spec)),
             None => serde_json::Value::Null,
         }
     };
+    // The user's other instances of this app, for the switch dialog.
+    let instances: Vec<minijinja::Value> = st
+        .manager
+        .list(Some(&s.identity.user))
+        .await
+        .into_iter()
+        .filter(|v| v.spec_id == spec.id && !v.status.is_final())
+        .map(|v| {
+            minijinja::context! {
+                name => v.instance_name, status => super::api_shapes::status_name(v.status),
+            }
+        })
+        .collect();
+    let switchable = spec.pool.is_none()
+        && (spec.always_show_switch_instance || spec.max_instances.is_none_or(|m| m > 1));
     let ctx = minijinja::context! {
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
+        instance_name => name,
+        instances => instances,
+        switchable => switchable,
+
         favicon => (spec.favicon_path.is_some() || st.config.proxy.favicon_path.is_some())
             .then(|| format!("{}/favicon/{}", st.config.server.context_path, urlencoding::encode(&spec.id))),
         ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")

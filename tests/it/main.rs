@@ -26,6 +26,7 @@ mod lifecycle;
 mod load_balancer;
 mod logs;
 mod metrics;
+mod named_instances;
 mod oidc;
 mod pools;
 mod pools_docker;

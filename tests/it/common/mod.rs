@@ -250,8 +250,13 @@ impl Browser {
     /// follows it with `status?watch=true` until it is up or stopped; returns the proxy (the
     /// `data` of ShinyProxy's envelope).
     pub async fn launch(&self, spec: &str) -> serde_json::Value {
+        self.launch_named(spec, "_").await
+    }
+
+    /// [`Browser::launch`] of the instance named `name`.
+    pub async fn launch_named(&self, spec: &str, name: &str) -> serde_json::Value {
         let resp = self
-            .api(reqwest::Method::POST, &format!("/app_i/{spec}/_"))
+            .api(reqwest::Method::POST, &format!("/app_i/{spec}/{name}"))
             .await;
         assert_eq!(resp.status(), 200, "launch {spec}");
         let mut view = data(resp).await;
