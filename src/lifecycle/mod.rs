@@ -350,11 +350,13 @@ impl Manager {
         let name = options
             .instance_name
             .unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
-        // A failed one under the name is over: it may be started again.
-        if self
-            .current_for(&who.user, spec_id, &name)
-            .await
-            .is_some_and(|v| !v.status.is_final())
+        // A failed one under the name is over: it may be started again. With one instance
+        // allowed, the limit's own refusal says more ("stop one first").
+        if spec.max_instances != Some(1)
+            && self
+                .current_for(&who.user, spec_id, &name)
+                .await
+                .is_some_and(|v| !v.status.is_final())
         {
             return Err(LaunchError::NameTaken(name));
         }

@@ -134,7 +134,7 @@ async fn draw_app_page(
     spec_id: &str,
     name: &str,
 ) -> Response {
-    let Some(spec) = st.config.proxy.spec(&spec_id) else {
+    let Some(spec) = st.config.proxy.spec(spec_id) else {
         return error_page(
             st,
             Some(s),
