@@ -320,6 +320,40 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
 }
 
 #[test]
+fn thymeleaf_and_html_text_keeps_its_dollar_braces_while_other_values_need_the_variable() {
+    let loaded = ok(&format!(
+        "proxy:
+  notification-message: '<b>${{when}}</b>'
+  template-groups:
+  - id: g
+    properties:
+      display-name: '${{title}}'
+{PROCESS_APP}    description: 'Made by ${{team}}'
+    template-group: g
+    parameters:
+      definitions:
+      - id: v
+        description: '${{v}}'
+      template: '<p th:text=\"${{appName}}\"></p>'
+"
+    ));
+    assert_eq!(
+        loaded.config.proxy.specs[0].description.as_deref(),
+        Some("Made by ${team}")
+    );
+    let errs = errors(
+        &format!("proxy:\n  title: '${{when}}'\n{PROCESS_APP}"),
+        &no_env(),
+    );
+    assert!(
+        about(&errs, "proxy.title")
+            .message
+            .contains("when is not set"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn spring_boot_keys_are_read_or_accepted() {
     let loaded = ok(&format!(
         "proxy:
