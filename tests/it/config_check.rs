@@ -319,6 +319,59 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     }
 }
 
+/// Every diagnostic of a load, whether it loaded or not.
+fn diagnostics(loaded: Result<Loaded, ConfigError>) -> Vec<Diagnostic> {
+    match loaded {
+        Ok(l) => l.warnings,
+        Err(e) => e.diagnostics,
+    }
+}
+
+#[test]
+fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() {
+    let loaded = load_file(&fixture("shinyproxy-every-key.yml"), &no_env());
+    let all = diagnostics(loaded);
+    let unknown: Vec<_> = all
+        .iter()
+        .filter(|d| d.message.contains("unknown key"))
+        .collect();
+    assert!(unknown.is_empty(), "{unknown:#?}");
+    // The one error: the fixture names Kubernetes certificate files that are not here.
+    let errors: Vec<_> = all
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.key.as_str())
+        .collect();
+    assert_eq!(errors, ["proxy.kubernetes.cert-path"]);
+    for key in [
+        "proxy.notification-message",
+        "proxy.default-always-switch-instance",
+        "proxy.specs[0].always-show-switch-instance",
+        "proxy.specs[0].docker-ipc",
+        "proxy.specs[0].max-total-instances",
+        "proxy.webservice.groups-expression",
+        "proxy.openid.client-authentication-method",
+        "proxy.ms-graph",
+        "app-namespaces",
+    ] {
+        let d = about(&all, key);
+        assert_eq!(d.severity, Severity::Warning, "{d}");
+        assert!(
+            d.message.contains("not supported"),
+            "{d}"
+        );
+    }
+    // Keys vestibule reads stay silent.
+    for key in [
+        "proxy.usage-stats-micrometer-prefix",
+        "proxy.log-as-json",
+        "proxy.specs[1].scale-down-delay",
+        "proxy.favicon-path",
+    ] {
+        assert!(all.iter().all(|d| d.key != key), "{key}: {all:#?}");
+    }
+}
+
 #[test]
 fn thymeleaf_and_html_text_keeps_its_dollar_braces_while_other_values_need_the_variable() {
     let loaded = ok(&format!(
