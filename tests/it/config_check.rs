@@ -357,7 +357,7 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         let d = about(&all, key);
         assert_eq!(d.severity, Severity::Warning, "{d}");
         assert!(
-            d.message.contains("not supported"),
+            d.message.contains("not implemented in vestibule yet"),
             "{d}"
         );
     }
@@ -369,6 +369,55 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         "proxy.favicon-path",
     ] {
         assert!(all.iter().all(|d| d.key != key), "{key}: {all:#?}");
+    }
+}
+
+#[test]
+fn shinyproxys_example_configs_have_no_unknown_key_and_load() {
+    let dir = fixture("shinyproxy-examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the examples folder")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 11, "{files:?}");
+    // 20-ecs-minimal takes its cluster from the environment.
+    let ecs_env = env(&[
+        ("CLUSTER_NAME", "c"),
+        ("AWS_REGION", "eu-west-1"),
+        ("SUBNET_0", "s0"),
+        ("SUBNET_1", "s1"),
+        ("SECURITY_GROUP", "sg"),
+    ]);
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let loaded = load_file(file, &ecs_env);
+        let ecs = name.starts_with("20-");
+        let all = diagnostics(loaded);
+        let unknown: Vec<_> = all
+            .iter()
+            .filter(|d| d.message.contains("unknown key"))
+            .collect();
+        assert!(unknown.is_empty(), "{name}: {unknown:#?}");
+        let errors: Vec<_> = all
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        if ecs {
+            // vestibule has no ECS backend: that, and only that, stops this one.
+            assert_eq!(errors.len(), 1, "{name}: {errors:#?}");
+            assert_eq!(errors[0].key, "proxy.containerBackend");
+            assert!(
+                errors[0]
+                    .message
+                    .contains("ecs backend (Amazon ECS) is not implemented in vestibule yet"),
+                "{}",
+                errors[0]
+            );
+        } else {
+            assert!(errors.is_empty(), "{name}: {errors:#?}");
+        }
     }
 }
 
@@ -576,7 +625,7 @@ fn container_backends() {
     assert!(
         about(&errs, "proxy.container-backend")
             .message
-            .contains("not supported")
+            .contains("not implemented in vestibule yet")
     );
     let errs = errors("proxy:\n  container-backend: kubernets\n", &no_env());
     assert!(
