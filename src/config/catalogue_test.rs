@@ -117,3 +117,61 @@ fn every_used_key_is_read_and_every_read_key_is_catalogued_as_used() {
          {not_used:#?}"
     );
 }
+
+/// The key paths a YAML file sets, lists left out: `proxy.specs.container-image`.
+fn paths_in(yaml: &str) -> BTreeSet<String> {
+    fn walk(node: &node::Node, path: &str, out: &mut BTreeSet<String>) {
+        match &node.value {
+            node::Value::Map(entries) => {
+                for e in entries {
+                    let here = child(path, &super::keys::canonical(&e.key));
+                    out.insert(here.clone());
+                    walk(&e.value, &here, out);
+                }
+            }
+            node::Value::Seq(items) => items.iter().for_each(|i| walk(i, path, out)),
+            _ => {}
+        }
+    }
+    let root = node::parse(yaml).expect("fixture yaml");
+    let mut out = BTreeSet::new();
+    walk(&root, "", &mut out);
+    out
+}
+
+/// A key vestibule does not read is in the catalogue only because ShinyProxy has it; an invented
+/// one would be offered as "did you mean" for a real key (as `always-switch-instance` was for
+/// `always-show-switch-instance`). The fixture sets every ShinyProxy 3.2 key.
+#[test]
+fn every_key_vestibule_does_not_read_is_a_shinyproxy_key() {
+    let shinyproxy = paths_in(include_str!(
+        "../../tests/fixtures/shinyproxy-every-key.yml"
+    ));
+    // Spring Boot's own, which the ShinyProxy sources do not name.
+    const SPRING_BOOT: &[&str] = &[
+        "spring.servlet.multipart.max-file-size",
+        "spring.servlet.multipart.max-request-size",
+        "spring.servlet.multipart.file-size-threshold",
+        "spring.servlet.multipart.location",
+        "logging.pattern",
+        "logging.config",
+    ];
+    let canonical_path = |p: &str| {
+        p.split('.')
+            .map(super::keys::canonical)
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let invented: Vec<String> = catalogue()
+        .into_iter()
+        .filter(|(_, status)| *status != Status::Used)
+        .map(|(key, _)| key)
+        .filter(|key| !SPRING_BOOT.contains(&key.as_str()))
+        .filter(|key| !shinyproxy.contains(&canonical_path(key)))
+        .collect();
+    assert!(
+        invented.is_empty(),
+        "in keys.rs but not a ShinyProxy 3.2 key (tests/fixtures/shinyproxy-every-key.yml): \
+         {invented:#?}"
+    );
+}

@@ -194,8 +194,8 @@ fn backend(proxy: &Fields, report: &mut Report) -> BackendKind {
             report.error(
                 &node.at,
                 &path,
-                "the ecs backend is not supported by vestibule (supported: process, docker, \
-                 docker-swarm, kubernetes)",
+                "the ecs backend (Amazon ECS) is not implemented in vestibule yet; \
+                 implemented: process, docker, docker-swarm, kubernetes",
             );
             BackendKind::Docker
         }

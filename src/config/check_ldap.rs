@@ -61,7 +61,7 @@ fn check_server(node: &Node, path: &str, report: &mut Report) -> Vec<LdapServer>
         return Vec::new();
     };
     let urls = convert::text(url_node, &url_path, report).unwrap_or_default();
-    let starttls = f.boolean("starttls", report).unwrap_or(false);
+    let starttls = starttls(&f, report);
 
     let user_dn_pattern = f.text("user-dn-pattern", report);
     let user_search_filter = filter(&f, "user-search-filter", report);
@@ -123,6 +123,46 @@ fn check_server(node: &Node, path: &str, report: &mut Report) -> Vec<LdapServer>
         report.error(&url_node.at, &url_path, "the url is empty");
     }
     servers
+}
+
+/// `starttls`: ShinyProxy takes `true` or `simple` for StartTLS followed by a simple bind, and
+/// `external` for StartTLS with the client certificate as the credential (SASL EXTERNAL).
+fn starttls(f: &Fields, report: &mut Report) -> bool {
+    let Some((node, path)) = f.get("starttls") else {
+        return false;
+    };
+    let Some(text) = node.scalar_text() else {
+        return convert::boolean(node, &path, report).unwrap_or(false);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "simple" => true,
+        // Falling back to a password bind, or to no TLS, would log users in some other way
+        // than the file says; refusing is the honest answer until client certificates exist.
+        "external" => {
+            report.error(
+                &node.at,
+                &path,
+                "starttls: external (StartTLS with a client certificate, SASL EXTERNAL) is not \
+                 implemented in vestibule yet; use starttls: simple with manager-dn and \
+                 manager-password, or an ldaps:// URL",
+            );
+            false
+        }
+        _ if convert::boolean_text(&text).is_some() => {
+            convert::boolean(node, &path, report).unwrap_or(false)
+        }
+        _ => {
+            report.error(
+                &node.at,
+                &path,
+                format!(
+                    "expected simple, external, true or false, found {}",
+                    node.describe()
+                ),
+            );
+            false
+        }
+    }
 }
 
 /// A filter with `{0}` placeholders, checked for LDAP syntax once the placeholder is filled.

@@ -151,16 +151,20 @@ fn parse_int(s: &str) -> Option<i64> {
     s.replace('_', "").parse().ok()
 }
 
+/// The spellings Spring Boot converts to a boolean.
+pub fn boolean_text(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 pub fn boolean(node: &Node, path: &str, report: &mut Report) -> Option<bool> {
     let parsed = match &node.value {
         Value::Bool(b) => Some(*b),
         Value::Str(s) if s.trim().is_empty() => return None,
-        // The spellings Spring Boot converts to a boolean.
-        Value::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" => Some(true),
-            "false" | "no" | "off" | "0" => Some(false),
-            _ => None,
-        },
+        Value::Str(s) => boolean_text(s),
         _ => None,
     };
     if parsed.is_none() {

@@ -3,13 +3,49 @@
 //!
 //! Only environment variables are looked up, not other keys of the file. A value built this way
 //! is marked so that no message ever shows it: it may be a secret.
+//!
+//! HTML that ShinyProxy hands to Thymeleaf or puts on a page as it is ([`TEMPLATE_TEXT`]) is left
+//! alone: there `${appName}` is the template's own expression, which Spring Boot leaves in place
+//! too when no property of that name exists.
 
 use super::EnvSource;
+use super::keys::canonical;
 use super::node::{Node, Origin, Value};
 use super::report::{Report, child, index};
 
+/// Where text is a Thymeleaf template or raw HTML, as key paths: `[]` stands for any list entry
+/// and `*` for any key. Written in kebab-case; matched as Spring Boot matches keys.
+pub const TEMPLATE_TEXT: &[&[&str]] = &[
+    &["proxy", "notification-message"],
+    &["proxy", "template-groups", "[]", "properties", "*"],
+    &["proxy", "specs", "[]", "description"],
+    &["proxy", "specs", "[]", "template-properties", "*"],
+    &["proxy", "specs", "[]", "parameters", "template"],
+    &[
+        "proxy",
+        "specs",
+        "[]",
+        "parameters",
+        "definitions",
+        "[]",
+        "description",
+    ],
+];
+
 pub fn interpolate(node: &mut Node, path: &str, env: &dyn EnvSource, report: &mut Report) {
+    walk(node, path, &mut Vec::new(), env, report);
+}
+
+/// `at` is the path again as canonical keys and `[]`, to match against [`TEMPLATE_TEXT`].
+fn walk(
+    node: &mut Node,
+    path: &str,
+    at: &mut Vec<String>,
+    env: &dyn EnvSource,
+    report: &mut Report,
+) {
     match &mut node.value {
+        Value::Str(_) if is_template_text(at) => {}
         Value::Str(s) if s.contains("${") => match substitute(s, env) {
             Ok(new) => {
                 *s = new;
@@ -25,17 +61,32 @@ pub fn interpolate(node: &mut Node, path: &str, env: &dyn EnvSource, report: &mu
         },
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate(item, &index(path, i), env, report);
+                at.push("[]".into());
+                walk(item, &index(path, i), at, env, report);
+                at.pop();
             }
         }
         Value::Map(entries) => {
             for e in entries {
                 let p = child(path, &e.key);
-                interpolate(&mut e.value, &p, env, report);
+                at.push(canonical(&e.key));
+                walk(&mut e.value, &p, at, env, report);
+                at.pop();
             }
         }
         _ => {}
     }
+}
+
+fn is_template_text(at: &[String]) -> bool {
+    TEMPLATE_TEXT.iter().any(|pattern| {
+        pattern.len() == at.len()
+            && pattern.iter().zip(at).all(|(p, a)| match *p {
+                "*" => a != "[]",
+                "[]" => a == "[]",
+                key => canonical(key) == *a,
+            })
+    })
 }
 
 /// Replaces every reference in `text`, or says what is wrong with each one that cannot be.
@@ -97,6 +148,32 @@ mod tests {
             substitute("plain $A #{x}", &env()).unwrap(),
             "plain $A #{x}"
         );
+    }
+
+    #[test]
+    fn template_text_is_found_in_any_spelling_and_entry() {
+        let at = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert!(is_template_text(&at(&[
+            "proxy",
+            "specs",
+            "[]",
+            "parameters",
+            "template"
+        ])));
+        assert!(is_template_text(&at(&[
+            "proxy",
+            "templategroups",
+            "[]",
+            "properties",
+            "displayname"
+        ])));
+        assert!(!is_template_text(&at(&[
+            "proxy",
+            "specs",
+            "[]",
+            "parameters"
+        ])));
+        assert!(!is_template_text(&at(&["proxy", "title"])));
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub static ROOT: Level = Level {
         section("management", Status::Used, Shape::Map(&MANAGEMENT)),
         section("spring", Status::Used, Shape::Map(&SPRING)),
         section("logging", Status::Accepted, Shape::Map(&LOGGING)),
+        // ShinyProxy reads the Kubernetes namespaces it scans for apps at the top level.
+        todo("app-namespaces"),
+        section("springdoc", Status::Accepted, Shape::Map(&SPRINGDOC)),
     ],
     others: Others::Unknown,
 };
@@ -128,6 +131,15 @@ pub static PROXY: Level = Level {
         used("logo-url"),
         used("favicon-path"),
         used("landing-page"),
+        todo("body-classes"),
+        todo("default-app-logo-url"),
+        todo("default-app-logo-width"),
+        todo("default-app-logo-height"),
+        todo("default-app-logo-style"),
+        todo("default-app-logo-classes"),
+        todo("allow-transfer-app"),
+        todo("version"),
+        todo("username-case-sensitive"),
         used("authentication"),
         used("admin-groups"),
         used("admin-users"),
@@ -135,9 +147,14 @@ pub static PROXY: Level = Level {
         used("container-backend"),
         used("realm-id"),
         used("container-wait-time"),
+        todo("container-wait-timeout"),
         used("heartbeat-rate"),
         used("heartbeat-timeout"),
         used("default-max-instances"),
+        todo("default-always-switch-instance"),
+        todo("default-websocket-reconnection-mode"),
+        todo("default-track-app-url"),
+        todo("default-cache-headers-mode"),
         used("max-total-instances"),
         used("default-proxy-max-lifetime"),
         used("default-stop-proxy-on-logout"),
@@ -153,6 +170,7 @@ pub static PROXY: Level = Level {
             Shape::List(&TEMPLATE_GROUP),
         ),
         used("recover-running-proxies"),
+        todo("recover-running-proxies-from-different-config"),
         used("store-mode"),
         used("seat-wait-time"),
         used("usage-stats-url"),
@@ -166,10 +184,11 @@ pub static PROXY: Level = Level {
         todo("usage-stats-hikari"),
         used("log-as-json"),
         todo("my-apps-mode"),
-        todo("logo-width"),
-        todo("logo-height"),
         todo("container-log-path"),
-        todo("default-webSocket-reconnection-mode"),
+        todo("container-log-s3-access-key"),
+        todo("container-log-s3-access-secret"),
+        todo("container-log-s3-endpoint"),
+        todo("container-log-s3-sse"),
         todo("support"),
         todo("api-security"),
         todo("monitoring"),
@@ -186,6 +205,8 @@ pub static PROXY: Level = Level {
         todo("ecs"),
         section("ldap", Status::Used, Shape::MapOrList(&LDAP)),
         section("openid", Status::Used, Shape::Map(&OPENID)),
+        // Group look-ups in Microsoft Graph, for Azure AD users in more than 200 groups.
+        todo("ms-graph"),
         section("oauth2", Status::Used, Shape::Map(&OAUTH2)),
         section("saml", Status::Used, Shape::Map(&SAML)),
         section("custom-header", Status::Used, Shape::Map(&CUSTOM_HEADER)),
@@ -247,6 +268,10 @@ pub static SPEC: Level = Level {
         used("display-name"),
         used("description"),
         used("logo-url"),
+        todo("logo-width"),
+        todo("logo-height"),
+        todo("logo-style"),
+        todo("logo-classes"),
         used("container-image"),
         used("container-cmd"),
         section("container-env", Status::Used, Shape::Free),
@@ -259,6 +284,7 @@ pub static SPEC: Level = Level {
         used("max-lifetime"),
         used("stop-on-logout"),
         used("max-instances"),
+        todo("max-total-instances"),
         used("process-workdir"),
         // vestibule's own: shared, request-balanced instances, and who may reach them.
         section("pool", Status::Used, Shape::Map(&POOL)),
@@ -278,7 +304,8 @@ pub static SPEC: Level = Level {
         used("container-cpu-limit"),
         used("container-privileged"),
         todo("container-dns"),
-        todo("port-mapping"),
+        todo("additional-port-mappings"),
+        todo("resource-name"),
         used("minimum-seats-available"),
         used("seats-per-container"),
         used("allow-container-re-use"),
@@ -286,6 +313,9 @@ pub static SPEC: Level = Level {
         used("kubernetes-pod-patches"),
         used("kubernetes-additional-manifests"),
         used("kubernetes-additional-persistent-manifests"),
+        todo("kubernetes-authorized-pod-patches"),
+        todo("kubernetes-authorized-additional-manifests"),
+        todo("kubernetes-authorized-additional-persistent-manifests"),
         section("http-headers", Status::Used, Shape::Free),
         used("add-default-http-headers"),
         todo("websocket-reconnection-mode"),
@@ -293,6 +323,8 @@ pub static SPEC: Level = Level {
         used("docker-device-requests"),
         todo("docker-runtime"),
         used("docker-user"),
+        todo("docker-ipc"),
+        todo("docker-group-add"),
         used("docker-swarm-secrets"),
         used("docker-swarm-constraints"),
         todo("docker-registry-domain"),
@@ -303,14 +335,26 @@ pub static SPEC: Level = Level {
         used("template-group"),
         used("favicon-path"),
         todo("template-properties"),
-        todo("logo-width"),
-        todo("logo-height"),
-        todo("logo-style"),
-        todo("logo-classes"),
         used("always-show-switch-instance"),
         todo("track-app-url"),
-        todo("shm-size"),
         todo("cache-headers-mode"),
+        todo("shiny-force-full-reload"),
+        todo("hide-navbar-on-main-page-link"),
+        todo("support-mail-to-address"),
+        todo("support-mail-subject"),
+        todo("custom-app-details"),
+        // The ECS backend's settings (proxy.ecs is not implemented either).
+        todo("ecs-task-role"),
+        todo("ecs-execution-role"),
+        todo("ecs-cpu-architecture"),
+        todo("ecs-operation-system-family"),
+        todo("ecs-ephemeral-storage-size"),
+        todo("ecs-efs-volumes"),
+        todo("ecs-bind-volumes"),
+        todo("ecs-managed-secrets"),
+        todo("ecs-enable-execute-command"),
+        todo("ecs-repository-credentials-parameter"),
+        todo("ecs-readonly-root-filesystem"),
     ],
     others: Others::Unknown,
 };
@@ -340,6 +384,10 @@ pub static DOCKER: Level = Level {
         used("default-container-network"),
         todo("privileged"),
         used("service-wait-time"),
+        todo("container-protocol"),
+        todo("target-url"),
+        todo("target-bind-ip"),
+        todo("loki-url"),
     ],
     others: Others::Unknown,
 };
@@ -361,6 +409,10 @@ pub static KUBERNETES: Level = Level {
         ),
         // vestibule's own: NodePort (ShinyProxy's behaviour) or ClusterIP.
         used("service-type"),
+        todo("api-version"),
+        todo("debug-patches"),
+        todo("privileged"),
+        todo("container-protocol"),
     ],
     others: Others::Unknown,
 };
@@ -397,6 +449,11 @@ pub static OPENID: Level = Level {
         used("logout-url"),
         // vestibule always uses PKCE (S256); providers that do not require it accept it.
         accepted("with-pkce"),
+        todo("client-authentication-method"),
+        todo("include-default-scopes"),
+        todo("jwks-signature-algorithm"),
+        todo("enforce-https-redirect-uri"),
+        todo("ignore-session-expire"),
     ],
     others: Others::Unknown,
 };
@@ -449,6 +506,8 @@ pub static WEBSERVICE: Level = Level {
     keys: &[
         used("authentication-url"),
         used("authentication-request-body"),
+        // A SpEL expression over the JSON answer, giving the user's groups.
+        todo("groups-expression"),
     ],
     others: Others::Unknown,
 };
@@ -465,6 +524,11 @@ pub static SERVER: Level = Level {
         ignored(
             "port",
             "vestibule listens on proxy.port; server.port is ignored",
+        ),
+        ignored(
+            "use-forward-headers",
+            "removed from Spring Boot, and ShinyProxy only warns about it: use \
+             server.forward-headers-strategy; ignored",
         ),
     ],
     others: Others::Ignored(SPRING_IGNORED),
@@ -493,7 +557,15 @@ pub static SERVER_SSL: Level = Level {
 };
 
 pub static SERVER_SERVLET: Level = Level {
-    keys: &[used("context-path")],
+    keys: &[
+        used("context-path"),
+        section("session", Status::Accepted, Shape::Map(&SERVER_SESSION)),
+    ],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SERVER_SESSION: Level = Level {
+    keys: &[todo("timeout")],
     others: Others::Ignored(SPRING_IGNORED),
 };
 
@@ -522,7 +594,19 @@ pub static SPRING: Level = Level {
         section("redis", Status::Used, Shape::Map(&REDIS)),
         section("data", Status::Used, Shape::Map(&SPRING_DATA)),
         accepted("application"),
+        section("config", Status::Accepted, Shape::Map(&SPRING_CONFIG)),
+        // The mail server of ShinyProxy's "report an issue" form (proxy.support).
+        todo("mail"),
     ],
+    others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SPRING_CONFIG: Level = Level {
+    keys: &[ignored(
+        "location",
+        "vestibule reads the file named by --config; \
+         spring.config.location is ignored",
+    )],
     others: Others::Ignored(SPRING_IGNORED),
 };
 
@@ -572,6 +656,14 @@ pub static SPRING_SERVLET: Level = Level {
         Shape::Map(&MULTIPART),
     )],
     others: Others::Ignored(SPRING_IGNORED),
+};
+
+pub static SPRINGDOC: Level = Level {
+    keys: &[],
+    others: Others::Ignored(
+        "vestibule always publishes its OpenAPI document at /api/openapi.json and serves no \
+         Swagger UI; springdoc settings are ignored",
+    ),
 };
 
 const STREAMED: &str = "uploads are streamed to the app, so Spring's upload limits do not apply";

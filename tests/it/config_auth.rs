@@ -102,6 +102,48 @@ fn ldap_mistakes_are_errors_at_their_position() {
 }
 
 #[test]
+fn starttls_takes_shinyproxys_words_and_external_is_named_as_not_implemented() {
+    let with = |starttls: &str| {
+        format!(
+            "proxy:
+  authentication: ldap
+  ldap:
+    url: ldap://h/dc=x
+    user-dn-pattern: uid={{0}}
+    starttls: {starttls}
+{APP}"
+        )
+    };
+    for (written, upgraded) in [
+        ("simple", true),
+        ("SIMPLE", true),
+        ("true", true),
+        ("false", false),
+    ] {
+        let loaded = load(&with(written), &[]).unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(loaded.config.proxy.ldap[0].starttls, upgraded, "{written}");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    let errs = errors(&with("external"));
+    let e = about(&errs, "proxy.ldap.starttls");
+    assert_eq!((e.line, e.column), (6, 15));
+    assert!(
+        e.message.contains("not implemented in vestibule yet"),
+        "{e}"
+    );
+    assert!(!e.message.contains("expected"), "{e}");
+
+    let errs = errors(&with("simpel"));
+    let e = about(&errs, "proxy.ldap.starttls");
+    assert!(
+        e.message
+            .starts_with("expected simple, external, true or false"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_manager_password_written_in_the_file_is_warned_about_without_showing_it() {
     let loaded = load(
         &format!(

@@ -319,6 +319,146 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     }
 }
 
+/// Every diagnostic of a load, whether it loaded or not.
+fn diagnostics(loaded: Result<Loaded, ConfigError>) -> Vec<Diagnostic> {
+    match loaded {
+        Ok(l) => l.warnings,
+        Err(e) => e.diagnostics,
+    }
+}
+
+#[test]
+fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() {
+    let loaded = load_file(&fixture("shinyproxy-every-key.yml"), &no_env());
+    let all = diagnostics(loaded);
+    let unknown: Vec<_> = all
+        .iter()
+        .filter(|d| d.message.contains("unknown key"))
+        .collect();
+    assert!(unknown.is_empty(), "{unknown:#?}");
+    // The one error: the fixture names Kubernetes certificate files that are not here.
+    let errors: Vec<_> = all
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.key.as_str())
+        .collect();
+    assert_eq!(errors, ["proxy.kubernetes.cert-path"]);
+    for key in [
+        "proxy.default-always-switch-instance",
+        "proxy.specs[0].docker-ipc",
+        "proxy.specs[0].max-total-instances",
+        "proxy.webservice.groups-expression",
+        "proxy.openid.client-authentication-method",
+        "proxy.ms-graph",
+        "app-namespaces",
+    ] {
+        let d = about(&all, key);
+        assert_eq!(d.severity, Severity::Warning, "{d}");
+        assert!(
+            d.message.contains("not implemented in vestibule yet"),
+            "{d}"
+        );
+    }
+    // Keys vestibule reads stay silent.
+    for key in [
+        "proxy.usage-stats-micrometer-prefix",
+        "proxy.log-as-json",
+        "proxy.specs[1].scale-down-delay",
+        "proxy.favicon-path",
+        "proxy.notification-message",
+        "proxy.hide-navbar",
+        "proxy.template-groups",
+        "proxy.specs[0].always-show-switch-instance",
+        "proxy.specs[0].template-group",
+        "server.servlet.context-path",
+    ] {
+        assert!(all.iter().all(|d| d.key != key), "{key}: {all:#?}");
+    }
+}
+
+#[test]
+fn shinyproxys_example_configs_have_no_unknown_key_and_load() {
+    let dir = fixture("shinyproxy-examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the examples folder")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 11, "{files:?}");
+    // 20-ecs-minimal takes its cluster from the environment.
+    let ecs_env = env(&[
+        ("CLUSTER_NAME", "c"),
+        ("AWS_REGION", "eu-west-1"),
+        ("SUBNET_0", "s0"),
+        ("SUBNET_1", "s1"),
+        ("SECURITY_GROUP", "sg"),
+    ]);
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let loaded = load_file(file, &ecs_env);
+        let ecs = name.starts_with("20-");
+        let all = diagnostics(loaded);
+        let unknown: Vec<_> = all
+            .iter()
+            .filter(|d| d.message.contains("unknown key"))
+            .collect();
+        assert!(unknown.is_empty(), "{name}: {unknown:#?}");
+        let errors: Vec<_> = all
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        if ecs {
+            // vestibule has no ECS backend: that, and only that, stops this one.
+            assert_eq!(errors.len(), 1, "{name}: {errors:#?}");
+            assert_eq!(errors[0].key, "proxy.containerBackend");
+            assert!(
+                errors[0]
+                    .message
+                    .contains("ecs backend (Amazon ECS) is not implemented in vestibule yet"),
+                "{}",
+                errors[0]
+            );
+        } else {
+            assert!(errors.is_empty(), "{name}: {errors:#?}");
+        }
+    }
+}
+
+#[test]
+fn thymeleaf_and_html_text_keeps_its_dollar_braces_while_other_values_need_the_variable() {
+    let loaded = ok(&format!(
+        "proxy:
+  notification-message: '<b>${{when}}</b>'
+  template-groups:
+  - id: g
+    properties:
+      display-name: '${{title}}'
+{PROCESS_APP}    description: 'Made by ${{team}}'
+    template-group: g
+    parameters:
+      definitions:
+      - id: v
+        description: '${{v}}'
+      template: '<p th:text=\"${{appName}}\"></p>'
+"
+    ));
+    assert_eq!(
+        loaded.config.proxy.specs[0].description.as_deref(),
+        Some("Made by ${team}")
+    );
+    let errs = errors(
+        &format!("proxy:\n  title: '${{when}}'\n{PROCESS_APP}"),
+        &no_env(),
+    );
+    assert!(
+        about(&errs, "proxy.title")
+            .message
+            .contains("when is not set"),
+        "{errs:#?}"
+    );
+}
+
 #[test]
 fn spring_boot_keys_are_read_or_accepted() {
     let loaded = ok(&format!(
@@ -340,8 +480,9 @@ spring:
     ));
     assert!(loaded.config.server.secure_cookies);
     assert_eq!(loaded.config.server.management_port, Some(9191));
+    assert_eq!(loaded.config.server.context_path, "/apps");
     let keys: Vec<_> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
-    assert_eq!(keys, ["server.servlet.context-path"]);
+    assert!(keys.is_empty(), "{keys:?}");
 }
 
 #[test]
@@ -489,7 +630,7 @@ fn container_backends() {
     assert!(
         about(&errs, "proxy.container-backend")
             .message
-            .contains("not supported")
+            .contains("not implemented in vestibule yet")
     );
     let errs = errors("proxy:\n  container-backend: kubernets\n", &no_env());
     assert!(
