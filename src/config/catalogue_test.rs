@@ -63,6 +63,10 @@ fn keys_the_checkers_read() -> BTreeSet<String> {
     container-image: img
     pool: {{}}
     minimum-seats-available: 1
+    parameters:
+      definitions: [{{id: v, display-name: V, description: D, default-value: a, value-names: [{{value: a, name: A}}]}}]
+      value-sets: [{{name: s, access-control: {{groups: g, users: u, expression: 'true', strict-expression: 'true'}}, values: {{v: [a]}}}}]
+      template: t
 server: {{ssl: {{certificate: c.pem, certificate-private-key: k.pem}}}}
 management: {{server: {{}}}}
 spring:

@@ -191,6 +191,7 @@ fn check_spec(
         max_instances: limit(&f, "max-instances", report).unwrap_or(defaults.max_instances),
         process_workdir: if process { process_workdir } else { None },
         template_group: f.text("template-group", report),
+        parameters: super::check_parameters::check_parameters(&f, report),
         always_show_switch_instance: f
             .boolean("always-show-switch-instance", report)
             .unwrap_or(false),

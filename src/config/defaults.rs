@@ -43,6 +43,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         max_instances: Some(1),
         process_workdir: None,
         template_group: None,
+        parameters: None,
         always_show_switch_instance: false,
         favicon_path: None,
         pool: None,

@@ -257,6 +257,67 @@ pub static TEMPLATE_GROUP_PROPERTIES: Level = Level {
     others: Others::Ignored("free-form: ShinyProxy's custom templates read them"),
 };
 
+pub static PARAMETERS: Level = Level {
+    keys: &[
+        section(
+            "definitions",
+            Status::Used,
+            Shape::List(&PARAMETER_DEFINITION),
+        ),
+        section(
+            "value-sets",
+            Status::Used,
+            Shape::List(&PARAMETER_VALUE_SET),
+        ),
+        // Read to say that its Thymeleaf is not run.
+        used("template"),
+    ],
+    others: Others::Unknown,
+};
+
+pub static PARAMETER_DEFINITION: Level = Level {
+    keys: &[
+        used("id"),
+        used("display-name"),
+        used("description"),
+        used("default-value"),
+        section(
+            "value-names",
+            Status::Used,
+            Shape::List(&PARAMETER_VALUE_NAME),
+        ),
+    ],
+    others: Others::Unknown,
+};
+
+pub static PARAMETER_VALUE_NAME: Level = Level {
+    keys: &[used("value"), used("name")],
+    others: Others::Unknown,
+};
+
+pub static PARAMETER_VALUE_SET: Level = Level {
+    keys: &[
+        used("name"),
+        section(
+            "access-control",
+            Status::Used,
+            Shape::Map(&PARAMETER_ACCESS),
+        ),
+        section("values", Status::Used, Shape::Free),
+    ],
+    others: Others::Unknown,
+};
+
+pub static PARAMETER_ACCESS: Level = Level {
+    keys: &[
+        used("groups"),
+        used("users"),
+        used("expression"),
+        used("strict-expression"),
+    ],
+    others: Others::Unknown,
+};
+
 pub static USER: Level = Level {
     keys: &[used("name"), used("password"), used("groups")],
     others: Others::Unknown,
@@ -319,7 +380,7 @@ pub static SPEC: Level = Level {
         section("http-headers", Status::Used, Shape::Free),
         used("add-default-http-headers"),
         todo("websocket-reconnection-mode"),
-        todo("parameters"),
+        section("parameters", Status::Used, Shape::Map(&PARAMETERS)),
         used("docker-device-requests"),
         todo("docker-runtime"),
         used("docker-user"),

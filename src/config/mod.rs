@@ -48,6 +48,7 @@ mod check_kubernetes;
 mod check_ldap;
 mod check_logging;
 mod check_openid;
+mod check_parameters;
 mod check_pool;
 mod check_portal;
 mod check_process;
@@ -69,6 +70,7 @@ mod keys;
 mod kubernetes;
 mod model;
 mod node;
+pub mod parameters;
 mod report;
 pub mod template;
 

@@ -329,6 +329,8 @@ pub struct AppSpec {
     pub always_show_switch_instance: bool,
     /// `template-group`: the portal heading this app's tile is shown under.
     pub template_group: Option<String>,
+    /// `parameters`: values the user picks before launch.
+    pub parameters: Option<super::parameters::Parameters>,
     /// `favicon-path`: the icon of this app's page (else the global one).
     pub favicon_path: Option<PathBuf>,
     /// `pool`: instances shared by everyone who may open the app, balanced per request and
@@ -402,19 +404,12 @@ impl AppSpec {
             groups,
             server_name,
         };
-        let rules = &self.access_expressions;
-        if !rules.all.iter().all(|r| r.allows(&subject)) {
-            return false;
-        }
-        if self.access_groups.is_empty() && self.access_users.is_empty() && rules.any.is_empty() {
-            return true;
-        }
-        self.access_users.iter().any(|u| u == user)
-            || self
-                .access_groups
-                .iter()
-                .any(|g| groups.iter().any(|ug| ug.eq_ignore_ascii_case(g)))
-            || rules.any.iter().any(|r| r.allows(&subject))
+        crate::config::access::rules_allow(
+            &self.access_groups,
+            &self.access_users,
+            &self.access_expressions,
+            &subject,
+        )
     }
 }
 

@@ -15,6 +15,16 @@ pub use crate::spel::Template;
 /// What a launch setting may read: `proxy` (its `userId`, `id`, `specId` and runtime values),
 /// `userId` and `groups`.
 pub fn launch_context(user: &str, runtime: &BTreeMap<String, String>) -> Context {
+    launch_context_with(user, runtime, None)
+}
+
+/// [`launch_context`], with the parameters the user chose, as ShinyProxy offers them:
+/// `proxy.getRuntimeObject('SHINYPROXY_PARAMETERS').getValue('id')` and `.getValueSetName()`.
+pub fn launch_context_with(
+    user: &str,
+    runtime: &BTreeMap<String, String>,
+    parameters: Option<&super::parameters::Chosen>,
+) -> Context {
     let value = |k: &str| runtime.get(k).map(String::as_str);
     let groups: Vec<String> = value("SHINYPROXY_USERGROUPS")
         .unwrap_or_default()
@@ -28,6 +38,23 @@ pub fn launch_context(user: &str, runtime: &BTreeMap<String, String>) -> Context
         .with("specId", value("SHINYPROXY_SPEC_ID"))
         .with("displayName", value("SHINYPROXY_DISPLAY_NAME"))
         .with("runtimeValues", runtime);
+    let proxy = match parameters {
+        Some(chosen) => {
+            let object = Object::new(Kind::Parameters)
+                .with("values", &chosen.values)
+                .with("valueSetName", chosen.value_set.as_deref())
+                .with("backendValues", &chosen.values);
+            proxy.with(
+                "runtimeObjects",
+                spel::Value::Map(
+                    [("SHINYPROXY_PARAMETERS".to_string(), object.into())]
+                        .into_iter()
+                        .collect(),
+                ),
+            )
+        }
+        None => proxy,
+    };
     Context::new()
         .with("userId", user)
         .with("groups", spel::expression_groups(&groups))

@@ -59,6 +59,9 @@ pub enum LaunchError {
     /// The shared state store cannot be reached, so limits cannot be checked.
     #[error("apps cannot be started just now: {0}")]
     StoreUnavailable(String),
+    /// The request's parameter values are missing or not allowed for this user.
+    #[error("{0}")]
+    Parameters(String),
     /// ShinyProxy's refusal of a second instance under one name.
     #[error("You already have an instance of this app with the name '{0}'")]
     NameTaken(String),
@@ -347,12 +350,16 @@ impl Manager {
         if spec.pool.is_some() {
             return Err(LaunchError::Shared(spec_id.to_string()));
         }
+        // A start without a name (ShinyProxy's POST /api/proxy) makes another unnamed one, as
+        // there; only a named start must not take a name in use.
+        let named = options.instance_name.is_some();
         let name = options
             .instance_name
             .unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
         // A failed one under the name is over: it may be started again. With one instance
         // allowed, the limit's own refusal says more ("stop one first").
-        if spec.max_instances != Some(1)
+        if named
+            && spec.max_instances != Some(1)
             && self
                 .current_for(&who.user, spec_id, &name)
                 .await
@@ -365,12 +372,28 @@ impl Manager {
         let mut runtime = runtime_values(who, &id, &public_path, &spec);
         runtime.insert("SHINYPROXY_APP_INSTANCE".into(), name.clone());
         runtime.extend(options.login_env);
+        let chosen = match &spec.parameters {
+            Some(p) => {
+                let subject = crate::config::access::Subject {
+                    user: &who.user,
+                    groups: &who.groups,
+                    server_name: options.server_name.as_deref(),
+                };
+                Some(
+                    p.choose(options.parameters.as_ref(), &subject)
+                        .map_err(LaunchError::Parameters)?,
+                )
+            }
+            None => None,
+        };
         let mut spec = spec;
-        resolve::launch_settings(&mut spec, &who.user, &runtime).map_err(LaunchError::Settings)?;
+        resolve::launch_settings(&mut spec, &who.user, &runtime, chosen.as_ref())
+            .map_err(LaunchError::Settings)?;
         let mut env = spec.container_env.clone();
         env.extend(runtime);
         let mut view = InstanceView::starting(&id, &spec, &who.user, &public_path);
         view.instance_name = name;
+        view.parameters = chosen.map(|c| c.names).unwrap_or_default();
         self.register(&view, &spec, spec.max_instances).await?;
         if let Some(seats) = self.seats.get(&spec.id).cloned() {
             return Ok(self.take_seat(&seats, &id, spec, env, view).await);
@@ -1210,6 +1233,8 @@ pub struct LaunchOptions {
     pub server_name: Option<String>,
     /// The instance's name (`/app_i/<app>/<name>/`); `None` is the default instance, `_`.
     pub instance_name: Option<String>,
+    /// The app's parameters as the request gives them (id → value or value name).
+    pub parameters: Option<BTreeMap<String, String>>,
 }
 
 /// The values every instance is started with (ShinyProxy's runtime values), which its

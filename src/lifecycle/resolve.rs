@@ -7,17 +7,26 @@
 use std::collections::BTreeMap;
 
 use crate::config::AppSpec;
-use crate::config::template::{Template, fill};
+use crate::config::parameters::Chosen;
+use crate::config::template::{Template, launch_context_with};
 
 pub(super) fn launch_settings(
     spec: &mut AppSpec,
     user: &str,
     runtime: &BTreeMap<String, String>,
+    parameters: Option<&Chosen>,
 ) -> Result<(), String> {
+    let context = launch_context_with(user, runtime, parameters);
     let fill_in = |text: &mut String| -> Result<(), String> {
         if text.contains("#{") {
             let template = Template::parse(text).map_err(|e| e.message)?;
-            *text = fill(&template, user, runtime)?;
+            *text = template.render(&context).map_err(|e| {
+                format!(
+                    "Error while resolving expression: \"{}\", error: {}",
+                    template.source(),
+                    e.message
+                )
+            })?;
         }
         Ok(())
     };

@@ -54,6 +54,9 @@ pub struct InstanceView {
     /// named instances, `/app_i/<app>/<name>/`).
     #[serde(default = "default_instance_name")]
     pub instance_name: String,
+    /// The app's parameters as the user chose them.
+    #[serde(default)]
+    pub parameters: Vec<crate::config::parameters::ChosenName>,
     pub created_unix_ms: u64,
     /// When it first answered (0 until then): ShinyProxy's `startupTimestamp`.
     #[serde(default)]
@@ -83,6 +86,7 @@ impl InstanceView {
             log_lines: Vec::new(),
             public_path: public_path.to_string(),
             instance_name: DEFAULT_INSTANCE.to_string(),
+            parameters: Vec::new(),
             created_unix_ms: crate::clock::now_unix_ms(),
             started_unix_ms: 0,
             age_secs: 0,

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http::StatusCode;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,8 +118,10 @@ pub async fn launch(
     Extension(ctx): Extension<RequestCtx>,
     ApiUser(who): ApiUser,
     Path(spec_id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let view = start(&st, &ctx, &who, &spec_id, None).await?;
+    let parameters = parameters_of(&body)?;
+    let view = start(&st, &ctx, &who, &spec_id, None, parameters).await?;
     let wait = st.config.proxy.container_wait_time + Duration::from_secs(5);
     let view = settled(&st, view, wait).await;
     match view.status {
@@ -137,10 +140,39 @@ pub async fn launch_for_page(
     Extension(ctx): Extension<RequestCtx>,
     ApiUser(who): ApiUser,
     Path((spec_id, instance)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let name = instance_name(&instance)?;
-    let view = start(&st, &ctx, &who, &spec_id, Some(name)).await?;
+    let parameters = parameters_of(&body)?;
+    let view = start(&st, &ctx, &who, &spec_id, Some(name), parameters).await?;
     Ok(api_shapes::success(proxy_json(&st, &view)))
+}
+
+/// The optional body of a start, ShinyProxy's `{"parameters": {"id": "value", …}}`.
+fn parameters_of(body: &[u8]) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let invalid = || ApiError::new(StatusCode::BAD_REQUEST, "request body missing or invalid");
+    let parsed: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid())?;
+    let Some(given) = parsed.get("parameters") else {
+        return Ok(None);
+    };
+    let Some(map) = given.as_object() else {
+        return Err(invalid());
+    };
+    map.iter()
+        .map(|(id, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => return Err(invalid()),
+            };
+            Ok((id.clone(), value))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// ShinyProxy's rules for an instance name: 1 to 64 of `A-Z a-z 0-9 _ . -`; `default` (in
@@ -174,6 +206,7 @@ async fn start(
     who: &Identity,
     spec_id: &str,
     instance_name: Option<String>,
+    parameters: Option<BTreeMap<String, String>>,
 ) -> Result<InstanceView, ApiError> {
     let view = st
         .manager
@@ -184,6 +217,7 @@ async fn start(
                 login_env: super::oidc::login_env(ctx.session.as_deref()),
                 server_name: ctx.server_name.clone(),
                 instance_name,
+                parameters,
             },
         )
         .await

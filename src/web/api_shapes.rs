@@ -50,6 +50,9 @@ pub fn proxy(view: &InstanceView, spec: Option<&AppSpec>) -> Value {
         "SHINYPROXY_PUBLIC_PATH": view.public_path,
         "SHINYPROXY_APP_INSTANCE": view.instance_name,
     });
+    if let (false, Some(map)) = (view.parameters.is_empty(), runtime.as_object_mut()) {
+        map.insert("SHINYPROXY_PARAMETER_NAMES".into(), json!(view.parameters));
+    }
     if let (Some(spec), Some(map)) = (spec, runtime.as_object_mut()) {
         map.insert(
             "SHINYPROXY_HEARTBEAT_TIMEOUT".into(),

@@ -283,6 +283,7 @@ pub async fn app_direct(
                     login_env: super::oidc::login_env(caller.session),
                     server_name: ctx.server_name.clone(),
                     instance_name: Some(name),
+                    parameters: None,
                 },
             )
             .await

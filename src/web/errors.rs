@@ -18,7 +18,7 @@ pub fn launch_status(e: &LaunchError) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         LaunchError::Settings(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        LaunchError::NameTaken(_) => StatusCode::BAD_REQUEST,
+        LaunchError::NameTaken(_) | LaunchError::Parameters(_) => StatusCode::BAD_REQUEST,
     }
 }
 

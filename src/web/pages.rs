@@ -174,12 +174,35 @@ async fn draw_app_page(
             }
         })
         .collect();
+    // The parameters form: per parameter, the values of the value sets this user may use.
+    let subject = crate::config::access::Subject {
+        user: &s.identity.user,
+        groups: &s.identity.groups,
+        server_name: req.server_name.as_deref(),
+    };
+    let parameters: Vec<minijinja::Value> = spec
+        .parameters
+        .as_ref()
+        .map(|p| {
+            p.offered(&subject)
+                .into_iter()
+                .map(|(d, options)| {
+                    minijinja::context! {
+                        id => &d.id, label => d.label(), description => &d.description,
+                        options => options,
+                        default => d.default_value.as_deref().map(|v| d.name_of(v)),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let switchable = spec.pool.is_none()
         && (spec.always_show_switch_instance || spec.max_instances.is_none_or(|m| m > 1));
     let ctx = minijinja::context! {
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
         instance_name => name,
+        parameters => parameters,
         instances => instances,
         switchable => switchable,
 

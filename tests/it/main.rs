@@ -28,6 +28,7 @@ mod logs;
 mod metrics;
 mod named_instances;
 mod oidc;
+mod parameters;
 mod pools;
 mod pools_docker;
 mod portal;

@@ -63,6 +63,28 @@ impl AccessExpr {
     }
 }
 
+/// ShinyProxy's rules for an app (and a parameter value set): every strict expression must
+/// hold; then any match of groups, users or expressions grants access; with none set,
+/// everyone may.
+pub fn rules_allow(
+    groups: &[String],
+    users: &[String],
+    rules: &AccessExpressions,
+    s: &Subject,
+) -> bool {
+    if !rules.all.iter().all(|r| r.allows(s)) {
+        return false;
+    }
+    if groups.is_empty() && users.is_empty() && rules.any.is_empty() {
+        return true;
+    }
+    users.iter().any(|u| u == s.user)
+        || groups
+            .iter()
+            .any(|g| s.groups.iter().any(|ug| ug.eq_ignore_ascii_case(g)))
+        || rules.any.iter().any(|r| r.allows(s))
+}
+
 /// An access rule as ShinyProxy reads it: `#{...}` is evaluated; without one the value is a
 /// literal, which must then be true or false.
 pub fn compile_spel(source: &str) -> Result<AccessExpr, spel::ParseError> {
