@@ -2,12 +2,13 @@
 //! `template-groups`, and what `landing-page` may be.
 
 use super::convert::{self, Fields};
-use super::model::{LandingPage, TemplateGroup};
+use super::model::{LandingPage, MyAppsMode, TemplateGroup};
 use super::node::Value;
 use super::report::{Report, index};
 
 pub struct PortalSettings {
     pub landing_page: LandingPage,
+    pub my_apps_mode: MyAppsMode,
     pub hide_navbar: bool,
     pub notification_message: Option<String>,
     pub template_groups: Vec<TemplateGroup>,
@@ -16,6 +17,7 @@ pub struct PortalSettings {
 pub fn check_portal(proxy: &Fields, report: &mut Report) -> PortalSettings {
     PortalSettings {
         landing_page: landing_page(proxy, report),
+        my_apps_mode: my_apps_mode(proxy, report),
         hide_navbar: proxy.boolean("hide-navbar", report).unwrap_or(false),
         notification_message: proxy.text("notification-message", report),
         template_groups: template_groups(proxy, report),
@@ -48,6 +50,28 @@ fn landing_page(proxy: &Fields, report: &mut Report) -> LandingPage {
             );
             LandingPage::Portal
         }
+    }
+}
+
+/// `my-apps-mode`: the user's instances beside the apps (`Inline`), behind a button
+/// (`Modal`), or only on their own page (`None`).
+fn my_apps_mode(proxy: &Fields, report: &mut Report) -> MyAppsMode {
+    let Some((node, path)) = proxy.get("my-apps-mode") else {
+        return MyAppsMode::None;
+    };
+    match convert::text(node, &path, report).as_deref() {
+        Some(m) if m.eq_ignore_ascii_case("inline") => MyAppsMode::Inline,
+        Some(m) if m.eq_ignore_ascii_case("modal") => MyAppsMode::Modal,
+        Some(m) if m.eq_ignore_ascii_case("none") => MyAppsMode::None,
+        Some(other) => {
+            report.error(
+                &node.at,
+                &path,
+                format!("'{other}' is not a my-apps-mode: use Inline, Modal or None"),
+            );
+            MyAppsMode::None
+        }
+        None => MyAppsMode::None,
     }
 }
 

@@ -60,6 +60,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             favicon_path: None,
             landing_page: LandingPage::Portal,
             hide_navbar: false,
+            my_apps_mode: MyAppsMode::None,
             notification_message: None,
             template_groups: Vec::new(),
             port: 8080,

@@ -183,7 +183,7 @@ pub static PROXY: Level = Level {
         section("usage-stats", Status::Used, Shape::List(&USAGE_STATS)),
         todo("usage-stats-hikari"),
         used("log-as-json"),
-        todo("my-apps-mode"),
+        used("my-apps-mode"),
         todo("container-log-path"),
         todo("container-log-s3-access-key"),
         todo("container-log-s3-access-secret"),

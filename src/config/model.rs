@@ -201,6 +201,14 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// `my-apps-mode`: where the portal shows the user's running instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum MyAppsMode {
+    None,
+    Inline,
+    Modal,
+}
+
 /// ShinyProxy's `landing-page`: what a user who opens `/` gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LandingPage {
@@ -236,6 +244,8 @@ pub struct ProxyConfig {
     pub favicon_path: Option<std::path::PathBuf>,
     /// What `/` shows.
     pub landing_page: LandingPage,
+    /// `my-apps-mode`.
+    pub my_apps_mode: MyAppsMode,
     /// `hide-navbar`: pages without the top bar (also `?sp_hide_navbar=true` per request).
     pub hide_navbar: bool,
     /// `notification-message`: HTML from the config shown above the apps.

@@ -33,13 +33,11 @@ pub async fn portal(
     if let Some(to) = landing(&proxy.landing_page, &open) {
         return Redirect::to(&to).into_response();
     }
-    let running: Vec<String> = st
-        .manager
-        .list(Some(&s.identity.user))
-        .await
-        .into_iter()
+    let mine = st.manager.list(Some(&s.identity.user)).await;
+    let running: Vec<String> = mine
+        .iter()
         .filter(|v| v.status == InstanceStatus::Running)
-        .map(|v| v.spec_id)
+        .map(|v| v.spec_id.clone())
         .collect();
     let tile = |a: &crate::config::AppSpec| {
         minijinja::context! {
@@ -51,6 +49,8 @@ pub async fn portal(
     let ctx = minijinja::context! {
         groups => tile_groups(&proxy.template_groups, &open, tile),
         notification => v(&proxy.notification_message),
+        my_apps_mode => v(&proxy.my_apps_mode),
+        instances => v(&mine),
         ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")
     };
     st.templates.render(StatusCode::OK, "portal.html", ctx)

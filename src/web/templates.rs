@@ -4,12 +4,13 @@ use axum::response::{Html, IntoResponse, Response};
 use http::StatusCode;
 use minijinja::{Environment, Value};
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("portal.html", include_str!("templates/portal.html")),
     ("app.html", include_str!("templates/app.html")),
     ("my_apps.html", include_str!("templates/my_apps.html")),
+    ("instances.html", include_str!("templates/instances.html")),
     ("admin.html", include_str!("templates/admin.html")),
     ("error.html", include_str!("templates/error.html")),
     ("tokens.html", include_str!("templates/tokens.html")),

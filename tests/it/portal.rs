@@ -178,3 +178,31 @@ async fn favicons_are_served_from_the_files_the_config_names() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn my_apps_mode_shows_the_users_instances_beside_the_apps_or_behind_a_button() {
+    for (mode, marker) in [
+        ("Inline", "<aside id=\"my-apps\">"),
+        ("Modal", "<dialog id=\"my-apps\">"),
+    ] {
+        let server = TestServer::start(config(&format!("  my-apps-mode: {mode}"))).await;
+        let alice = Browser::login(&server, "alice").await;
+        let id = alice.launch_id("two").await;
+        let page = alice.get("/").await.text().await.expect("portal");
+        assert!(page.contains(marker), "{mode}: {page}");
+        assert!(
+            page.contains(&format!("instance-{id}")),
+            "{mode}: the instance is listed"
+        );
+        server.shutdown().await;
+    }
+    let server = TestServer::start(config("")).await;
+    let alice = Browser::login(&server, "alice").await;
+    alice.launch_id("two").await;
+    let page = alice.get("/").await.text().await.expect("portal");
+    assert!(
+        !page.contains("id=\"my-apps\""),
+        "None: only the My apps page"
+    );
+    server.shutdown().await;
+}
