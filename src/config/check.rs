@@ -89,6 +89,9 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         max_lifetime: default_max_lifetime,
         stop_on_logout: default_stop_proxy_on_logout,
         max_instances: default_max_instances,
+        track_app_url: proxy
+            .boolean("default-track-app-url", report)
+            .unwrap_or(false),
     };
     let specs = check_specs(proxy, &defaults, report);
     let portal = super::check_portal::check_portal(proxy, report);

@@ -20,6 +20,7 @@ pub struct SpecDefaults {
     pub max_lifetime: Option<Duration>,
     pub stop_on_logout: bool,
     pub max_instances: Option<u32>,
+    pub track_app_url: bool,
 }
 
 pub fn check_specs(proxy: &Fields, defaults: &SpecDefaults, report: &mut Report) -> Vec<AppSpec> {
@@ -192,6 +193,9 @@ fn check_spec(
         process_workdir: if process { process_workdir } else { None },
         template_group: f.text("template-group", report),
         parameters: super::check_parameters::check_parameters(&f, report),
+        track_app_url: f
+            .boolean("track-app-url", report)
+            .unwrap_or(defaults.track_app_url),
         always_show_switch_instance: f
             .boolean("always-show-switch-instance", report)
             .unwrap_or(false),

@@ -45,6 +45,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         template_group: None,
         parameters: None,
         always_show_switch_instance: false,
+        track_app_url: false,
         favicon_path: None,
         pool: None,
         public: false,

@@ -335,6 +335,9 @@ pub struct AppSpec {
     /// Process backend only: the directory the app is started in (a fresh per-instance
     /// directory when unset).
     pub process_workdir: Option<PathBuf>,
+    /// `track-app-url` (else `proxy.default-track-app-url`): the app's own path is mirrored into
+    /// the browser's address, so a reload or a shared link opens the same page of the app.
+    pub track_app_url: bool,
     /// `always-show-switch-instance`: the portal's tile asks which instance to open.
     pub always_show_switch_instance: bool,
     /// `template-group`: the portal heading this app's tile is shown under.

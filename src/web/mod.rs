@@ -150,6 +150,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))
         .route("/app/{spec}", get(pages::app_page))
+        .route("/app/{spec}/{*sub}", get(pages::app_page_at))
+        .route(
+            "/app_i/{spec}/{instance}/{*sub}",
+            get(pages::named_app_page_at),
+        )
         .route("/app_direct/{*path}", any(app_routes::app_direct))
         .route("/app_proxy/{*path}", any(app_routes::app_proxy))
         .route("/my-apps", get(pages::my_apps))

@@ -105,7 +105,48 @@ pub async fn app_page(
     PageUser(s): PageUser,
     Path(spec_id): Path<String>,
 ) -> Response {
-    draw_app_page(&st, &req, &s, &spec_id, DEFAULT_INSTANCE).await
+    draw_app_page(&st, &req, &s, &spec_id, DEFAULT_INSTANCE, "").await
+}
+
+/// `/app/<app>/<path>`: the app page opening the app at its own `path` (`track-app-url`).
+pub async fn app_page_at(
+    State(st): State<Arc<AppState>>,
+    Extension(req): Extension<RequestCtx>,
+    PageUser(s): PageUser,
+    Path((spec_id, sub)): Path<(String, String)>,
+    uri: http::Uri,
+) -> Response {
+    let sub = with_query(&sub, &uri);
+    draw_app_page(&st, &req, &s, &spec_id, DEFAULT_INSTANCE, &sub).await
+}
+
+/// `/app_i/<app>/<name>/<path>`.
+pub async fn named_app_page_at(
+    State(st): State<Arc<AppState>>,
+    Extension(req): Extension<RequestCtx>,
+    PageUser(s): PageUser,
+    Path((spec_id, name, sub)): Path<(String, String, String)>,
+    uri: http::Uri,
+) -> Response {
+    let sub = with_query(&sub, &uri);
+    match super::api::instance_name(&name) {
+        Ok(name) => draw_app_page(&st, &req, &s, &spec_id, &name, &sub).await,
+        Err(e) => error_page(
+            &st,
+            Some(&s),
+            StatusCode::BAD_REQUEST,
+            "Not an instance name",
+            &e.message,
+        ),
+    }
+}
+
+/// The app's own path and query, as the frame should open them.
+fn with_query(sub: &str, uri: &http::Uri) -> String {
+    match uri.query() {
+        Some(q) => format!("{sub}?{q}"),
+        None => sub.to_string(),
+    }
 }
 
 /// `/app_i/<app>/<name>/`: the app page of one of the user's named instances.
@@ -116,7 +157,7 @@ pub async fn named_app_page(
     Path((spec_id, name)): Path<(String, String)>,
 ) -> Response {
     match super::api::instance_name(&name) {
-        Ok(name) => draw_app_page(&st, &req, &s, &spec_id, &name).await,
+        Ok(name) => draw_app_page(&st, &req, &s, &spec_id, &name, "").await,
         Err(e) => error_page(
             &st,
             Some(&s),
@@ -133,6 +174,7 @@ async fn draw_app_page(
     s: &crate::auth::Session,
     spec_id: &str,
     name: &str,
+    sub_path: &str,
 ) -> Response {
     let Some(spec) = st.config.proxy.spec(spec_id) else {
         return error_page(
@@ -202,6 +244,8 @@ async fn draw_app_page(
         app => minijinja::context! { id => v(&spec.id), display_name => v(&spec.display_name) },
         instance => v(&instance),
         instance_name => name,
+        track_url => spec.track_app_url,
+        sub_path => if spec.track_app_url { sub_path } else { "" },
         parameters => parameters,
         instances => instances,
         switchable => switchable,

@@ -206,3 +206,49 @@ async fn my_apps_mode_shows_the_users_instances_beside_the_apps_or_behind_a_butt
     );
     server.shutdown().await;
 }
+
+/// `track-app-url` in Chromium: a page opened inside the app shows in the browser's address,
+/// and that address opens the app at the same page.
+#[tokio::test]
+async fn track_app_url_mirrors_the_apps_path_in_the_address() {
+    use crate::common::app_browser::open_app;
+    let mut demo = crate::websocket::demo_spec();
+    demo.track_app_url = true;
+    let server = TestServer::start(crate::common::config(vec![demo])).await;
+    let chrome = crate::common::chrome::Chrome::start().await;
+    let c = &chrome.client;
+    open_app(c, &server, "alice", "demo", None).await;
+    c.enter_parent_frame().await.expect("leave the frame");
+    c.execute(
+        "const f = document.getElementById('appframe'); f.contentWindow.location.href = f.src + 'deep/page?tab=2';",
+        vec![],
+    )
+    .await
+    .expect("navigate inside the app");
+    let mirrored = eventually(std::time::Duration::from_secs(10), || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.path() == "/app/demo/deep/page" && u.query() == Some("tab=2"))
+    })
+    .await;
+    assert!(
+        mirrored,
+        "{:?}",
+        c.current_url().await.map(|u| u.to_string())
+    );
+
+    c.goto(&server.url("/app/demo/deep/page?tab=2"))
+        .await
+        .expect("open the address");
+    let reopened = eventually(std::time::Duration::from_secs(10), || async {
+        c.execute("return document.getElementById('appframe').src", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .is_some_and(|src| src.ends_with("/deep/page?tab=2") && src.contains("/app_proxy/"))
+    })
+    .await;
+    assert!(reopened, "the frame opens the app at that page");
+    chrome.stop().await;
+    server.shutdown().await;
+}
