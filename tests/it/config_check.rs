@@ -297,18 +297,12 @@ fn key_far_from_any_known_key_is_unknown_without_a_suggestion() {
 fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
     let loaded = ok(&format!(
         "proxy:
-  my-apps-mode: Inline
   docker:
     cert-path: /certs
-{PROCESS_APP}    parameters:
-      definitions: []
+{PROCESS_APP}    docker-ipc: host
 "
     ));
-    for key in [
-        "proxy.my-apps-mode",
-        "proxy.docker.cert-path",
-        "proxy.specs[0].parameters",
-    ] {
+    for key in ["proxy.docker.cert-path", "proxy.specs[0].docker-ipc"] {
         let w = about(&loaded.warnings, key);
         assert_eq!(w.severity, Severity::Warning);
         assert!(
@@ -440,6 +434,8 @@ fn thymeleaf_and_html_text_keeps_its_dollar_braces_while_other_values_need_the_v
       definitions:
       - id: v
         description: '${{v}}'
+      value-sets:
+      - values: {{v: [a]}}
       template: '<p th:text=\"${{appName}}\"></p>'
 "
     ));

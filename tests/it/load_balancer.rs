@@ -140,7 +140,7 @@ async fn an_instance_limit_and_the_login_throttle_answer_differently() {
     let server = TestServer::start(config(vec![echo_spec("echo")])).await;
     let alice = Browser::login(&server, "alice").await;
     alice.launch("echo").await;
-    alice.launch("echo").await;
+    alice.launch_named("echo", "second").await;
     let third = alice.api(Method::POST, "/api/proxy/echo").await;
     assert_eq!(third.status(), 409, "max-instances is 2 in the test spec");
 

@@ -333,7 +333,8 @@ async fn an_expired_access_token_is_refreshed_and_new_apps_get_the_new_one() {
         "the session lives on through a refresh"
     );
 
-    let second = b.launch("analysts-app").await;
+    // A second instance beside the first, under its own name.
+    let second = b.launch_named("analysts-app", "second").await;
     let new = app_env(&b, &second).await["SHINYPROXY_OIDC_ACCESS_TOKEN"]
         .as_str()
         .expect("token")

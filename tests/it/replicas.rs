@@ -413,13 +413,10 @@ async fn two_hundred_users_across_three_replicas_start_exactly_the_server_limit(
         .filter(|(_, s)| *s == 200)
         .map(|(u, _)| u)
         .collect();
-    assert_eq!(admitted.len(), 50, "{answers:?}");
     assert!(
         answers.iter().all(|(_, s)| *s == 200 || *s == 409),
         "{answers:?}"
     );
-    let distinct: std::collections::HashSet<&String> = admitted.iter().copied().collect();
-    assert_eq!(distinct.len(), 50, "somebody got two instances");
     let all: serde_json::Value = data(
         http.get(replicas[1].url("/api/proxy?all=true"))
             .basic_auth("root", Some(PASSWORD))
@@ -428,10 +425,19 @@ async fn two_hundred_users_across_three_replicas_start_exactly_the_server_limit(
             .expect("list"),
     )
     .await;
-    let live = all
-        .as_array()
-        .map(|l| l.iter().filter(|v| !failed(v)).count());
-    assert_eq!(live, Some(50), "{all}");
+    let listed = all.as_array().cloned().unwrap_or_default();
+    let live = listed.iter().filter(|v| !failed(v)).count();
+    // A start that fails frees its place for the next click (on a loaded machine one may),
+    // so the server admits 50 plus one per failure, and runs exactly 50.
+    let failures = listed.len() - live;
+    assert_eq!(admitted.len(), 50 + failures, "{answers:?}");
+    assert_eq!(live, 50, "{all}");
+    let owners: std::collections::HashSet<&str> = listed
+        .iter()
+        .filter(|v| !failed(v))
+        .filter_map(|v| v["userId"].as_str())
+        .collect();
+    assert_eq!(owners.len(), 50, "somebody runs two instances");
     for server in replicas {
         server.shutdown().await;
     }
