@@ -7,7 +7,7 @@ use super::access::{self, AccessExpressions};
 use super::convert::{self, Fields};
 use super::node::{Node, Value};
 use super::parameters::{Definition, Parameters, ValueSet, ValueSetAccess};
-use super::report::{Report, index};
+use super::report::Report;
 
 pub fn check_parameters(spec: &Fields, report: &mut Report) -> Option<Parameters> {
     let (node, path) = spec.get("parameters")?;
@@ -36,11 +36,11 @@ pub fn check_parameters(spec: &Fields, report: &mut Report) -> Option<Parameters
 }
 
 fn definitions(f: &Fields, report: &mut Report) -> Vec<Definition> {
-    items(f, "definitions", report)
+    convert::list_items(f, "definitions", report)
         .into_iter()
         .map(|(item, p)| {
             let d = Fields::of(Some(item), &p, report);
-            let value_names = items(&d, "value-names", report)
+            let value_names = convert::list_items(&d, "value-names", report)
                 .into_iter()
                 .filter_map(|(vn, vp)| {
                     let v = Fields::of(Some(vn), &vp, report);
@@ -59,7 +59,7 @@ fn definitions(f: &Fields, report: &mut Report) -> Vec<Definition> {
 }
 
 fn value_sets(f: &Fields, report: &mut Report) -> Vec<ValueSet> {
-    items(f, "value-sets", report)
+    convert::list_items(f, "value-sets", report)
         .into_iter()
         .map(|(item, p)| {
             let v = Fields::of(Some(item), &p, report);
@@ -115,27 +115,6 @@ fn value_lists(node: &Node, path: &str, report: &mut Report) -> BTreeMap<String,
             Some((e.key.clone(), list))
         })
         .collect()
-}
-
-fn items<'a>(f: &Fields<'a>, key: &str, report: &mut Report) -> Vec<(&'a Node, String)> {
-    let Some((node, path)) = f.get(key) else {
-        return Vec::new();
-    };
-    match &node.value {
-        Value::Seq(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n, index(&path, i)))
-            .collect(),
-        _ => {
-            report.error(
-                &node.at,
-                &path,
-                format!("expected a list, found {}", node.describe()),
-            );
-            Vec::new()
-        }
-    }
 }
 
 /// ShinyProxy's start-up checks of a parameters block, first problem first.

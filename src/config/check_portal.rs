@@ -3,8 +3,7 @@
 
 use super::convert::{self, Fields};
 use super::model::{LandingPage, MyAppsMode, TemplateGroup};
-use super::node::Value;
-use super::report::{Report, index};
+use super::report::Report;
 
 pub struct PortalSettings {
     pub landing_page: LandingPage,
@@ -76,23 +75,8 @@ fn my_apps_mode(proxy: &Fields, report: &mut Report) -> MyAppsMode {
 }
 
 fn template_groups(proxy: &Fields, report: &mut Report) -> Vec<TemplateGroup> {
-    let Some((node, path)) = proxy.get("template-groups") else {
-        return Vec::new();
-    };
-    let Value::Seq(items) = &node.value else {
-        report.error(
-            &node.at,
-            &path,
-            format!(
-                "expected a list of groups ('- id: ...'), found {}",
-                node.describe()
-            ),
-        );
-        return Vec::new();
-    };
     let mut groups = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let item_path = index(&path, i);
+    for (item, item_path) in convert::list_items(proxy, "template-groups", report) {
         let f = Fields::of(Some(item), &item_path, report);
         let Some(id) = f.text("id", report) else {
             report.error(&item.at, &item_path, "a template group needs an id");

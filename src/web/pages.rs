@@ -128,17 +128,7 @@ pub async fn named_app_page_at(
     Path((spec_id, name, sub)): Path<(String, String, String)>,
     uri: http::Uri,
 ) -> Response {
-    let sub = with_query(&sub, &uri);
-    match super::api::instance_name(&name) {
-        Ok(name) => draw_app_page(&st, &req, &s, &spec_id, &name, &sub).await,
-        Err(e) => error_page(
-            &st,
-            Some(&s),
-            StatusCode::BAD_REQUEST,
-            "Not an instance name",
-            &e.message,
-        ),
-    }
+    draw_named_app_page(&st, &req, &s, &spec_id, &name, &with_query(&sub, &uri)).await
 }
 
 /// The app's own path and query, as the frame should open them.
@@ -156,11 +146,22 @@ pub async fn named_app_page(
     PageUser(s): PageUser,
     Path((spec_id, name)): Path<(String, String)>,
 ) -> Response {
-    match super::api::instance_name(&name) {
-        Ok(name) => draw_app_page(&st, &req, &s, &spec_id, &name, "").await,
+    draw_named_app_page(&st, &req, &s, &spec_id, &name, "").await
+}
+
+async fn draw_named_app_page(
+    st: &AppState,
+    req: &RequestCtx,
+    s: &crate::auth::Session,
+    spec_id: &str,
+    name: &str,
+    sub_path: &str,
+) -> Response {
+    match super::api::instance_name(name) {
+        Ok(name) => draw_app_page(st, req, s, spec_id, &name, sub_path).await,
         Err(e) => error_page(
-            &st,
-            Some(&s),
+            st,
+            Some(s),
             StatusCode::BAD_REQUEST,
             "Not an instance name",
             &e.message,
