@@ -71,7 +71,8 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
         BackendKind::Docker => Ok(Arc::new(
             DockerBackend::connect(config.proxy.docker.clone())
                 .await
-                .map_err(|e| anyhow::anyhow!(e))?,
+                .map_err(|e| anyhow::anyhow!(e))?
+                .adopting_shinyproxy(config.proxy.recover_running_proxies),
         )),
         BackendKind::DockerSwarm => Ok(Arc::new(
             SwarmBackend::connect(config.proxy.docker.clone())
@@ -86,7 +87,8 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
                     config.proxy.kubernetes.clone(),
                     config.proxy.container_wait_time,
                 )
-                .with_apps(&config.proxy.specs),
+                .with_apps(&config.proxy.specs)
+                .adopting_shinyproxy(config.proxy.recover_running_proxies),
             ))
         }
     }

@@ -5,6 +5,7 @@ pub mod docker;
 pub mod kubernetes;
 mod log_buffer;
 pub mod process;
+pub mod shinyproxy;
 pub mod supervisor;
 pub mod swarm;
 

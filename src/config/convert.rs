@@ -40,32 +40,6 @@ impl<'a> Fields<'a> {
     /// The value of a key (matched as Spring does), with its dotted path; `None` when the key is
     /// absent or empty. When a key is given twice the key check has reported it; the last wins.
     pub fn get(&self, name: &str) -> Option<(&'a Node, String)> {
-        /// The mappings of the list under `key`, with their paths; anything else is an error there.
-        pub fn list_items<'a>(
-            f: &Fields<'a>,
-            key: &str,
-            report: &mut Report,
-        ) -> Vec<(&'a super::node::Node, String)> {
-            let Some((node, path)) = f.get(key) else {
-                return Vec::new();
-            };
-            match &node.value {
-                super::node::Value::Seq(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n, super::report::index(&path, i)))
-                    .collect(),
-                _ => {
-                    report.error(
-                        &node.at,
-                        &path,
-                        format!("expected a list, found {}", node.describe()),
-                    );
-                    Vec::new()
-                }
-            }
-        }
-
         #[cfg(test)]
         reads::record(&self.path, name);
         let c = canonical(name);
@@ -312,6 +286,32 @@ pub fn choice<'c>(
 }
 
 /// Which keys the checkers ask for, so a test can hold the catalogue (`keys.rs`) to them.
+/// The mappings of the list under `key`, with their paths; anything else is an error there.
+pub fn list_items<'a>(
+    f: &Fields<'a>,
+    key: &str,
+    report: &mut Report,
+) -> Vec<(&'a super::node::Node, String)> {
+    let Some((node, path)) = f.get(key) else {
+        return Vec::new();
+    };
+    match &node.value {
+        super::node::Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n, super::report::index(&path, i)))
+            .collect(),
+        _ => {
+            report.error(
+                &node.at,
+                &path,
+                format!("expected a list, found {}", node.describe()),
+            );
+            Vec::new()
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod reads {
     use std::cell::RefCell;

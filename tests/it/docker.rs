@@ -2,6 +2,8 @@
 //! are proxied with their WebSockets, keep users' folders apart, get their limits, are removed on
 //! stop, report failures readably, and survive a restart of vestibule when asked to.
 
+mod shinyproxy;
+
 use crate::common::docker::*;
 use crate::common::*;
 use std::time::Duration;

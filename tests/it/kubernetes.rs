@@ -4,6 +4,7 @@
 mod crashes;
 mod mock_semantics;
 mod namespaces;
+mod shinyproxy;
 
 use crate::common;
 use crate::common::{certs, eventually, kube_mock};

@@ -9,6 +9,7 @@ mod image;
 pub mod labels;
 pub(crate) mod logs;
 pub(crate) mod ports;
+mod shinyproxy;
 pub(crate) mod spec;
 pub(crate) mod volumes;
 
@@ -38,6 +39,10 @@ pub struct DockerBackend {
     ports: PortAllocator,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     exits: tokio::sync::broadcast::Sender<super::Exit>,
+    /// Whether recovery also takes over the containers a ShinyProxy started (see
+    /// [`shinyproxy`]); only with `recover-running-proxies`, since without it whatever recovery
+    /// finds unclaimed is removed, and a ShinyProxy's containers are not vestibule's to remove.
+    adopt_shinyproxy: bool,
 }
 
 struct Instance {
@@ -45,6 +50,8 @@ struct Instance {
     host_port: Option<u16>,
     log: Arc<LogBuffer>,
     log_done: watch::Receiver<bool>,
+    /// Started by ShinyProxy: its further containers (same proxy id) go with it.
+    from_shinyproxy: bool,
 }
 
 /// A Docker error as a person should read it: the engine's own message when it sent one.
@@ -64,7 +71,14 @@ impl DockerBackend {
             settings,
             instances: Mutex::new(HashMap::new()),
             exits: tokio::sync::broadcast::channel(256).0,
+            adopt_shinyproxy: false,
         })
+    }
+
+    /// With `recover-running-proxies`: recovery adopts ShinyProxy's containers too.
+    pub fn adopting_shinyproxy(mut self, adopt: bool) -> Self {
+        self.adopt_shinyproxy = adopt;
+        self
     }
 
     fn get(&self, id: &str) -> Option<Arc<Instance>> {
@@ -102,6 +116,7 @@ impl DockerBackend {
             host_port,
             log: log.clone(),
             log_done: watch::channel(true).1,
+            from_shinyproxy: false,
         };
         // Registered before anything else can fail, so stop() removes the container.
         let result = async {
@@ -179,7 +194,39 @@ impl DockerBackend {
         for container in theirs.filter_map(|c| c.id) {
             self.remove(&container).await.map_err(failed)?;
         }
+        if self.adopt_shinyproxy {
+            // Adopted from ShinyProxy by another replica: found by ShinyProxy's label.
+            self.remove_shinyproxy_containers(instance_id)
+                .await
+                .map_err(failed)?;
+        }
         Ok(())
+    }
+
+    /// Follows an adopted container's log and exit, and stops it like one started here.
+    fn track(
+        &self,
+        instance_id: &str,
+        container_id: String,
+        host_port: Option<u16>,
+        from_shinyproxy: bool,
+    ) {
+        if let Some(p) = host_port {
+            self.ports.claim(p);
+        }
+        let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
+        let log_done = logs::follow(self.docker.clone(), container_id.clone(), log.clone());
+        self.report_exit(instance_id, &container_id, log_done.clone());
+        self.instances.lock().insert(
+            instance_id.to_string(),
+            Arc::new(Instance {
+                container_id,
+                host_port,
+                log,
+                log_done,
+                from_shinyproxy,
+            }),
+        );
     }
 
     /// A container's log stream ends when the container does: then, and only then, ask the
@@ -274,12 +321,16 @@ impl Backend for DockerBackend {
             // Started by another replica (or an earlier run): found by its label.
             return self.stop_by_label(instance_id).await;
         };
-        self.remove(&inst.container_id)
-            .await
-            .map_err(|reason| BackendError::Stop {
-                id: instance_id.to_string(),
-                reason,
-            })?;
+        let failed = |reason| BackendError::Stop {
+            id: instance_id.to_string(),
+            reason,
+        };
+        self.remove(&inst.container_id).await.map_err(failed)?;
+        if inst.from_shinyproxy {
+            self.remove_shinyproxy_containers(instance_id)
+                .await
+                .map_err(failed)?;
+        }
         self.instances.lock().remove(instance_id);
         if let Some(p) = inst.host_port {
             self.ports.release(p);
@@ -362,21 +413,7 @@ impl Backend for DockerBackend {
             };
             let instance_id = label(labels::INSTANCE_ID);
             let host_port = (!self.settings.internal_networking).then_some(address.port());
-            if let Some(p) = host_port {
-                self.ports.claim(p);
-            }
-            let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
-            let log_done = logs::follow(self.docker.clone(), container_id.clone(), log.clone());
-            self.report_exit(&instance_id, &container_id, log_done.clone());
-            self.instances.lock().insert(
-                instance_id.clone(),
-                Arc::new(Instance {
-                    container_id,
-                    host_port,
-                    log,
-                    log_done,
-                }),
-            );
+            self.track(&instance_id, container_id, host_port, false);
             found.push(Recovered {
                 instance_id,
                 spec_id: label(labels::APP_ID),
@@ -385,6 +422,9 @@ impl Backend for DockerBackend {
                 spec_hash: label(labels::SPEC_HASH),
                 created_unix_ms: label(labels::CREATED_MS).parse().unwrap_or(0),
             });
+        }
+        if self.adopt_shinyproxy {
+            found.extend(self.recover_shinyproxy().await);
         }
         found
     }

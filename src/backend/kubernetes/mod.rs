@@ -10,6 +10,7 @@ mod exit_watch;
 mod manifests;
 pub mod naming;
 mod pod;
+mod shinyproxy;
 pub mod waiting;
 
 use async_trait::async_trait;
@@ -46,6 +47,10 @@ pub struct KubernetesBackend {
     exits: broadcast::Sender<Exit>,
     /// The pod watches behind [`Backend::exits`] run once someone listens.
     watching: std::sync::Once,
+    /// Whether recovery also takes over the pods a ShinyProxy started (see [`shinyproxy`]);
+    /// only with `recover-running-proxies`, as a ShinyProxy's pods are not vestibule's to
+    /// remove when nobody adopts them.
+    adopt_shinyproxy: bool,
 }
 
 /// What the backend and its pod watches both know of the instances.
@@ -64,6 +69,10 @@ struct Instance {
     /// Set while the app serves: its container's restart count then, so a later restart is
     /// seen as the crash it is.
     serving_restarts: Option<i32>,
+    /// The names ShinyProxy gave the pod and its Service; vestibule's own derive from the
+    /// instance id.
+    pod_name: Option<String>,
+    service_name: Option<String>,
 }
 
 impl Shared {
@@ -139,7 +148,24 @@ impl KubernetesBackend {
             shared: Arc::new(Shared::default()),
             exits: broadcast::channel(256).0,
             watching: std::sync::Once::new(),
+            adopt_shinyproxy: false,
         }
+    }
+
+    /// With `recover-running-proxies`: recovery adopts ShinyProxy's pods too.
+    pub fn adopting_shinyproxy(mut self, adopt: bool) -> Self {
+        self.adopt_shinyproxy = adopt;
+        self
+    }
+
+    /// The instance's pod: ShinyProxy's name for one adopted from it.
+    fn pod_name_of(&self, instance_id: &str) -> String {
+        self.shared
+            .instances
+            .lock()
+            .get(instance_id)
+            .and_then(|i| i.pod_name.clone())
+            .unwrap_or_else(|| naming::pod_name(instance_id))
     }
 
     /// Also looks after a restart in the namespaces these apps' pod patches put their pods in.
@@ -288,7 +314,11 @@ impl KubernetesBackend {
     /// Removes the pod, its Service and its non-persistent manifests.
     async fn remove(&self, instance_id: &str) -> Result<(), String> {
         let Instance {
-            namespace, owned, ..
+            namespace,
+            owned,
+            pod_name,
+            service_name,
+            ..
         } = self
             .shared
             .instances
@@ -305,7 +335,10 @@ impl KubernetesBackend {
         let mut problems = Vec::new();
         if let Err(e) = gone_is_fine(
             self.pods(&namespace)
-                .delete(&naming::pod_name(instance_id), &grace)
+                .delete(
+                    &pod_name.unwrap_or_else(|| naming::pod_name(instance_id)),
+                    &grace,
+                )
                 .await,
         ) {
             problems.push(format!("pod: {e}"));
@@ -313,7 +346,10 @@ impl KubernetesBackend {
         if !self.settings.internal_networking
             && let Err(e) = gone_is_fine(
                 self.services(&namespace)
-                    .delete(&naming::service_name(instance_id), &DeleteParams::default())
+                    .delete(
+                        &service_name.unwrap_or_else(|| naming::service_name(instance_id)),
+                        &DeleteParams::default(),
+                    )
                     .await,
             )
         {
@@ -462,7 +498,7 @@ impl Backend for KubernetesBackend {
 
     async fn health(&self, instance_id: &str) -> Health {
         let pods = self.pods(&self.namespace_of(instance_id));
-        let name = naming::pod_name(instance_id);
+        let name = self.pod_name_of(instance_id);
         let pod = match pods.get(&name).await {
             Ok(pod) => pod,
             Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -554,6 +590,9 @@ impl Backend for KubernetesBackend {
                     .and_then(|t| u64::try_from(t.0.as_millisecond()).ok())
                     .unwrap_or(0),
             });
+        }
+        if self.adopt_shinyproxy {
+            found.extend(self.recover_shinyproxy().await);
         }
         found
     }

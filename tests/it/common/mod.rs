@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod redis;
 pub mod replica;
 pub mod saml_idp;
+pub mod shinyproxy;
 pub mod slapd;
 
 use std::net::SocketAddr;
