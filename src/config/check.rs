@@ -92,6 +92,9 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         track_app_url: proxy
             .boolean("default-track-app-url", report)
             .unwrap_or(false),
+        always_show_switch_instance: proxy
+            .boolean("default-always-switch-instance", report)
+            .unwrap_or(false),
     };
     let specs = check_specs(proxy, &defaults, report);
     let portal = super::check_portal::check_portal(proxy, report);

@@ -21,6 +21,7 @@ pub struct SpecDefaults {
     pub stop_on_logout: bool,
     pub max_instances: Option<u32>,
     pub track_app_url: bool,
+    pub always_show_switch_instance: bool,
 }
 
 pub fn check_specs(proxy: &Fields, defaults: &SpecDefaults, report: &mut Report) -> Vec<AppSpec> {
@@ -155,6 +156,16 @@ fn check_spec(
     }
 
     let sharing = super::check_pool::check_sharing(&f, report);
+    if (sharing.pool.is_some() || sharing.seats.is_some())
+        && let Some((n, p)) = f.get("parameters")
+    {
+        report.error(
+            &n.at,
+            &p,
+            "a shared app (pool or seats) has one set of instances for everyone, so it cannot \
+             take each user's parameters",
+        );
+    }
     let spec = AppSpec {
         display_name: f
             .text("display-name", report)
@@ -198,7 +209,7 @@ fn check_spec(
             .unwrap_or(defaults.track_app_url),
         always_show_switch_instance: f
             .boolean("always-show-switch-instance", report)
-            .unwrap_or(false),
+            .unwrap_or(defaults.always_show_switch_instance),
         favicon_path: f.text("favicon-path", report).map(PathBuf::from),
         pool: sharing.pool,
         public: sharing.public,

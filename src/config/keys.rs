@@ -151,7 +151,7 @@ pub static PROXY: Level = Level {
         used("heartbeat-rate"),
         used("heartbeat-timeout"),
         used("default-max-instances"),
-        todo("default-always-switch-instance"),
+        used("default-always-switch-instance"),
         todo("default-websocket-reconnection-mode"),
         used("default-track-app-url"),
         todo("default-cache-headers-mode"),

@@ -338,7 +338,6 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         .collect();
     assert_eq!(errors, ["proxy.kubernetes.cert-path"]);
     for key in [
-        "proxy.default-always-switch-instance",
         "proxy.specs[0].docker-ipc",
         "proxy.specs[0].max-total-instances",
         "proxy.webservice.groups-expression",
@@ -363,6 +362,7 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         "proxy.hide-navbar",
         "proxy.template-groups",
         "proxy.specs[0].always-show-switch-instance",
+        "proxy.default-always-switch-instance",
         "proxy.specs[0].template-group",
         "server.servlet.context-path",
     ] {

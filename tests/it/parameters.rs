@@ -166,6 +166,10 @@ fn parameters_that_could_never_be_chosen_are_refused_at_load() {
         "        definitions: [{id: 'x y'}]\n        value-sets: [{values: {'x y': [a]}}]\n",
     );
     assert!(e.contains("parameter id 'x y' is invalid"), "{e}");
+    let e = refused(
+        "        definitions: [{id: x}]\n        value-sets: [{values: {x: [a]}}]\n      pool: {}\n",
+    );
+    assert!(e.contains("a shared app (pool or seats)"), "{e}");
 }
 
 /// In Chromium: the app page asks for the values first, offers only those of the value sets

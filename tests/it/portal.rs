@@ -252,3 +252,15 @@ async fn track_app_url_mirrors_the_apps_path_in_the_address() {
     chrome.stop().await;
     server.shutdown().await;
 }
+
+#[test]
+fn the_default_switch_instance_setting_applies_to_every_app() {
+    let cfg = config("  default-always-switch-instance: true");
+    assert!(
+        cfg.proxy
+            .specs
+            .iter()
+            .all(|s| s.always_show_switch_instance)
+    );
+    assert!(!config("").proxy.specs[0].always_show_switch_instance);
+}
