@@ -114,6 +114,7 @@ impl Proxy {
             let open = f.route.hold_open();
             let shutdown = self.shutdown.clone();
             let ended = self.closers.watch(&f.openers);
+            let route_ended = f.route.ended();
             self.websockets.spawn(async move {
                 let _open = open;
                 let _load = load;
@@ -130,10 +131,14 @@ impl Proxy {
                 let mut app = TokioIo::new(app);
                 // No idle timeout: a WebSocket may legitimately be quiet for hours.
                 let closed = async {
-                    closers::any_cancelled(&ended).await;
-                    tracing::debug!(
-                        "websocket closed: the session, token or instance that opened it ended"
-                    );
+                    tokio::select! {
+                        _ = closers::any_cancelled(&ended) => tracing::debug!(
+                            "websocket closed: the session, token or instance that opened it ended"
+                        ),
+                        _ = route_ended => tracing::debug!(
+                            "websocket closed: its instance is stopping or gone"
+                        ),
+                    }
                 };
                 if let Err(e) = websocket::carry(&mut client, &mut app, &shutdown, closed).await {
                     tracing::debug!(error = %e, "websocket closed");

@@ -33,6 +33,10 @@ pub struct Route {
     /// Requests being answered, from dispatch until the response body ends; a WebSocket or an
     /// event stream counts for as long as it is open. Pools balance and scale on it.
     in_flight: AtomicUsize,
+    /// Cancelled when the route is removed: the instance is stopping, failed or gone. Its
+    /// WebSockets close then, not once the app has finally exited (which may take the backend's
+    /// whole grace period, or never happen if the app ignores SIGTERM and is killed later).
+    ended: tokio_util::sync::CancellationToken,
 }
 
 impl Route {
@@ -58,7 +62,13 @@ impl Route {
             last_activity_ms: AtomicU64::new(0),
             open_connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            ended: Default::default(),
         }
+    }
+
+    /// Completes once the route has been removed from the table.
+    pub fn ended(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.ended.clone().cancelled_owned()
     }
 
     /// Records traffic; traffic counts as a heartbeat.
@@ -138,11 +148,14 @@ impl RouteTable {
     }
 
     pub(crate) fn remove(&self, instance_id: &str) {
-        self.routes.rcu(|map| {
+        let before = self.routes.rcu(|map| {
             let mut map = HashMap::clone(map);
             map.remove(instance_id);
             map
         });
+        if let Some(route) = before.get(instance_id) {
+            route.ended.cancel();
+        }
     }
 
     pub fn all(&self) -> Vec<Arc<Route>> {

@@ -287,3 +287,69 @@ async fn starttls_trusts_the_configured_ca_and_no_other() {
     assert_eq!(resp.status(), 503);
     untrusted.shutdown().await;
 }
+
+/// A folder removed when the test ends, pass or fail.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The file a ShinyProxy user would write for an `ldaps://` directory whose certificate comes
+/// from a private CA: `ca-cert` names the CA's PEM file.
+fn ldaps_config(url: &str, ca_file: &Path) -> Config {
+    let yaml = format!(
+        "proxy:
+  authentication: ldap
+  container-backend: process
+  ldap:
+    url: {url}
+    user-dn-pattern: uid={{0}},ou=people
+    group-search-base: ou=groups
+    ca-cert: {ca}
+  specs:
+{apps}",
+        ca = ca_file.display(),
+        apps = apps_yaml()
+    );
+    let loaded = load_str(Path::new("application.yml"), &yaml, &HashMap::new())
+        .unwrap_or_else(|e| panic!("config loads: {e:?}"));
+    loaded.config
+}
+
+#[tokio::test]
+async fn ldaps_trusts_the_configured_ca_and_no_other() {
+    let ldap = Slapd::start_with_tls();
+    let url = ldap.ldaps_url();
+    let ca = ldap.ca_file.clone().expect("ca");
+
+    let trusted = TestServer::start(ldaps_config(&url, &ca)).await;
+    let alice = Browser::new(&trusted);
+    assert_eq!(alice.try_login("alice", "alice-pw").await.status(), 303);
+    let page = portal(&alice).await;
+    assert!(
+        page.contains("sales-tile") && !page.contains("finance-tile"),
+        "the groups were read over ldaps: {page}"
+    );
+    let wrong = Browser::new(&trusted).try_login("alice", "bob-pw").await;
+    assert_eq!(wrong.status(), 401, "a wrong password over ldaps");
+    trusted.shutdown().await;
+
+    // A CA that did not sign slapd's certificate: the connection is refused before any
+    // password is sent, and the login fails as unavailable, not as a wrong password.
+    let stranger = TempDir(std::env::temp_dir().join(format!(
+        "vestibule-ldaps-stranger-{}-{}",
+        std::process::id(),
+        ldap.port
+    )));
+    std::fs::create_dir_all(&stranger.0).expect("stranger dir");
+    let stranger_ca = crate::common::certs::make_certificates(&stranger.0);
+    let untrusted = TestServer::start(ldaps_config(&url, &stranger_ca)).await;
+    let resp = Browser::new(&untrusted)
+        .try_login("alice", "alice-pw")
+        .await;
+    assert_eq!(resp.status(), 503, "a certificate from an untrusted CA");
+    untrusted.shutdown().await;
+}

@@ -125,15 +125,19 @@ async fn a_quiet_websocket_is_not_cut_and_keeps_its_app_alive() {
 
 /// The WebSocket echo app (tests/apps/ws_echo): sends back every message as it came.
 fn ws_echo_spec() -> vestibule::config::AppSpec {
+    ws_echo_spec_with(&[])
+}
+
+/// [`ws_echo_spec`] with extra arguments for the app.
+fn ws_echo_spec_with(args: &[&str]) -> vestibule::config::AppSpec {
     let python = oidc_provider::venv_python();
     let script = repo_path("tests/apps/ws_echo/app.py");
-    process_spec(
-        "wsecho",
-        &[
-            python.to_str().expect("venv path"),
-            script.to_str().expect("script path"),
-        ],
-    )
+    let mut cmd = vec![
+        python.to_str().expect("venv path"),
+        script.to_str().expect("script path"),
+    ];
+    cmd.extend_from_slice(args);
+    process_spec("wsecho", &cmd)
 }
 
 /// Bytes that are not all alike, so a shifted, truncated or reordered frame shows.
@@ -180,5 +184,59 @@ async fn binary_and_large_frames_cross_the_proxy_intact() {
         .await
         .expect("closing timed out")
         .expect("close");
+    server.shutdown().await;
+}
+
+/// Stopping an instance closes the WebSockets open to it when the stop begins: the app here
+/// ignores SIGTERM, as a slow-to-stop app does, so it would keep talking until the supervisor
+/// kills it at the end of its grace period if only the app's exit closed them.
+#[tokio::test]
+async fn stopping_an_instance_closes_its_open_websockets_at_once() {
+    use vestibule::backend::supervisor::STOP_GRACE;
+    let server = TestServer::start(config(vec![ws_echo_spec_with(&["--ignore-sigterm"])])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let view = alice.launch("wsecho").await;
+    assert_eq!(view["status"], "Up", "{view}");
+    let id = view["id"].as_str().expect("id").to_string();
+    let mut ws = connect(&server, &id, &session_cookie(&server, "alice").await)
+        .await
+        .expect("connect");
+    send(&mut ws, Message::text("before the stop")).await;
+    assert_eq!(receive(&mut ws).await, Message::text("before the stop"));
+
+    let asked = tokio::time::Instant::now();
+    let path = format!("/api/proxy/{id}");
+    let stop = alice.api(reqwest::Method::DELETE, &path);
+    // The stop request itself lasts until the app has exited; the socket must not wait for it.
+    let ended = async {
+        loop {
+            match tokio::time::timeout(STEP, ws.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) => {
+                    panic!("the app spoke after its instance was stopped: {message:?}")
+                }
+                // A close frame, the end of the stream, or a connection cut without one.
+                Ok(_) => return Some(asked.elapsed()),
+            }
+        }
+    };
+    let (resp, ended) = tokio::join!(stop, ended);
+    assert_eq!(resp.status(), 200, "the stop was refused");
+    let after = ended.unwrap_or_else(|| {
+        panic!("the WebSocket was still open {STEP:?} after its instance was stopped")
+    });
+    assert!(
+        after < STOP_GRACE / 2,
+        "the WebSocket closed {after:?} after the stop: when the app was killed at the end of \
+         its {STOP_GRACE:?} grace period, not when the stop began"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            alice.get(&format!("/api/proxy/{id}")).await.status() == 403
+        })
+        .await,
+        "the stopped instance is still listed"
+    );
     server.shutdown().await;
 }

@@ -1,11 +1,15 @@
 """A WebSocket echo app for proxy tests: every message comes back as it was sent, text as text
 and binary as binary, of any size. A plain GET answers 200, so readiness checks pass.
 
-Uses the `websockets` package of the test venv. Listens on 127.0.0.1:$PORT.
+Uses the `websockets` package of the test venv. Listens on 127.0.0.1:$PORT. With
+`--ignore-sigterm` it keeps serving after SIGTERM, as a slow-to-stop app does, until the
+supervisor kills it at the end of its grace period.
 """
 import asyncio
 import http
 import os
+import signal
+import sys
 
 from websockets.asyncio.server import serve
 
@@ -29,4 +33,6 @@ async def main():
 
 
 if __name__ == "__main__":
+    if "--ignore-sigterm" in sys.argv[1:]:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(main())

@@ -69,6 +69,8 @@ pub struct Slapd {
     dir: PathBuf,
     /// With TLS: the PEM file of the private CA that signed the server's certificate.
     pub ca_file: Option<PathBuf>,
+    /// With TLS: the port of the `ldaps://` listener (TLS from the first byte).
+    pub ldaps_port: Option<u16>,
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -98,7 +100,7 @@ impl Slapd {
     }
 
     /// As [`Slapd::start`], offering StartTLS with a certificate for 127.0.0.1 from a private
-    /// CA made with openssl.
+    /// CA made with openssl, and an `ldaps://` listener with the same certificate.
     pub fn start_with_tls() -> Self {
         Self::start_with(true)
     }
@@ -106,6 +108,7 @@ impl Slapd {
     fn start_with(tls: bool) -> Self {
         let slapd = tool("slapd");
         let port = free_port();
+        let ldaps_port = tls.then(free_port);
         let dir =
             std::env::temp_dir().join(format!("vestibule-slapd-{}-{port}", std::process::id()));
         let data = dir.join("data");
@@ -145,12 +148,16 @@ access to * by users read by anonymous auth
         );
         let conf_path = dir.join("slapd.conf");
         std::fs::write(&conf_path, conf).expect("write slapd.conf");
+        let mut listeners = format!("ldap://127.0.0.1:{port}/");
+        if let Some(p) = ldaps_port {
+            listeners.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+        }
         let child = super::keeper::spawn(move || {
             super::keeper::dies_with_us(&mut Command::new(slapd))
                 .arg("-f")
                 .arg(&conf_path)
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(&listeners)
                 .arg("-d")
                 .arg("0")
                 .stdout(Stdio::null())
@@ -163,9 +170,11 @@ access to * by users read by anonymous auth
             port,
             dir,
             ca_file,
+            ldaps_port,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let listening = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_ok();
+        while !(listening(port) && ldaps_port.is_none_or(listening)) {
             if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
                 panic!("slapd exited at start: {status}");
             }
@@ -182,6 +191,12 @@ access to * by users read by anonymous auth
     /// The URL with the base DN, as ShinyProxy's `proxy.ldap.url` is written.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}/{BASE_DN}", self.port)
+    }
+
+    /// The `ldaps://` URL with the base DN; only for a server started with TLS.
+    pub fn ldaps_url(&self) -> String {
+        let port = self.ldaps_port.expect("slapd was started without TLS");
+        format!("ldaps://127.0.0.1:{port}/{BASE_DN}")
     }
 
     pub fn ldapadd(&self, ldif: &str) {
