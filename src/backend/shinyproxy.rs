@@ -43,6 +43,22 @@ pub struct SpApp {
     pub port: u16,
 }
 
+impl SpApp {
+    /// The instance lifecycle adopts: under ShinyProxy's id, for its owner.
+    pub fn recovered(self, address: std::net::SocketAddr) -> super::Recovered {
+        super::Recovered {
+            instance_id: self.proxy_id,
+            spec_id: self.spec_id,
+            user: self.user,
+            address,
+            // Never equal to a fingerprint of vestibule's: lifecycle keeps the instance and
+            // says so.
+            spec_hash: String::new(),
+            created_unix_ms: self.created_unix_ms,
+        }
+    }
+}
+
 /// Reads a container's (or pod's) marks. `Err` says why it is not a user's app of this realm
 /// that vestibule can take over; such a container is left exactly as it is.
 pub fn read(marks: &HashMap<String, String>, realm: &str) -> Result<SpApp, &'static str> {

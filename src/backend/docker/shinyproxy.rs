@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use super::{DockerBackend, describe, labels, network_ip};
 use crate::backend::Recovered;
-use crate::backend::shinyproxy::{self as sp, SpApp};
+use crate::backend::shinyproxy as sp;
 
 impl DockerBackend {
     /// ShinyProxy's running app containers of this realm, each adopted under its proxy id, so
@@ -63,7 +63,7 @@ impl DockerBackend {
         };
         let host_port = (!self.settings.internal_networking).then_some(address.port());
         self.track(&app.proxy_id, container_id, host_port, true);
-        Some(recovered(app, address))
+        Some(app.recovered(address))
     }
 
     /// Where ShinyProxy reached the container, the way vestibule reaches its own: the app's
@@ -114,17 +114,5 @@ impl DockerBackend {
             .list_containers(Some(options))
             .await
             .map_err(|e| describe(&e))
-    }
-}
-
-fn recovered(app: SpApp, address: SocketAddr) -> Recovered {
-    Recovered {
-        instance_id: app.proxy_id,
-        spec_id: app.spec_id,
-        user: app.user,
-        address,
-        // Never equal to a fingerprint of vestibule's: lifecycle keeps the instance and says so.
-        spec_hash: String::new(),
-        created_unix_ms: app.created_unix_ms,
     }
 }

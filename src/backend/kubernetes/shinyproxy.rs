@@ -70,7 +70,7 @@ impl KubernetesBackend {
                 ..Instance::default()
             },
         );
-        Some(recovered(app, address))
+        Some(app.recovered(address))
     }
 
     /// Where ShinyProxy reached the pod, the way vestibule reaches its own: the app's port at
@@ -100,16 +100,4 @@ impl KubernetesBackend {
 /// The Service ShinyProxy makes for a proxy's first container when not on internal networking.
 fn service_name(proxy_id: &str) -> String {
     format!("sp-service-{proxy_id}-0")
-}
-
-fn recovered(app: SpApp, address: SocketAddr) -> Recovered {
-    Recovered {
-        instance_id: app.proxy_id,
-        spec_id: app.spec_id,
-        user: app.user,
-        address,
-        // Never equal to a fingerprint of vestibule's: lifecycle keeps the instance and says so.
-        spec_hash: String::new(),
-        created_unix_ms: app.created_unix_ms,
-    }
 }
