@@ -55,10 +55,7 @@ pub fn launch_context_with(
         }
         None => proxy,
     };
-    Context::new()
-        .with("userId", user)
-        .with("groups", spel::expression_groups(&groups))
-        .with("proxy", proxy)
+    spel::user_context(Some(user), &groups).with("proxy", proxy)
 }
 
 /// The text with its expressions filled in; an expression that fails says which and why.
@@ -70,8 +67,13 @@ pub fn fill(
     if !template.has_expressions() {
         return Ok(template.source().to_string());
     }
+    render(template, &launch_context(user, runtime))
+}
+
+/// The text filled in from `context`, or ShinyProxy's message naming the expression.
+pub fn render(template: &Template, context: &Context) -> Result<String, String> {
     template
-        .render(&launch_context(user, runtime))
+        .render(context)
         .map_err(|e| resolve_error(template.source(), &e.message))
 }
 

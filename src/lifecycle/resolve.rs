@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::config::AppSpec;
 use crate::config::parameters::Chosen;
-use crate::config::template::{Template, launch_context_with};
+use crate::config::template::{Template, launch_context_with, render};
 
 pub(super) fn launch_settings(
     spec: &mut AppSpec,
@@ -20,13 +20,7 @@ pub(super) fn launch_settings(
     let fill_in = |text: &mut String| -> Result<(), String> {
         if text.contains("#{") {
             let template = Template::parse(text).map_err(|e| e.message)?;
-            *text = template.render(&context).map_err(|e| {
-                format!(
-                    "Error while resolving expression: \"{}\", error: {}",
-                    template.source(),
-                    e.message
-                )
-            })?;
+            *text = render(&template, &context)?;
         }
         Ok(())
     };

@@ -47,6 +47,13 @@ impl std::fmt::Display for ParseError {
     }
 }
 
+/// The names every moment with a user offers: `userId`, and `groups` in ShinyProxy's form.
+pub fn user_context(user: Option<&str>, groups: &[String]) -> Context {
+    Context::new()
+        .with("userId", user)
+        .with("groups", expression_groups(groups))
+}
+
 /// ShinyProxy's form of the user's groups in expressions: upper case, without `ROLE_`.
 pub fn expression_groups(groups: &[String]) -> Vec<String> {
     groups

@@ -107,14 +107,11 @@ fn page_expressions(user: Option<&Identity>) -> crate::spel::Context {
         .try_with(|r| r.server_name.clone())
         .ok()
         .flatten();
-    crate::spel::Context::new()
-        .with("userId", user.map(|u| u.user.as_str()))
-        .with(
-            "groups",
-            user.map(|u| crate::spel::expression_groups(&u.groups))
-                .unwrap_or_default(),
-        )
-        .with("serverName", host)
+    let (name, groups) = match user {
+        Some(u) => (Some(u.user.as_str()), u.groups.as_slice()),
+        None => (None, &[][..]),
+    };
+    crate::spel::user_context(name, groups).with("serverName", host)
 }
 
 /// Any serializable value as a template value.

@@ -102,10 +102,7 @@ pub fn compile_spel(source: &str) -> Result<AccessExpr, spel::ParseError> {
 }
 
 fn spel_context(s: &Subject) -> spel::Context {
-    spel::Context::new()
-        .with("userId", s.user)
-        .with("groups", spel::expression_groups(s.groups))
-        .with("serverName", s.server_name)
+    spel::user_context(Some(s.user), s.groups).with("serverName", s.server_name)
 }
 
 /// The variables a CEL rule may read.
