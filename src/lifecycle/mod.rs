@@ -944,6 +944,21 @@ impl Manager {
         self.entries.lock().get(id).map(|e| e.view.subscribe())
     }
 
+    /// The instance once its start is over (up or failed), or as it is when a start would have
+    /// timed out: what a caller that answers only after the start waits for.
+    pub async fn settled(&self, view: InstanceView) -> InstanceView {
+        let within = self.config.proxy.container_wait_time + std::time::Duration::from_secs(5);
+        if let Some(mut rx) = self.watch(&view.id) {
+            let _ = tokio::time::timeout(
+                within,
+                rx.wait_for(|v| v.status != InstanceStatus::Starting),
+            )
+            .await;
+        }
+        let id = view.id.clone();
+        self.get(&id).await.unwrap_or(view)
+    }
+
     /// The user's instances, or everyone's for `None`, on every replica; oldest first. While the
     /// store is unreachable, only this replica's.
     pub async fn list(&self, user: Option<&str>) -> Vec<InstanceView> {

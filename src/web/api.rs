@@ -122,8 +122,7 @@ pub async fn launch(
 ) -> Result<Response, ApiError> {
     let parameters = parameters_of(&body)?;
     let view = start(&st, &ctx, &who, &spec_id, None, parameters).await?;
-    let wait = st.config.proxy.container_wait_time + Duration::from_secs(5);
-    let view = settled(&st, view, wait).await;
+    let view = st.manager.settled(view).await;
     match view.status {
         InstanceStatus::Running | InstanceStatus::Starting => {
             Ok(api_shapes::created(proxy_json(&st, &view)))
@@ -224,22 +223,6 @@ async fn start(
         .map_err(|e| ApiError::new(launch_status(&e), e.to_string()))?;
     tracing::info!(event = "launch", user = %who.user, app = %spec_id, instance = %view.id, "launching app");
     Ok(view)
-}
-
-/// The instance once it has left `starting`, or as it is after `wait`.
-async fn settled(st: &AppState, view: InstanceView, wait: Duration) -> InstanceView {
-    let Some(mut rx) = st.manager.watch(&view.id) else {
-        return view;
-    };
-    let done = tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|v| v.clone());
-    match done {
-        Some(v) => st.manager.get(&v.id).await.unwrap_or(v),
-        None => st.manager.get(&view.id).await.unwrap_or(view),
-    }
 }
 
 pub async fn stop(

@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::AppState;
 use super::context::{RequestCtx, login_redirect};
@@ -300,12 +299,8 @@ pub async fn app_direct(
             }
         },
     };
-    let wait = st.config.proxy.container_wait_time + Duration::from_secs(5);
-    if view.status == InstanceStatus::Starting
-        && let Some(mut rx) = st.manager.watch(&view.id)
-    {
-        let _ =
-            tokio::time::timeout(wait, rx.wait_for(|v| v.status != InstanceStatus::Starting)).await;
+    if view.status == InstanceStatus::Starting {
+        st.manager.settled(view.clone()).await;
     }
     match st.manager.route(&view.id).await {
         Some(route) => forward(&st, &ctx, caller, route, rest_at, req).await,
