@@ -12,6 +12,7 @@ mod listen;
 pub mod observe;
 pub mod proxy;
 mod redirect;
+mod reload;
 pub mod spel;
 pub mod store;
 pub mod tls;
@@ -94,7 +95,7 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
     }
 }
 
-fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
+pub(crate) fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {
     Ok(match config.proxy.authentication {
         AuthMethod::Simple => Arc::new(SimpleAuthenticator::new(config.clone())),
         AuthMethod::Ldap => Arc::new(LdapAuthenticator::new(config.clone())?),
@@ -145,11 +146,10 @@ pub async fn run(
     manager.spawn_culler(stopping.clone());
     let sessions = Sessions::new(store.clone(), SESSION_IDLE_TIMEOUT);
     let state = Arc::new(web::AppState {
-        config: config.clone(),
         manager: manager.clone(),
         sessions,
         store: store.clone(),
-        authenticator: build_authenticator(&config)?,
+        authenticator: parking_lot::RwLock::new(build_authenticator(&config)?),
         throttle: LoginThrottle::new(store.clone()),
         proxy: proxy::Proxy::new(stopping.clone()),
         templates: web::Templates::new()?,
@@ -162,6 +162,7 @@ pub async fn run(
         },
     });
     spawn_housekeeping(state.clone(), stopping.clone());
+    reload::spawn(state.clone(), stopping.clone());
 
     let management = match config.server.management_port {
         Some(port) => Some(

@@ -39,10 +39,13 @@ enum Command {
         #[arg(long)]
         bind: Option<std::net::IpAddr>,
     },
-    /// Check a config file and report every problem with file:line:column.
+    /// Check a config file and report every problem with file:line:column; with --diff, also
+    /// print what reloading NEW over a server running OLD would change.
     Check {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required_unless_present = "diff", conflicts_with = "diff")]
+        config: Option<PathBuf>,
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+        diff: Option<Vec<PathBuf>>,
     },
     /// Hash a password for `proxy.users[].password` (argon2id). Reads it from stdin.
     HashPassword,
@@ -68,7 +71,17 @@ fn main() -> ExitCode {
         Command::Supervise { cmd } => {
             ExitCode::from(vestibule::backend::supervisor::run(&cmd).clamp(0, 255) as u8)
         }
-        Command::Check { config } => check(&config),
+        Command::Check {
+            diff: Some(files), ..
+        } => match files.as_slice() {
+            [old, new] => diff(old, new),
+            _ => ExitCode::FAILURE,
+        },
+        Command::Check {
+            config: Some(config),
+            ..
+        } => check(&config),
+        Command::Check { .. } => ExitCode::FAILURE,
         Command::HashPassword => hash_password(),
         Command::Serve { config, port, bind } => with_runtime(serve(config, port, bind)),
         Command::DemoApp { port, bind } => with_runtime(demo_app(SocketAddr::new(bind, port))),
@@ -111,6 +124,38 @@ fn with_runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> E
     }
 }
 
+/// `check --diff OLD NEW`: both files are checked, then the reload plan is printed.
+fn diff(old: &std::path::Path, new: &std::path::Path) -> ExitCode {
+    let (Some(before), Some(after)) = (loaded_or_report(old), loaded_or_report(new)) else {
+        return ExitCode::FAILURE;
+    };
+    let (plan, _) = config::reload_plan::plan(&before.config, after.config);
+    print!("{plan}");
+    ExitCode::SUCCESS
+}
+
+fn loaded_or_report(path: &std::path::Path) -> Option<config::Loaded> {
+    match config::load_file(path, &ProcessEnv) {
+        Ok(loaded) => Some(loaded),
+        Err(e) => {
+            report_errors(path, &e);
+            None
+        }
+    }
+}
+
+fn report_errors(path: &std::path::Path, e: &config::ConfigError) {
+    for d in &e.diagnostics {
+        eprintln!("{d}");
+    }
+    let errors = e
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    eprintln!("{}: {errors} error(s)", path.display());
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load_file(path, &ProcessEnv) {
         Ok(loaded) => {
@@ -134,15 +179,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            for d in &e.diagnostics {
-                eprintln!("{d}");
-            }
-            let errors = e
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            eprintln!("{}: {errors} error(s)", path.display());
+            report_errors(path, &e);
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ pub mod header;
 mod ldap;
 pub mod oidc;
 pub mod password;
+pub mod reconfirm;
 #[cfg(feature = "saml")]
 pub mod saml;
 pub mod session;

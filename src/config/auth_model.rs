@@ -77,7 +77,7 @@ pub struct WebserviceConfig {
 
 /// `authentication: saml`: vestibule is a SAML 2.0 service provider (SP) of one identity
 /// provider (IdP), with ShinyProxy's `proxy.saml.*` keys.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SamlConfig {
     /// Where the IdP's metadata is: an http(s) URL, fetched at the first login (never when the
     /// config is checked), or a local file.
@@ -125,7 +125,7 @@ pub enum SamlLogoutMethod {
 }
 
 /// The SP's certificate and private key, read when the config is checked.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SamlCredentials {
     pub certificate_der: Vec<u8>,
     /// PKCS#8, DER.

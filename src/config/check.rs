@@ -140,6 +140,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         process: super::check_process::check_process_settings(proxy, report),
         allowed_origins: super::check_browser::check_allowed_origins(proxy, report),
         connections: super::check_connections::check_connection_limits(proxy, report),
+        reload: super::check_reload::check_reload(proxy, report),
         same_site_cookie: same_site(proxy, report),
         kubernetes: super::check_kubernetes::check_kubernetes(proxy, report),
         specs,

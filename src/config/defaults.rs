@@ -91,6 +91,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             process: Default::default(),
             allowed_origins: Vec::new(),
             connections: Default::default(),
+            reload: Default::default(),
             same_site_cookie: SameSite::Lax,
             kubernetes: Default::default(),
             specs: vec![demo],

@@ -199,6 +199,8 @@ pub static PROXY: Level = Level {
         used("trusted-proxies"),
         // vestibule's own: request-head timeout and connection caps.
         section("connections", Status::Used, Shape::Map(&CONNECTIONS)),
+        // vestibule's own: reading the file again while serving.
+        section("reload", Status::Used, Shape::Map(&RELOAD)),
         // vestibule's own: settings of the process backend.
         section("process", Status::Used, Shape::Map(&PROCESS)),
         section("kubernetes", Status::Used, Shape::Map(&KUBERNETES)),
@@ -232,6 +234,11 @@ pub static CONNECTIONS: Level = Level {
         used("max-per-address"),
         used("max-total"),
     ],
+    others: Others::Unknown,
+};
+
+pub static RELOAD: Level = Level {
+    keys: &[used("watch"), used("interval"), used("stop-removed-apps")],
     others: Others::Unknown,
 };
 

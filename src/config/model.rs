@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// `proxy.store-mode` with Spring's Redis keys.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum StoreConfig {
     /// This process's memory: one replica.
     #[default]
@@ -34,7 +34,7 @@ pub enum StoreConfig {
     Redis(RedisSettings),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisSettings {
     pub host: String,
     pub port: u16,
@@ -65,7 +65,7 @@ impl Default for RedisSettings {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisSentinel {
     /// The name the sentinels monitor.
     pub master: String,
@@ -73,7 +73,7 @@ pub struct RedisSentinel {
     pub password: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpsConfig {
     /// `proxy.usage-stats-*` and `proxy.usage-stats`.
     pub usage_stats: super::check_usage::UsageStatsConfig,
@@ -83,7 +83,7 @@ pub struct OpsConfig {
     pub tls: Option<super::check_tls::TlsSettings>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// `server.secure-cookies`: always mark cookies Secure (they are also Secure whenever a request
     /// arrives with `X-Forwarded-Proto: https`).
@@ -156,7 +156,7 @@ impl std::fmt::Debug for PasswordSpec {
 }
 
 /// `proxy.openid.*`: where the identity provider is and how its claims map to users.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpenIdConfig {
     /// vestibule's own key: discover the endpoints from `<issuer>/.well-known/openid-configuration`
     /// and require ID tokens to name this issuer.
@@ -180,7 +180,7 @@ pub struct OpenIdConfig {
 }
 
 /// `proxy.oauth2.*`: accept `Authorization: Bearer <JWT>` signed by a key in `jwks_url`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OAuth2Config {
     pub jwks_url: String,
     /// When set, tokens must name this issuer (`iss`).
@@ -285,6 +285,8 @@ pub struct ProxyConfig {
     pub connections: super::ConnectionLimits,
     /// `proxy.process.*` (vestibule's own).
     pub process: super::ProcessSettings,
+    /// `proxy.reload.*` (vestibule's own).
+    pub reload: super::ReloadSettings,
     pub same_site_cookie: SameSite,
     /// `proxy.kubernetes.*`; defaults unless the Kubernetes backend is selected.
     pub kubernetes: KubernetesSettings,

@@ -34,6 +34,23 @@ struct Pass {
     unrecorded: HashSet<String>,
 }
 
+/// What ends an instance that nobody stops: idleness and age.
+#[derive(Clone, Copy)]
+struct Limits {
+    heartbeat_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+}
+
+impl Limits {
+    /// `None` for a pool's members, which its scaler removes, never for idleness.
+    fn of(spec: &crate::config::AppSpec) -> Option<Self> {
+        spec.pool.is_none().then_some(Self {
+            heartbeat_timeout: spec.heartbeat_timeout,
+            max_lifetime: spec.max_lifetime,
+        })
+    }
+}
+
 enum Verdict {
     Crashed(String),
     ForgetFailure,
@@ -43,7 +60,7 @@ pub(super) async fn run(manager: Arc<Manager>, stop: CancellationToken) {
     // Check often enough that a timeout is honoured to within a second or so, whatever the
     // configured heartbeat rate.
     let every = manager
-        .config
+        .config()
         .proxy
         .heartbeat_rate
         .clamp(Duration::from_millis(200), Duration::from_secs(1));
@@ -157,15 +174,18 @@ fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)
     // This replica's own instances are judged on its monotonic clock; others' on the wall
     // clock they wrote, with their activity as every replica saw it.
     let mut verdicts = Vec::new();
-    let own: Vec<(String, String, Duration)> = manager
+    // This replica's instances keep the limits of the spec they were started with, so an app
+    // removed or changed by a config reload still has its running instances culled as before.
+    let own: Vec<(String, Option<Limits>, Duration)> = manager
         .entries
         .lock()
         .iter()
         .filter(|(_, e)| e.view.borrow().status == InstanceStatus::Running)
         // Instances of nobody (pool members, seat containers) are never idle for a user.
         .filter(|(_, e)| !e.view.borrow().user.is_empty())
-        .map(|(id, e)| (id.clone(), e.spec.id.clone(), e.created.elapsed()))
+        .map(|(id, e)| (id.clone(), Limits::of(&e.spec), e.created.elapsed()))
         .collect();
+    let config = manager.config();
     let (records, activity) = (&shared.records, &shared.activity);
     let now = crate::clock::now_unix_ms();
     let idle_elsewhere = |id: &str| {
@@ -174,15 +194,15 @@ fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)
             .map(|ms| Duration::from_millis(now.saturating_sub(*ms)))
     };
     let own_ids: HashSet<&str> = own.iter().map(|(id, _, _)| id.as_str()).collect();
-    let mut candidates: Vec<(String, String, Duration, Option<Duration>)> = own
+    let mut candidates: Vec<(String, Option<Limits>, Duration, Option<Duration>)> = own
         .iter()
-        .map(|(id, spec, age)| {
+        .map(|(id, limits, age)| {
             let here = manager.routes.get(id).map(|r| r.idle_for());
             let idle = match (here, idle_elsewhere(id)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            (id.clone(), spec.clone(), *age, idle)
+            (id.clone(), *limits, *age, idle)
         })
         .collect();
     candidates.extend(
@@ -197,24 +217,19 @@ fn judge_all(manager: &Manager, shared: &SharedView) -> Vec<(String, StopReason)
                     .into_iter()
                     .flatten()
                     .min();
-                (r.view.id.clone(), r.view.spec_id.clone(), age, idle)
+                let limits = config.proxy.spec(&r.view.spec_id).and_then(Limits::of);
+                (r.view.id.clone(), limits, age, idle)
             }),
     );
-    for (id, spec_id, age, idle) in candidates {
-        // A pool's members are removed by its scaler, never for idleness.
-        let Some(spec) = manager
-            .config
-            .proxy
-            .spec(&spec_id)
-            .filter(|s| s.pool.is_none())
-        else {
+    for (id, limits, age, idle) in candidates {
+        let Some(limits) = limits else {
             continue;
         };
-        if let (Some(limit), Some(idle)) = (spec.heartbeat_timeout, idle)
+        if let (Some(limit), Some(idle)) = (limits.heartbeat_timeout, idle)
             && idle >= limit
         {
             verdicts.push((id, StopReason::Idle));
-        } else if spec.max_lifetime.is_some_and(|max| age >= max) {
+        } else if limits.max_lifetime.is_some_and(|max| age >= max) {
             verdicts.push((id, StopReason::MaxLifetime));
         }
     }
@@ -259,7 +274,7 @@ async fn take_over_orphans(manager: &Arc<Manager>, pass: &mut Pass) {
             adopt.push(r);
         } else if !recorded.contains(&r.instance_id) && !own.contains(&r.instance_id) {
             if pass.unrecorded.contains(&r.instance_id) {
-                if manager.config.proxy.recover_running_proxies {
+                if manager.config().proxy.recover_running_proxies {
                     adopt.push(r);
                 } else {
                     tracing::info!(instance = %r.instance_id, "removing an instance no replica knows of");

@@ -107,6 +107,8 @@ pub enum StopReason {
     Shutdown,
     /// A pool had more instances than its load needs.
     ScaledDown,
+    /// A config reload removed its app, with `proxy.reload.stop-removed-apps`.
+    AppRemoved,
 }
 
 impl StopReason {
@@ -119,6 +121,7 @@ impl StopReason {
             StopReason::MaxLifetime => "max_lifetime",
             StopReason::Logout => "logout",
             StopReason::Shutdown => "shutdown",
+            StopReason::AppRemoved => "app_removed",
             StopReason::ScaledDown => "scaled_down",
         }
     }
@@ -132,6 +135,7 @@ impl StopReason {
             "logout" => StopReason::Logout,
             "shutdown" => StopReason::Shutdown,
             "scaled_down" => StopReason::ScaledDown,
+            "app_removed" => StopReason::AppRemoved,
             _ => StopReason::Api,
         }
     }
@@ -145,13 +149,15 @@ impl StopReason {
             StopReason::MaxLifetime => "max-lifetime reached",
             StopReason::Logout => "its user logged out",
             StopReason::Shutdown => "the server is shutting down",
+            StopReason::AppRemoved => "its app was removed from the config",
             StopReason::ScaledDown => "its pool needs fewer instances",
         }
     }
 }
 
 pub struct Manager {
-    config: Arc<Config>,
+    /// Replaced whole by a config reload: each reader sees one consistent version.
+    config: arc_swap::ArcSwap<Config>,
     backend: Arc<dyn Backend>,
     probe: Arc<dyn Probe>,
     metrics: Arc<Metrics>,
@@ -202,7 +208,7 @@ impl Manager {
             seats,
             pools: Arc::new(pools),
             pool_failures: Mutex::new(HashMap::new()),
-            config,
+            config: arc_swap::ArcSwap::new(config),
             backend,
             probe,
             metrics: Arc::new(Metrics::new()),
@@ -311,8 +317,15 @@ impl Manager {
         &self.pools
     }
 
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The config in effect now (a reload may replace it for the next caller).
+    pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.config.load()
+    }
+
+    /// Puts a reloaded config in effect: new launches, the portal and access checks use it;
+    /// running instances keep the spec they were started with.
+    pub fn replace_config(&self, config: Arc<Config>) {
+        self.config.store(config);
     }
 
     /// Starts a new instance of `spec_id` for `who`, subject to access rules and limits. Returns
@@ -339,7 +352,7 @@ impl Manager {
             return Err(LaunchError::ShuttingDown);
         }
         let spec = self
-            .config
+            .config()
             .proxy
             .spec(spec_id)
             .ok_or_else(|| LaunchError::UnknownApp(spec_id.to_string()))?
@@ -368,7 +381,7 @@ impl Manager {
             return Err(LaunchError::NameTaken(name));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let public_path = format!("{}/app_proxy/{id}/", self.config.server.context_path);
+        let public_path = format!("{}/app_proxy/{id}/", self.config().server.context_path);
         let mut runtime = runtime_values(who, &id, &public_path, &spec);
         runtime.insert("SHINYPROXY_APP_INSTANCE".into(), name.clone());
         runtime.extend(options.login_env);
@@ -428,7 +441,7 @@ impl Manager {
                 let seats = seats.clone();
                 let id = id.to_string();
                 tokio::spawn(async move {
-                    let wait = me.config.proxy.seat_wait_time;
+                    let wait = me.config().proxy.seat_wait_time;
                     match tokio::time::timeout(wait, waiting).await {
                         Ok(Ok(seat)) => me.seated(&id, &spec, &env, seat, began).await,
                         _ => {
@@ -517,7 +530,7 @@ impl Manager {
     ) -> Result<(), LaunchError> {
         let unavailable =
             |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
-        let total = self.config.proxy.max_total_instances;
+        let total = self.config().proxy.max_total_instances;
         let admitted = match self
             .registry
             .admit(
@@ -578,7 +591,8 @@ impl Manager {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let public_path = format!(
             "{}/app_direct/{}/",
-            self.config.server.context_path, spec.id
+            self.config().server.context_path,
+            spec.id
         );
         let view = InstanceView::starting(&id, spec, "", &public_path);
         self.register(&view, spec, None).await?;
@@ -630,7 +644,7 @@ impl Manager {
             Err(e) => return self.fail(&id, &req.spec.id, e.to_string()).await,
         };
         self.update(&id, |v| v.set_stage(Stage::WaitingForApp));
-        let wait = self.config.proxy.container_wait_time;
+        let wait = self.config().proxy.container_wait_time;
         let ready = self
             .wait_until_ready(&id, started.address, &req.spec.target_path, wait)
             .await;
@@ -925,7 +939,8 @@ impl Manager {
         let (InstanceStatus::Running, Some(address)) = (record.view.status, record.address) else {
             return None;
         };
-        let spec = self.config.proxy.spec(&record.view.spec_id)?;
+        let config = self.config();
+        let spec = config.proxy.spec(&record.view.spec_id)?;
         // The launch's runtime values stay with the replica that launched it; only the user
         // can be filled in again.
         let headers = AppHeaders::for_instance(spec, &record.view.user, &BTreeMap::new());
@@ -947,7 +962,7 @@ impl Manager {
     /// The instance once its start is over (up or failed), or as it is when a start would have
     /// timed out: what a caller that answers only after the start waits for.
     pub async fn settled(&self, view: InstanceView) -> InstanceView {
-        let within = self.config.proxy.container_wait_time + std::time::Duration::from_secs(5);
+        let within = self.config().proxy.container_wait_time + std::time::Duration::from_secs(5);
         if let Some(mut rx) = self.watch(&view.id) {
             let _ = tokio::time::timeout(
                 within,
@@ -1014,7 +1029,7 @@ impl Manager {
             .await
             .into_iter()
             .filter(|v| {
-                self.config
+                self.config()
                     .proxy
                     .spec(&v.spec_id)
                     .is_some_and(|s| s.stop_on_logout)
@@ -1032,7 +1047,7 @@ impl Manager {
     /// readiness wait again, and fails if it never answers.
     pub async fn adopt(self: &Arc<Self>, found: Vec<crate::backend::Recovered>) {
         let checks = found.into_iter().filter_map(|r| {
-            let spec = self.config.proxy.spec(&r.spec_id).cloned();
+            let spec = self.config().proxy.spec(&r.spec_id).cloned();
             let Some(spec) = spec.filter(|s| s.pool.is_none() && s.seats.is_none()) else {
                 // A pool's members hold nobody's work, and the pool starts what it needs.
                 tracing::warn!(instance = %r.instance_id, app = %r.spec_id, "stopping a recovered instance of an app no longer configured, or of a pool");
@@ -1054,7 +1069,7 @@ impl Manager {
             tracing::info!(instance = %r.instance_id, app = %spec.id, "recovered instance was started with other app settings; keeping it");
         }
         let id = r.instance_id.clone();
-        let public_path = format!("{}/app_proxy/{id}/", self.config.server.context_path);
+        let public_path = format!("{}/app_proxy/{id}/", self.config().server.context_path);
         let mut view = InstanceView::starting(&id, &spec, &r.user, &public_path);
         view.set_stage(Stage::WaitingForApp);
         if r.created_unix_ms > 0 {
@@ -1077,7 +1092,7 @@ impl Manager {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let wait = me.config.proxy.container_wait_time;
+            let wait = me.config().proxy.container_wait_time;
             if me.answers(&r, &spec, wait).await {
                 me.route_adopted(&r, &spec).await;
             } else {
@@ -1159,7 +1174,7 @@ impl Manager {
     pub async fn shutdown(&self) {
         self.refuse_launches();
         self.lease.release(&self.registry).await;
-        if !self.config.proxy.stop_proxies_on_shutdown {
+        if !self.config().proxy.stop_proxies_on_shutdown {
             return;
         }
         // Pool members and seat containers hold nobody's work: they go with the replica that
@@ -1204,7 +1219,7 @@ impl Manager {
         let me = self.clone();
         let halt = stop.clone();
         tokio::spawn(async move { culler::run(me, halt).await });
-        for spec in self.config.proxy.specs.iter() {
+        for spec in self.config().proxy.specs.iter() {
             let me = self.clone();
             let halt = stop.clone();
             let spec = spec.clone();

@@ -87,6 +87,12 @@ pub struct PoolGauges {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    /// `applied` or `refused` (the file has errors; the running config is kept).
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     /// `form`, `openid` or `header`.
     method: &'static str,
@@ -129,6 +135,7 @@ pub struct Metrics {
     instances: Family<InstanceLabels, Gauge>,
     logins: Family<LoginLabels, Counter>,
     usage_dropped: Family<DropLabels, Counter>,
+    config_reloads: Family<ReloadLabels, Counter>,
     pool_instances: Family<PoolStateLabels, Gauge>,
     pool_in_flight: Family<AppLabels, Gauge>,
     pool_queued: Family<AppLabels, Gauge>,
@@ -234,8 +241,16 @@ impl Metrics {
              (queue_full: the sink is too slow; write_failed: it refused or did not answer)",
             usage_dropped.clone(),
         );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config file reloads that changed something, by outcome (applied; refused: the file \
+             has errors and the running config is kept)",
+            config_reloads.clone(),
+        );
         Self {
             registry,
+            config_reloads,
             launches,
             launch_seconds,
             stops,
@@ -405,6 +420,14 @@ impl Metrics {
 
     /// The exposition text, with the instance gauges set from `counts` ((app, status) → n)
     /// first, so they describe this moment.
+    /// The config file was read again: `applied`, or `refused` for a file with errors.
+    pub fn config_reloaded(&self, applied: bool) {
+        let outcome = if applied { "applied" } else { "refused" };
+        self.config_reloads
+            .get_or_create(&ReloadLabels { outcome })
+            .inc();
+    }
+
     /// A pool scaled out or in, and why.
     pub fn pool_scaled(&self, app: &str, direction: &'static str, reason: &'static str) {
         self.pool_scale_events

@@ -41,7 +41,7 @@ pub async fn specs(
     ApiUser(who): ApiUser,
 ) -> Response {
     let specs: Vec<serde_json::Value> = st
-        .config
+        .config()
         .proxy
         .specs
         .iter()
@@ -59,7 +59,7 @@ pub async fn spec(
     ApiUser(who): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match st.config.proxy.spec(&id) {
+    match st.config().proxy.spec(&id) {
         Some(s) if crate::auth::access::may_open(&who, s, ctx.server_name.as_deref()) => {
             Ok(api_shapes::success(api_shapes::spec(s)))
         }
@@ -88,7 +88,7 @@ pub async fn instances(
 }
 
 fn proxy_json(st: &AppState, view: &InstanceView) -> serde_json::Value {
-    api_shapes::proxy(view, st.config.proxy.spec(&view.spec_id))
+    api_shapes::proxy(view, st.config().proxy.spec(&view.spec_id))
 }
 
 /// The instance, if `who` may see it: its owner or an admin. Unknown ids and someone else's
@@ -379,7 +379,7 @@ pub async fn heartbeat_info(
     let last = view
         .idle_secs
         .map(|idle| crate::clock::now_unix_ms().saturating_sub(idle.saturating_mul(1000)));
-    let rate = u64::try_from(st.config.proxy.heartbeat_rate.as_millis()).unwrap_or(u64::MAX);
+    let rate = u64::try_from(st.config().proxy.heartbeat_rate.as_millis()).unwrap_or(u64::MAX);
     Ok(api_shapes::success(serde_json::json!({
         "lastHeartbeat": last,
         "heartbeatRate": rate,

@@ -109,7 +109,7 @@ pub(super) async fn script_login(
     ctx: &RequestCtx,
     headers: &http::HeaderMap,
 ) -> Result<Option<crate::auth::Identity>, Response> {
-    if ctx.session.is_some() || !st.config.proxy.authentication.takes_passwords() {
+    if ctx.session.is_some() || !st.config().proxy.authentication.takes_passwords() {
         return Ok(None);
     }
     match super::context::basic_login(st, headers, ctx.client_ip).await {
@@ -166,7 +166,7 @@ pub(super) async fn forward(
         && !super::origin::websocket_allowed(
             req.headers(),
             req.uri(),
-            &st.config.proxy.allowed_origins,
+            &st.config().proxy.allowed_origins,
         )
     {
         tracing::warn!(event = "access_denied", user = %who.identity.user, origin = ?req.headers().get(header::ORIGIN), "WebSocket opened by a page of another site");
@@ -253,7 +253,7 @@ pub async fn app_direct(
         Err(e) => return (StatusCode::FORBIDDEN, format!("{}\n", e.message)).into_response(),
     };
     let spec_id = spec_id.to_string();
-    if let Some(spec) = st.config.proxy.spec(&spec_id)
+    if let Some(spec) = st.config().proxy.spec(&spec_id)
         && spec.pool.is_some()
     {
         return super::pool_routes::pooled(&st, &ctx, spec, rest_at, req).await;

@@ -44,11 +44,11 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let client = super::forwarded::client(peer, req.headers(), &st.config.server.trusted_proxies);
+    let client = super::forwarded::client(peer, req.headers(), &st.config().server.trusted_proxies);
     let client_ip = client.ip;
     let server_name = server_name(client.host.as_deref(), req.headers());
-    let secure = st.config.server.secure_cookies
-        || st.config.ops.tls.is_some()
+    let secure = st.config().server.secure_cookies
+        || st.config().ops.tls.is_some()
         || client.proto.as_deref() == Some("https")
         || cookies::forwarded_https(req.headers());
     let mut session = match cookies::read(req.headers(), COOKIE_NAME) {
@@ -83,12 +83,29 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
             }
             Identified::Session { session: s, new } => {
                 if new {
-                    new_cookie =
-                        cookies::set(COOKIE_NAME, &s.id, secure, st.config.proxy.same_site_cookie);
+                    new_cookie = cookies::set(
+                        COOKIE_NAME,
+                        &s.id,
+                        secure,
+                        st.config().proxy.same_site_cookie,
+                    );
                 }
                 session = Some(s);
             }
             Identified::Refused(response) => return response,
+        }
+    }
+    if let Some(s) = &session {
+        use crate::auth::reconfirm::{Reconfirmed, reconfirm};
+        match reconfirm(&st.config(), &s.identity, via_token) {
+            Reconfirmed::Same => {}
+            Reconfirmed::Changed(identity) => {
+                session = Some(Arc::new(Session {
+                    identity,
+                    ..(**s).clone()
+                }))
+            }
+            Reconfirmed::Gone => session = None,
         }
     }
     req.extensions_mut().insert(RequestCtx {
@@ -214,7 +231,7 @@ async fn header_session(
     current: Option<Arc<Session>>,
 ) -> Result<(Arc<Session>, bool), Response> {
     use crate::auth::header::{HeaderRefusal, identity};
-    let identity = identity(&st.config, headers, client_ip).map_err(|e| {
+    let identity = identity(&st.config(), headers, client_ip).map_err(|e| {
         tracing::warn!(event = "login_failed", ip = %client_ip, reason = %e, "trusted-header login refused");
         let status = match e {
             HeaderRefusal::Untrusted(_) => StatusCode::FORBIDDEN,
@@ -294,7 +311,7 @@ impl FromRequestParts<Arc<AppState>> for ApiUser {
                 && !super::origin::api_call_allowed(
                     &parts.headers,
                     &parts.uri,
-                    &st.config.proxy.allowed_origins,
+                    &st.config().proxy.allowed_origins,
                 )
             {
                 return Err(ApiError::new(
@@ -341,7 +358,7 @@ pub async fn basic_login(
         }
     }
     Some(
-        match st.authenticator.authenticate(&user, &password).await {
+        match st.authenticator().authenticate(&user, &password).await {
             Ok(identity) => {
                 st.throttle.succeeded(&user).await;
                 Ok(identity)

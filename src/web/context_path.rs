@@ -12,7 +12,8 @@ use std::sync::Arc;
 use super::AppState;
 
 pub async fn strip(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let prefix = st.config.server.context_path.as_str();
+    let config = st.config();
+    let prefix = config.server.context_path.as_str();
     if prefix.is_empty() {
         return next.run(req).await;
     }

@@ -12,7 +12,7 @@ use super::AppState;
 use super::context::{PageUser, RequestCtx};
 
 pub async fn global(State(st): State<Arc<AppState>>) -> Response {
-    serve(st.config.proxy.favicon_path.as_deref()).await
+    serve(st.config().proxy.favicon_path.as_deref()).await
 }
 
 /// An app's icon for those who may open the app (the file may say what the app is).
@@ -22,14 +22,15 @@ pub async fn of_app(
     PageUser(s): PageUser,
     Path(spec_id): Path<String>,
 ) -> Response {
-    match st.config.proxy.spec(&spec_id) {
+    let config = st.config();
+    match config.proxy.spec(&spec_id) {
         Some(spec)
             if crate::auth::access::may_open(&s.identity, spec, req.server_name.as_deref()) =>
         {
             let path = spec
                 .favicon_path
                 .as_deref()
-                .or(st.config.proxy.favicon_path.as_deref());
+                .or(config.proxy.favicon_path.as_deref());
             serve(path).await
         }
         _ => StatusCode::FORBIDDEN.into_response(),

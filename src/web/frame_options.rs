@@ -23,7 +23,7 @@ pub async fn set(State(st): State<Arc<AppState>>, req: Request, next: Next) -> R
         return resp;
     }
     // X-Frame-Options for browsers that predate CSP; frame-ancestors wins where both are known.
-    let (legacy, ancestors) = match &st.config.server.frame_options {
+    let (legacy, ancestors) = match &st.config().server.frame_options {
         FrameOptions::Disable => return resp,
         FrameOptions::Deny => (Some("DENY"), "'none'".to_string()),
         FrameOptions::SameOrigin => (Some("SAMEORIGIN"), "'self'".to_string()),

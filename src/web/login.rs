@@ -88,7 +88,7 @@ fn render_form(
         csrf::LOGIN_COOKIE,
         &token,
         ctx.secure,
-        st.config.proxy.same_site_cookie,
+        st.config().proxy.same_site_cookie,
     ) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -102,7 +102,7 @@ pub async fn form(
     Query(q): Query<NextQuery>,
 ) -> Response {
     // Without a page to return to, the user goes to `/`, which applies `landing-page`.
-    if ctx.session.is_some() || st.config.proxy.authentication == AuthMethod::None {
+    if ctx.session.is_some() || st.config().proxy.authentication == AuthMethod::None {
         return Redirect::to(&safe_next(q.next.as_deref(), "/")).into_response();
     }
     let next = safe_next(q.next.as_deref(), "/");
@@ -171,7 +171,7 @@ pub async fn submit(
             Some(&msg),
         );
     }
-    match st.authenticator.authenticate(user, &f.password).await {
+    match st.authenticator().authenticate(user, &f.password).await {
         Ok(identity) => {
             st.throttle.succeeded(user).await;
             tracing::info!(event = "login", user = %identity.user, ip = %ctx.client_ip, "logged in");
@@ -188,7 +188,7 @@ pub async fn submit(
                 return store_unavailable(&st, &ctx, &next, user);
             }
             let mut resp = Redirect::to(&next).into_response();
-            let same_site = st.config.proxy.same_site_cookie;
+            let same_site = st.config().proxy.same_site_cookie;
             if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
@@ -278,7 +278,7 @@ pub async fn logout(
     tracing::info!(event = "logout", user = %session.identity.user, ip = %ctx.client_ip, "logged out");
     st.manager.metrics().logout(&session.identity.user);
     let mut resp = st.login.after_logout(&st, session).await;
-    if let Some(c) = cookies::clear(COOKIE_NAME, ctx.secure, st.config.proxy.same_site_cookie) {
+    if let Some(c) = cookies::clear(COOKIE_NAME, ctx.secure, st.config().proxy.same_site_cookie) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp

@@ -35,12 +35,12 @@ use crate::proxy::Proxy;
 pub use templates::Templates;
 
 pub struct AppState {
-    pub config: Arc<Config>,
     pub manager: Arc<Manager>,
     pub sessions: Sessions,
     /// Where shared state lives (memory, or Redis for several replicas).
     pub store: Arc<dyn crate::store::Store>,
-    pub authenticator: Arc<dyn Authenticator>,
+    /// Checks passwords; a config reload replaces it (new users, a changed directory).
+    pub authenticator: parking_lot::RwLock<Arc<dyn Authenticator>>,
     pub throttle: LoginThrottle,
     pub proxy: Proxy,
     pub templates: Templates,
@@ -54,9 +54,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The config in effect now; a reload replaces it between requests.
+    pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.manager.config()
+    }
+
+    pub fn authenticator(&self) -> Arc<dyn Authenticator> {
+        self.authenticator.read().clone()
+    }
+
     /// The values every page's layout needs.
     fn page_ctx(&self, user: Option<&Identity>, csrf: &str, nav: &str) -> minijinja::Value {
-        let p = &self.config.proxy;
+        let p = &self.config().proxy;
         let expressions = page_expressions(user);
         let title = p.title.render(&expressions).unwrap_or_else(|e| {
             tracing::warn!(error = e.message, "proxy.title could not be evaluated");
@@ -75,9 +84,9 @@ impl AppState {
         minijinja::context! {
             title => title,
             logo_url => logo_url,
-            favicon => p.favicon_path.as_ref().map(|_| format!("{}/favicon.ico", self.config.server.context_path)),
+            favicon => p.favicon_path.as_ref().map(|_| format!("{}/favicon.ico", self.config().server.context_path)),
             hide_navbar => hide_navbar,
-            base => &self.config.server.context_path,
+            base => &self.config().server.context_path,
             user => v(&user),
             csrf => csrf,
             nav => nav,
@@ -207,7 +216,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             frame_options::set,
         ))
         .with_state(state.clone());
-    if state.config.server.context_path.is_empty() {
+    if state.config().server.context_path.is_empty() {
         return routes;
     }
     // A router's layers run once a route is chosen, so the prefix comes off in front of the

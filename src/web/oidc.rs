@@ -116,7 +116,7 @@ async fn begin(
     let redirect_uri = format!(
         "{}://{host}{}{CALLBACK_PATH}",
         ctx.scheme(),
-        st.config.server.context_path
+        st.config().server.context_path
     );
     let browser = cookies::read(headers, PENDING_COOKIE);
     match oidc.start(&redirect_uri, next, browser.as_deref()).await {
@@ -169,7 +169,7 @@ async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let oidc = &method.0.login;
-    let same_site = st.config.proxy.same_site_cookie;
+    let same_site = st.config().proxy.same_site_cookie;
     let pending = cookies::read(&headers, PENDING_COOKIE);
     let result = match (&q.error, &q.code, &q.state) {
         (Some(error), _, _) => Err(OidcError::Refused(match &q.error_description {
@@ -184,7 +184,7 @@ async fn callback(
     // The pending cookie stays: other tabs of this browser may have logins under way.
     match result {
         Ok(done) => {
-            let is_admin = st.config.proxy.is_admin(&done.user, &done.groups);
+            let is_admin = st.config().proxy.is_admin(&done.user, &done.groups);
             let identity = Identity {
                 user: done.user,
                 groups: done.groups,

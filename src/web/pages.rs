@@ -24,7 +24,7 @@ pub async fn portal(
     Extension(req): Extension<RequestCtx>,
     PageUser(s): PageUser,
 ) -> Response {
-    let proxy = &st.config.proxy;
+    let proxy = &st.config().proxy;
     let open: Vec<&crate::config::AppSpec> = proxy
         .specs
         .iter()
@@ -177,7 +177,8 @@ async fn draw_app_page(
     name: &str,
     sub_path: &str,
 ) -> Response {
-    let Some(spec) = st.config.proxy.spec(spec_id) else {
+    let config = st.config();
+    let Some(spec) = config.proxy.spec(spec_id) else {
         return error_page(
             st,
             Some(s),
@@ -193,7 +194,7 @@ async fn draw_app_page(
     // A pool's app is shared: the frame opens it directly, and the pool holds the first
     // request until an instance is ready.
     let instance = if spec.pool.is_some() {
-        serde_json::json!({ "status": "Up", "publicPath": format!("{}/app_direct/{}/", st.config.server.context_path, spec.id) })
+        serde_json::json!({ "status": "Up", "publicPath": format!("{}/app_direct/{}/", st.config().server.context_path, spec.id) })
     } else {
         match st
             .manager
@@ -251,8 +252,8 @@ async fn draw_app_page(
         instances => instances,
         switchable => switchable,
 
-        favicon => (spec.favicon_path.is_some() || st.config.proxy.favicon_path.is_some())
-            .then(|| format!("{}/favicon/{}", st.config.server.context_path, urlencoding::encode(&spec.id))),
+        favicon => (spec.favicon_path.is_some() || st.config().proxy.favicon_path.is_some())
+            .then(|| format!("{}/favicon/{}", st.config().server.context_path, urlencoding::encode(&spec.id))),
         ..st.page_ctx(Some(&s.identity), &s.csrf, "apps")
     };
     st.templates.render(StatusCode::OK, "app.html", ctx)
@@ -292,7 +293,7 @@ pub async fn admin(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Re
     }
     let ctx = minijinja::context! {
         instances => v(&st.manager.list(None).await),
-        max_total => st.config.proxy.max_total_instances,
+        max_total => st.config().proxy.max_total_instances,
         pools => v(&st.manager.pool_gauges()),
         seats => v(&st.manager.seat_counts().into_iter().map(|(app, c)| serde_json::json!({
             "app": app, "free": c.free, "claimed": c.claimed, "starting": c.starting, "waiting": c.waiting,

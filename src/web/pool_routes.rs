@@ -85,7 +85,7 @@ pub async fn pooled(
         .then(|| cookies::read(req.headers(), &cookie_name))
         .flatten();
     let route = match pool
-        .acquire(pinned.as_deref(), st.config.proxy.container_wait_time)
+        .acquire(pinned.as_deref(), st.config().proxy.container_wait_time)
         .await
     {
         Ok(route) => route,
@@ -101,7 +101,7 @@ pub async fn pooled(
             &cookie_name,
             &instance,
             ctx.secure,
-            st.config.proxy.same_site_cookie,
+            st.config().proxy.same_site_cookie,
         )
     {
         resp.headers_mut().append(header::SET_COOKIE, c);
@@ -129,7 +129,7 @@ fn unavailable(st: &AppState, who: Caller<'_>, spec: &AppSpec, held: Held, page:
                 None => format!(
                     "app '{}' had no instance ready within {} s; try again shortly",
                     spec.display_name,
-                    st.config.proxy.container_wait_time.as_secs()
+                    st.config().proxy.container_wait_time.as_secs()
                 ),
             },
         ),

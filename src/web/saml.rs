@@ -190,7 +190,7 @@ async fn complete(
         Ok(done) => done,
         Err(e) => return failed(&st, &ctx, &e),
     };
-    let is_admin = st.config.proxy.is_admin(&done.user, &done.groups);
+    let is_admin = st.config().proxy.is_admin(&done.user, &done.groups);
     let identity = Identity {
         user: done.user,
         groups: done.groups,
@@ -211,7 +211,7 @@ async fn complete(
     }
     let next = super::login::safe_next(Some(&done.next), "/");
     let mut resp = Redirect::to(&next).into_response();
-    let same_site = st.config.proxy.same_site_cookie;
+    let same_site = st.config().proxy.same_site_cookie;
     if let Some(c) = cookies::set(COOKIE_NAME, &session.id, ctx.secure, same_site) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -59,7 +59,7 @@ pub fn strip_own_credentials(st: &AppState, headers: &mut http::HeaderMap) {
                 || (st.jwt_bearer.is_some() && JwtBearer::looks_like_jwt(token))
         }
         None => {
-            st.config.proxy.authentication.takes_passwords()
+            st.config().proxy.authentication.takes_passwords()
                 && authorization::credentials_of(value, "Basic").is_some()
         }
     };
@@ -81,7 +81,7 @@ async fn jwt_identity(
     req.headers_mut().remove(header::AUTHORIZATION);
     match jwt.authenticate(token).await {
         Ok((user, groups)) => {
-            let is_admin = st.config.proxy.is_admin(&user, &groups);
+            let is_admin = st.config().proxy.is_admin(&user, &groups);
             Some(Identity {
                 user,
                 groups,
@@ -106,7 +106,7 @@ fn owner_for(st: &AppState, who: &Identity, other: Option<&str>) -> Result<Ident
         Some(_) if !who.is_admin => Err(TokenError::Forbidden),
         Some(user) => {
             let groups = st
-                .config
+                .config()
                 .proxy
                 .users
                 .iter()
@@ -115,7 +115,7 @@ fn owner_for(st: &AppState, who: &Identity, other: Option<&str>) -> Result<Ident
                 .unwrap_or_default();
             Ok(Identity {
                 user: user.to_string(),
-                is_admin: st.config.proxy.is_admin(user, &groups),
+                is_admin: st.config().proxy.is_admin(user, &groups),
                 groups,
             })
         }

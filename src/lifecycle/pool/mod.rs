@@ -156,7 +156,7 @@ impl Manager {
         let me = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {
-            let until = Instant::now() + me.config.proxy.container_wait_time;
+            let until = Instant::now() + me.config().proxy.container_wait_time;
             while let Some(r) = &route
                 && r.requests_in_flight() > 0
                 && Instant::now() < until
