@@ -52,6 +52,56 @@ fn check_reports_a_typo_and_a_bad_value_with_file_line_and_column() {
 }
 
 #[test]
+fn check_diff_prints_what_a_reload_would_change() {
+    let dir = std::env::temp_dir().join(format!("vestibule-cli-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let base = "proxy:\n  port: 8080\n  container-backend: process\n  authentication: simple\n  users:\n  - name: alice\n    password: s3cret-one\n  specs:\n  - id: one\n    container-cmd: [\"true\"]\n  - id: two\n    container-cmd: [\"true\"]\n";
+    let next = base
+        .replace("port: 8080", "port: 9090")
+        .replace("s3cret-one", "s3cret-two")
+        .replace(
+            "  - id: two\n    container-cmd: [\"true\"]\n",
+            "  - id: three\n    container-cmd: [\"true\"]\n",
+        );
+    let (old, new) = (dir.join("old.yml"), dir.join("new.yml"));
+    std::fs::write(&old, base).expect("write");
+    std::fs::write(&new, next).expect("write");
+    let out = vestibule(&[
+        "check",
+        "--diff",
+        old.to_str().unwrap_or_default(),
+        new.to_str().unwrap_or_default(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "+ app three: added",
+        "- app two: removed",
+        "~ proxy.users (passwords): changed (applies at once)",
+        "! proxy.port: changed, needs a restart",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in {stdout}");
+    }
+    assert!(!stdout.contains("s3cret"), "a password leaked: {stdout}");
+    // A broken new file is reported like `check` reports it, and nothing is planned.
+    std::fs::write(&new, "proxy:\n  port: eighty\n").expect("write");
+    let out = vestibule(&[
+        "check",
+        "--diff",
+        old.to_str().unwrap_or_default(),
+        new.to_str().unwrap_or_default(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("new.yml:2:"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn hash_password_makes_an_argon2_hash() {
     let mut child = Command::new(vestibule_exe())
         .arg("hash-password")

@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod config_auth;
 mod config_check;
+mod config_reload;
 mod context_path;
 mod custom_header;
 mod demo_app;

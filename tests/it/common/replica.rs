@@ -50,6 +50,10 @@ impl ReplicaProcess {
         view["id"].as_str().expect("id").to_string()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
