@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod kubernetes;
+pub mod listener_owner;
 mod log_buffer;
 pub mod process;
 pub mod shinyproxy;
@@ -211,6 +212,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The fingerprint of an app's settings that this backend labels instances with.
     fn spec_hash(&self, _spec: &AppSpec) -> Option<String> {
         None
+    }
+    /// Once the app answers: whether what answered is the instance itself, not another
+    /// process that took its address (a local port anyone can bind). `Err` says what was found.
+    async fn check_listener(&self, _instance_id: &str) -> Result<(), String> {
+        Ok(())
     }
 }
 

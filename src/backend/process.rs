@@ -300,6 +300,41 @@ impl Backend for ProcessBackend {
             .unwrap_or_default()
     }
 
+    async fn check_listener(&self, instance_id: &str) -> Result<(), String> {
+        use super::listener_owner::{Holder, holder_of};
+        let Some(inst) = self.get(instance_id) else {
+            return Ok(());
+        };
+        let (port, root) = (inst.port, inst.supervisor_pid);
+        match tokio::task::spawn_blocking(move || holder_of(port, root)).await {
+            Ok(Ok(Holder::Instance)) => Ok(()),
+            Ok(Ok(Holder::Stranger(pids))) => {
+                let whom = match pids.as_slice() {
+                    [] => "another user's process".to_string(),
+                    pids => format!(
+                        "another process (pid {})",
+                        pids.iter()
+                            .map(i32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                Err(format!(
+                    "its port {port} is held by {whom}, not by the app; its user's requests are not sent there"
+                ))
+            }
+            Ok(Ok(Holder::Nobody)) => Err(format!("nothing listens on its port {port} any more")),
+            Ok(Err(e)) => {
+                tracing::warn!(instance = instance_id, error = %e, "cannot tell who holds an app's port");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(instance = instance_id, error = %e, "cannot tell who holds an app's port");
+                Ok(())
+            }
+        }
+    }
+
     fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<super::Exit>> {
         Some(self.exits.subscribe())
     }

@@ -662,6 +662,13 @@ impl Manager {
             };
             return self.fail(&id, &req.spec.id, reason).await;
         }
+        if let Err(why) = self.backend.check_listener(&id).await {
+            let reason = format!(
+                "app '{}' cannot be reached safely: {why}",
+                req.spec.display_name
+            );
+            return self.fail(&id, &req.spec.id, reason).await;
+        }
         let still_wanted = {
             let mut entries = self.entries.lock();
             match entries.get_mut(&id) {

@@ -1064,3 +1064,87 @@ async fn f7_the_per_address_cap_spares_a_trusted_load_balancer() {
     );
     server.shutdown().await;
 }
+
+/// F12: an app given a port that another local process binds first (before the app, or in the
+/// moment after it crashed) must not be routed to: the squatter would get its user's requests
+/// with their identity headers.
+#[tokio::test]
+async fn f12_a_port_squatted_by_another_process_is_never_routed_to() {
+    let dir = std::env::temp_dir().join(format!("vestibule-f12-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port_file = dir.join("port");
+    // The app tells us its port and never listens on it; we take the port instead.
+    let app = process_spec(
+        "slowpoke",
+        &[
+            "sh",
+            "-c",
+            &format!("echo $PORT > {}; exec sleep 60", port_file.display()),
+        ],
+    );
+    let server = TestServer::start(config(vec![app])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let started = alice.api(reqwest::Method::POST, "/app_i/slowpoke/_").await;
+    assert_eq!(started.status(), 200);
+    let id = data(started).await["id"].as_str().expect("id").to_string();
+    let mut port = None;
+    for _ in 0..100 {
+        if port.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        port = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok());
+    }
+    let port = port.expect("the app wrote its port");
+    // The squatter: answers 200 to anything, and remembers the identity headers it saw.
+    let squatter = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("take the app's port");
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let serving = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = squatter.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            record
+                .lock()
+                .push(String::from_utf8_lossy(&buf[..n]).to_lowercase());
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nsquatted",
+                )
+                .await;
+        }
+    });
+    let mut view = serde_json::Value::Null;
+    for _ in 0..20 {
+        view = data(
+            alice
+                .get(&format!("/api/proxy/{id}/status?watch=true&timeout=2"))
+                .await,
+        )
+        .await;
+        if view["status"] != "New" {
+            break;
+        }
+    }
+    assert_eq!(view["status"], "Stopped", "{view}");
+    let reason = view["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.contains(&format!("port {port} is held by another process")),
+        "the user is told why: {reason}"
+    );
+    let page = alice.get(&format!("/app_proxy/{id}/")).await;
+    assert_ne!(page.status(), 200, "nothing is routed to the squatter");
+    assert!(
+        seen.lock().iter().all(|req| !req.contains("x-sp-userid")),
+        "the squatter never saw alice's identity: {:?}",
+        seen.lock()
+    );
+    serving.abort();
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
