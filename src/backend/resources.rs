@@ -49,7 +49,7 @@ pub fn kube_memory_bytes(quantity: &str) -> Option<u64> {
         .find_map(|(suffix, scale)| Some((q.strip_suffix(suffix)?, *scale)))
         .unwrap_or((q, 1.0));
     let value: f64 = number.parse().ok()?;
-    (value >= 0.0).then(|| (value * scale) as u64)
+    (value >= 0.0).then_some((value * scale) as u64)
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    if let Err(denied) = admin_only(&st, &user) {
+    if let Some(denied) = admin_only(&st, &user) {
         return denied;
     }
     let n = q.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);

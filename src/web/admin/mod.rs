@@ -24,21 +24,14 @@ const EVENTS_SHOWN: usize = 50;
 /// Log lines on an instance's page before the live ones.
 const LOG_TAIL: usize = 200;
 
-/// The session of an administrator, or the 403 page for anyone else.
-fn admin_only(st: &AppState, s: &PageUser) -> Result<(), Response> {
-    if s.0.identity.is_admin {
-        Ok(())
-    } else {
-        Err(not_allowed(
-            st,
-            &s.0,
-            "Only administrators may see the admin console.",
-        ))
-    }
+/// `None` for an administrator; the 403 page for anyone else.
+fn admin_only(st: &AppState, s: &PageUser) -> Option<Response> {
+    (!s.0.identity.is_admin)
+        .then(|| not_allowed(st, &s.0, "Only administrators may see the admin console."))
 }
 
 pub async fn page(State(st): State<Arc<AppState>>, user: PageUser) -> Response {
-    if let Err(denied) = admin_only(&st, &user) {
+    if let Some(denied) = admin_only(&st, &user) {
         return denied;
     }
     let s = &user.0;
@@ -69,7 +62,7 @@ pub async fn instance(
     user: PageUser,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = admin_only(&st, &user) {
+    if let Some(denied) = admin_only(&st, &user) {
         return denied;
     }
     let s = &user.0;

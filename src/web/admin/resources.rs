@@ -21,7 +21,7 @@ pub async fn resources(
     user: PageUser,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = admin_only(&st, &user) {
+    if let Some(denied) = admin_only(&st, &user) {
         return denied;
     }
     if st.manager.get(&id).await.is_none() {
