@@ -238,3 +238,65 @@ fn section<'a>(page: &'a str, marker: &str) -> &'a str {
         .map_or(page.len(), |e| start + e);
     &page[start..end]
 }
+
+#[tokio::test]
+async fn container_log_path_in_s3_keeps_each_instance_output_in_an_object() {
+    let s3 = crate::common::s3::S3::start();
+    s3.create_bucket("app-logs").await;
+    let echo = repo_path("tests/apps/echo/app.py");
+    let yaml = format!(
+        "proxy:\n  authentication: simple\n  container-backend: process\n  \
+         container-log-path: s3://app-logs/vestibule/run1\n  container-log-s3-endpoint: {endpoint}\n  \
+         container-log-s3-access-key: testing\n  container-log-s3-access-secret: testing-secret\n  \
+         container-log-s3-sse: true\n  users:\n  - name: alice\n    password: {pw}\n  specs:\n  \
+         - id: echo\n    container-cmd: [\"python3\", \"{echo}\"]\n",
+        endpoint = s3.endpoint(),
+        pw = PASSWORD,
+        echo = echo.display(),
+    );
+    let loaded = vestibule::config::load_str(
+        std::path::Path::new("application.yml"),
+        &yaml,
+        &std::collections::HashMap::new(),
+    )
+    .expect("config");
+    let server = TestServer::start(loaded.config).await;
+    let alice = Browser::login(&server, "alice").await;
+    let id = alice.launch_id("echo").await;
+    let marker = format!("to-s3-{}", std::process::id());
+    assert_eq!(
+        alice
+            .get(&format!("/app_proxy/{id}/{marker}"))
+            .await
+            .status(),
+        200
+    );
+    // The object is complete once the instance has ended.
+    let stop = alice
+        .api(reqwest::Method::DELETE, &format!("/api/proxy/{id}"))
+        .await;
+    assert!(stop.status().is_success());
+    let mut found = None;
+    for _ in 0..100 {
+        if let Some(key) = s3
+            .keys("app-logs", "vestibule/run1/", "testing", "testing-secret")
+            .await
+            .into_iter()
+            .find(|k| k.contains(&id))
+        {
+            found = Some(key);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let key = found.expect("an object for the instance");
+    assert!(
+        key.starts_with(&format!("vestibule/run1/echo_{id}_")),
+        "{key}"
+    );
+    let text = s3
+        .object("app-logs", &key, "testing", "testing-secret")
+        .await;
+    assert!(text.contains(&marker), "{text}");
+    server.shutdown().await;
+}
