@@ -300,3 +300,38 @@ async fn container_log_path_in_s3_keeps_each_instance_output_in_an_object() {
     assert!(text.contains(&marker), "{text}");
     server.shutdown().await;
 }
+
+/// The console in headless Chromium, as an administrator sees it: CPU and memory filled in,
+/// and an instance's page whose log shows a line the app printed after the page opened.
+/// Screenshots go to target/screenshots (docs/screenshots has the ones the docs show).
+#[tokio::test]
+async fn the_console_in_chromium_shows_resources_and_follows_a_log() {
+    use crate::common::app_browser::{log_in, screenshot, wait_text};
+    use crate::common::chrome::Chrome;
+    let server = TestServer::start(config(vec![echo_spec("echo"), busy_spec("busy")])).await;
+    let alice = Browser::login(&server, "alice").await;
+    let echo = alice.launch_id("echo").await;
+    let bob = Browser::login(&server, "bob").await;
+    bob.launch_id("busy").await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    log_in(c, &server, "root", None).await;
+    chrome.wait_for(".tiles", Duration::from_secs(10)).await;
+    c.goto(&server.url("/admin")).await.expect("admin");
+    wait_text(c, "#instances", |t| t.contains("%") && t.contains("MiB")).await;
+    wait_text(c, "#events", |t| t.contains("ProxyStart")).await;
+    screenshot(c, "admin-console").await;
+
+    c.goto(&server.url(&format!("/admin/instances/{echo}")))
+        .await
+        .expect("instance page");
+    wait_text(c, "#follow-state", |t| t == "following live").await;
+    let marker = format!("after-the-page-opened-{}", std::process::id());
+    alice.get(&format!("/app_proxy/{echo}/{marker}")).await;
+    let log = wait_text(c, "#log", |t| t.contains(&marker)).await;
+    assert!(log.contains("echo-app:"), "{log}");
+    wait_text(c, "#mem", |t| t.contains("MiB")).await;
+    screenshot(c, "admin-instance").await;
+    chrome.stop().await;
+    server.shutdown().await;
+}
