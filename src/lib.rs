@@ -132,6 +132,11 @@ pub async fn run(
     };
     let manager = Manager::new(config.clone(), backend.clone(), store.clone());
     attach_observers(&config, &manager);
+    if let Some(logs) = &config.ops.container_logs {
+        let archive = backend::log_file::LogArchive::new(logs, &opts.work_dir)
+            .map_err(|e| anyhow::anyhow!("container-log-path: {e}"))?;
+        manager.keep_logs(archive);
+    }
     if store.is_shared() {
         // Other replicas may run what the backend finds: the leader sorts out what belongs to
         // nobody (lifecycle's culler), never this start.
@@ -227,6 +232,7 @@ pub async fn run(
     manager.shutdown().await;
     // The stops just made are usage events too.
     manager.metrics().flush_usage(USAGE_FLUSH_TIME).await;
+    manager.settle_logs(USAGE_FLUSH_TIME).await;
     let _ = tokio::fs::remove_dir_all(&opts.work_dir).await;
     Ok(())
 }

@@ -5,12 +5,16 @@ pub mod docker;
 pub mod kubernetes;
 pub mod listener_owner;
 mod log_buffer;
+pub mod log_file;
+mod proc_stats;
 pub mod process;
+pub mod resources;
 pub mod shinyproxy;
 pub mod supervisor;
 pub mod swarm;
 
 pub use log_buffer::LogBuffer;
+pub use resources::ResourceUsage;
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -190,6 +194,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn health(&self, instance_id: &str) -> Health;
     /// The last lines the instance wrote to stdout/stderr, oldest first.
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String>;
+    /// The instance's live log, for followers (the admin console, log files); `None` for an
+    /// instance this backend does not follow.
+    fn log(&self, _instance_id: &str) -> Option<std::sync::Arc<LogBuffer>> {
+        None
+    }
+    /// What the instance uses of CPU and memory now; `None` when this backend cannot tell.
+    async fn usage(&self, _instance_id: &str) -> Option<ResourceUsage> {
+        None
+    }
     /// Takes over the running instances an earlier run left (`recover-running-proxies`).
     /// Backends whose instances die with the server find none.
     async fn recover(&self) -> Vec<Recovered> {

@@ -42,6 +42,8 @@ struct ProcInstance {
     supervisor_pid: i32,
     port: u16,
     log: Arc<LogBuffer>,
+    /// The app's pid, which is also its process group's id; known once the supervisor says.
+    app_pid: Arc<std::sync::OnceLock<i32>>,
     /// Becomes `Some(how)` when the instance has exited.
     exited: watch::Receiver<Option<String>>,
     dir: PathBuf,
@@ -186,6 +188,7 @@ impl ProcessBackend {
             as i32;
         let log = Arc::new(LogBuffer::new(LOG_LINES_KEPT));
         let app_pid = Arc::new(std::sync::OnceLock::new());
+        let app_pid_slot = app_pid.clone();
         if let Some(out) = child.stdout.take() {
             capture(out, log.clone(), None);
         }
@@ -233,6 +236,7 @@ impl ProcessBackend {
                 supervisor_pid,
                 port,
                 log,
+                app_pid: app_pid_slot,
                 exited: exit_rx,
                 dir,
             }),
@@ -333,6 +337,18 @@ impl Backend for ProcessBackend {
                 Ok(())
             }
         }
+    }
+
+    fn log(&self, instance_id: &str) -> Option<Arc<LogBuffer>> {
+        self.get(instance_id).map(|i| i.log.clone())
+    }
+
+    async fn usage(&self, instance_id: &str) -> Option<super::ResourceUsage> {
+        let inst = self.get(instance_id)?;
+        if inst.exited.borrow().is_some() {
+            return None;
+        }
+        super::proc_stats::sample(*inst.app_pid.get()?).await
     }
 
     fn exits(&self) -> Option<tokio::sync::broadcast::Receiver<super::Exit>> {

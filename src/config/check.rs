@@ -63,6 +63,8 @@ pub fn check(root: &Node, source: &Path, report: &mut Report) -> Config {
             usage_stats: super::check_usage::check_usage_stats(&proxy, report),
             log_as_json: super::check_logging::check_log_as_json(&proxy, report),
             tls: super::check_tls::check_tls(&server, report),
+            container_logs: super::check_logging::check_container_logs(&proxy, report),
+            masked: String::new(),
         },
     }
 }

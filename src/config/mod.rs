@@ -69,6 +69,7 @@ mod interpolate;
 mod key_check;
 mod keys;
 mod kubernetes;
+mod mask;
 mod model;
 mod node;
 pub mod parameters;
@@ -80,6 +81,7 @@ pub use auth_model::*;
 pub use check_browser::{FrameOptions, normalise_origin};
 pub use check_connections::ConnectionLimits;
 pub use check_forwarding::{canonical_ip, is_trusted_proxy, private_ranges};
+pub use check_logging::{ContainerLogs, S3Logs};
 pub use check_process::{DEFAULT_INHERIT_ENV, ProcessSettings};
 pub use check_reload::ReloadSettings;
 pub use check_tls::{CertificateSource, TlsSettings};
@@ -156,7 +158,8 @@ pub fn load_str(path: &Path, text: &str, env: &dyn EnvSource) -> Result<Loaded, 
     interpolate::interpolate(&mut root, "", env, &mut report);
     env_overrides::apply(&mut root, env, &mut report);
     key_check::check_keys(&root, &mut report);
-    let config = check::check(&root, path, &mut report);
+    let mut config = check::check(&root, path, &mut report);
+    config.ops.masked = mask::render(&root);
 
     let failed = report.has_errors();
     let mut diagnostics = report.diagnostics;

@@ -81,6 +81,11 @@ pub struct OpsConfig {
     pub log_as_json: bool,
     /// `server.ssl.*`; `None` serves plain HTTP.
     pub tls: Option<super::check_tls::TlsSettings>,
+    /// `proxy.container-log-path` and `proxy.container-log-s3-*`: each instance's output kept.
+    pub container_logs: Option<super::check_logging::ContainerLogs>,
+    /// The config file as it is in effect (after `${VAR}`s and overrides), secrets masked, for
+    /// the admin console; empty when the config came from no file.
+    pub masked: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

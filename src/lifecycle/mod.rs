@@ -174,6 +174,8 @@ pub struct Manager {
     registry: Registry,
     lease: Lease,
     accepting: std::sync::atomic::AtomicBool,
+    /// `container-log-path`: where each instance's output is kept.
+    log_archive: std::sync::OnceLock<crate::backend::log_file::LogArchive>,
 }
 
 impl Manager {
@@ -217,6 +219,7 @@ impl Manager {
             registry: Registry::new(store),
             lease: Lease::default(),
             accepting: std::sync::atomic::AtomicBool::new(true),
+            log_archive: std::sync::OnceLock::new(),
         })
     }
 
@@ -238,6 +241,29 @@ impl Manager {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Keeps every instance started from now on in `archive` (`container-log-path`); only the
+    /// first call counts.
+    pub fn keep_logs(&self, archive: crate::backend::log_file::LogArchive) {
+        let _ = self.log_archive.set(archive);
+    }
+
+    /// Waits (at most `limit`) for the kept logs of ended instances to be written.
+    pub async fn settle_logs(&self, limit: std::time::Duration) {
+        if let Some(archive) = self.log_archive.get() {
+            archive.settle(limit).await;
+        }
+    }
+
+    /// The live log of an instance this replica runs.
+    pub fn log_of(&self, id: &str) -> Option<Arc<crate::backend::LogBuffer>> {
+        self.backend.log(id)
+    }
+
+    /// What an instance this replica runs uses of CPU and memory, if its backend can tell.
+    pub async fn usage_of(&self, id: &str) -> Option<crate::backend::ResourceUsage> {
+        self.backend.usage(id).await
     }
 
     /// The metrics text, with the instance gauges counted now.
@@ -639,7 +665,12 @@ impl Manager {
         self.update(&id, |v| v.set_stage(Stage::Starting));
         // Backends that know finer stages (a pod being scheduled, its image pulled) report them
         // through the request's `progress`.
-        let started = match self.backend.start(&req).await {
+        let started = self.backend.start(&req).await;
+        // Kept from the first line, failed launches too: their output says why.
+        if let (Some(archive), Some(log)) = (self.log_archive.get(), self.backend.log(&id)) {
+            archive.keep(&id, &req.spec.id, &log);
+        }
+        let started = match started {
             Ok(s) => s,
             Err(e) => return self.fail(&id, &req.spec.id, e.to_string()).await,
         };

@@ -145,6 +145,8 @@ pub struct Metrics {
     pool_scale_events: Family<ScaleLabels, Counter>,
     seats: Family<PoolStateLabels, Gauge>,
     observers: OnceLock<Observers>,
+    /// The last events, for the admin console.
+    recent: super::recent::Recent,
 }
 
 impl Default for Metrics {
@@ -266,6 +268,7 @@ impl Metrics {
             seats,
             usage_dropped,
             observers: OnceLock::new(),
+            recent: Default::default(),
         }
     }
 
@@ -286,16 +289,25 @@ impl Metrics {
     }
 
     fn event(&self, kind: EventType, user: &str, data: Option<&str>) {
+        let event = UsageEvent::now(kind, user, data);
+        self.recent.record(&event);
         if let Some(o) = self.observers.get() {
-            o.usage.record(UsageEvent::now(kind, user, data));
+            o.usage.record(event);
         }
     }
 
     fn instance_event(&self, kind: EventType, instance: &str, app: &str) {
-        if let Some(o) = self.observers.get() {
-            let user = (o.owner_of)(instance).unwrap_or_default();
-            o.usage.record(UsageEvent::now(kind, &user, Some(app)));
-        }
+        let user = self
+            .observers
+            .get()
+            .and_then(|o| (o.owner_of)(instance))
+            .unwrap_or_default();
+        self.event(kind, &user, Some(app));
+    }
+
+    /// The last `n` usage events, newest first.
+    pub fn recent_events(&self, n: usize) -> Vec<super::recent::RecentEvent> {
+        self.recent.newest(n)
     }
 
     /// Waits (at most `limit`) for usage events still being written.

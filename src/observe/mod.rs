@@ -5,6 +5,7 @@
 
 mod metrics;
 pub mod micrometer;
+pub mod recent;
 pub mod request_id;
 pub mod usage;
 

@@ -1,5 +1,6 @@
 //! The HTTP surface: login, portal pages, the JSON API, and the routes into the proxy.
 
+mod admin;
 mod api;
 mod api_shapes;
 mod app_routes;
@@ -175,7 +176,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/tokens/{id}",
             axum::routing::delete(tokens::api_revoke),
         )
-        .route("/admin", get(pages::admin))
+        // The admin console (admin-only, each handler checks).
+        .route("/admin", get(admin::page))
+        .route("/admin/instances/{id}", get(admin::instance))
+        .route("/admin/instances/{id}/logs", get(admin::logs))
+        .route("/admin/instances/{id}/resources", get(admin::resources))
         .route("/admin/instances/{id}/stop", post(pages::admin_stop))
         .route(
             "/admin/delegate-proxy",

@@ -287,22 +287,6 @@ pub async fn stop_mine(
     }
 }
 
-pub async fn admin(State(st): State<Arc<AppState>>, PageUser(s): PageUser) -> Response {
-    if !s.identity.is_admin {
-        return not_allowed(&st, &s, "Only administrators may see this page.");
-    }
-    let ctx = minijinja::context! {
-        instances => v(&st.manager.list(None).await),
-        max_total => st.config().proxy.max_total_instances,
-        pools => v(&st.manager.pool_gauges()),
-        seats => v(&st.manager.seat_counts().into_iter().map(|(app, c)| serde_json::json!({
-            "app": app, "free": c.free, "claimed": c.claimed, "starting": c.starting, "waiting": c.waiting,
-        })).collect::<Vec<_>>()),
-        ..st.page_ctx(Some(&s.identity), &s.csrf, "admin")
-    };
-    st.templates.render(StatusCode::OK, "admin.html", ctx)
-}
-
 pub async fn admin_stop(
     State(st): State<Arc<AppState>>,
     PageUser(s): PageUser,

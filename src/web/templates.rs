@@ -4,7 +4,7 @@ use axum::response::{Html, IntoResponse, Response};
 use http::StatusCode;
 use minijinja::{Environment, Value};
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("portal.html", include_str!("templates/portal.html")),
@@ -12,6 +12,10 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("my_apps.html", include_str!("templates/my_apps.html")),
     ("instances.html", include_str!("templates/instances.html")),
     ("admin.html", include_str!("templates/admin.html")),
+    (
+        "admin_instance.html",
+        include_str!("templates/admin_instance.html"),
+    ),
     ("error.html", include_str!("templates/error.html")),
     ("tokens.html", include_str!("templates/tokens.html")),
 ];

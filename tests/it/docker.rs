@@ -2,6 +2,7 @@
 //! are proxied with their WebSockets, keep users' folders apart, get their limits, are removed on
 //! stop, report failures readably, and survive a restart of vestibule when asked to.
 
+mod admin;
 mod shinyproxy;
 
 use crate::common::docker::*;

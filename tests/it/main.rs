@@ -5,6 +5,7 @@
 mod common;
 
 mod access_expressions;
+mod admin;
 mod api;
 mod api_tokens;
 mod auth;

@@ -11,6 +11,7 @@ pub(crate) mod logs;
 pub(crate) mod ports;
 mod shinyproxy;
 pub(crate) mod spec;
+mod stats;
 pub(crate) mod volumes;
 
 use async_trait::async_trait;
@@ -374,6 +375,15 @@ impl Backend for DockerBackend {
         self.get(instance_id)
             .map(|i| i.log.last(n))
             .unwrap_or_default()
+    }
+
+    fn log(&self, instance_id: &str) -> Option<Arc<LogBuffer>> {
+        self.get(instance_id).map(|i| i.log.clone())
+    }
+
+    async fn usage(&self, instance_id: &str) -> Option<super::ResourceUsage> {
+        let inst = self.get(instance_id)?;
+        stats::read(&self.docker, &inst.container_id).await
     }
 
     fn outlives_server(&self) -> bool {

@@ -322,6 +322,10 @@ impl Backend for SwarmBackend {
             .unwrap_or_default()
     }
 
+    fn log(&self, instance_id: &str) -> Option<Arc<LogBuffer>> {
+        self.get(instance_id).map(|i| i.log.clone())
+    }
+
     fn outlives_server(&self) -> bool {
         true
     }

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod postgres;
 pub mod redis;
 pub mod replica;
+pub mod s3;
 pub mod saml_idp;
 pub mod shinyproxy;
 pub mod slapd;
