@@ -64,11 +64,16 @@ impl RunOptions {
 
 async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc<dyn Backend>> {
     match config.proxy.container_backend {
-        BackendKind::Process => Ok(Arc::new(ProcessBackend::new(
-            opts.supervisor_exe.clone(),
-            opts.work_dir.join("instances"),
-            config.proxy.process.clone(),
-        )?)),
+        BackendKind::Process => {
+            if config.proxy.process.uid_range.is_some() {
+                config_file_is_private(config)?;
+            }
+            Ok(Arc::new(ProcessBackend::new(
+                opts.supervisor_exe.clone(),
+                opts.work_dir.join("instances"),
+                config.proxy.process.clone(),
+            )?))
+        }
         BackendKind::Docker => Ok(Arc::new(
             DockerBackend::connect(config.proxy.docker.clone())
                 .await
@@ -93,6 +98,25 @@ async fn build_backend(config: &Config, opts: &RunOptions) -> anyhow::Result<Arc
             ))
         }
     }
+}
+
+/// Apps running as users of their own must not read the file that holds vestibule's secrets:
+/// refused at the start rather than found out later.
+fn config_file_is_private(config: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = &config.source else {
+        return Ok(());
+    };
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o044 != 0 {
+        anyhow::bail!(
+            "{}: proxy.process.uid-range runs apps as other users, and they could read this file \
+             (mode {:o}); make it readable by vestibule's user only (chmod 600)",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn build_authenticator(config: &Arc<Config>) -> anyhow::Result<Arc<dyn Authenticator>> {

@@ -226,6 +226,11 @@ pub trait Backend: Send + Sync + 'static {
     fn spec_hash(&self, _spec: &AppSpec) -> Option<String> {
         None
     }
+    /// Headers sent to this instance with every proxied request, besides the spec's (a
+    /// per-instance secret the app may check).
+    fn instance_headers(&self, _instance_id: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Once the app answers: whether what answered is the instance itself, not another
     /// process that took its address (a local port anyone can bind). `Err` says what was found.
     async fn check_listener(&self, _instance_id: &str) -> Result<(), String> {

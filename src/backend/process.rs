@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -24,6 +24,11 @@ use super::{Backend, BackendError, Health, LaunchRequest, LogBuffer, Started};
 
 const LOG_LINES_KEPT: usize = 1000;
 
+/// The variable an app finds its instance token in (see `ProcInstance::token`).
+pub const TOKEN_ENV: &str = "VESTIBULE_INSTANCE_TOKEN";
+/// The header vestibule sends it in.
+pub const TOKEN_HEADER: &str = "x-vestibule-instance-token";
+
 pub struct ProcessBackend {
     /// The vestibule binary that provides `__supervise`.
     supervisor_exe: PathBuf,
@@ -33,6 +38,8 @@ pub struct ProcessBackend {
     /// Ports handed to instances that still run: the kernel may offer one of them again between
     /// our probe and the app's bind, and two apps on one port fail one user.
     ports_in_use: Mutex<std::collections::HashSet<u16>>,
+    /// User ids of `uid-range` held by running instances: never two instances as one user.
+    uids_in_use: Mutex<std::collections::HashSet<u32>>,
     /// Which of vestibule's environment variables an app inherits.
     settings: ProcessSettings,
     exits: tokio::sync::broadcast::Sender<super::Exit>,
@@ -41,6 +48,11 @@ pub struct ProcessBackend {
 struct ProcInstance {
     supervisor_pid: i32,
     port: u16,
+    /// The user id it runs as, from `uid-range`.
+    uid: Option<u32>,
+    /// Sent to the app with every proxied request and given to it as
+    /// `VESTIBULE_INSTANCE_TOKEN`: an app that checks it answers nobody but vestibule.
+    token: String,
     log: Arc<LogBuffer>,
     /// The app's pid, which is also its process group's id; known once the supervisor says.
     app_pid: Arc<std::sync::OnceLock<i32>>,
@@ -59,11 +71,28 @@ impl ProcessBackend {
             .recursive(true)
             .mode(0o700)
             .create(&instances_dir)?;
+        if settings.uid_range.is_some() {
+            if !nix::unistd::geteuid().is_root() {
+                return Err(std::io::Error::other(
+                    "proxy.process.uid-range: apps can run as users of their own only when \
+                     vestibule runs as root",
+                ));
+            }
+            // Apps running as other users must reach their own folder below these, without
+            // being able to list the others.
+            for dir in [instances_dir.parent(), Some(instances_dir.as_path())]
+                .into_iter()
+                .flatten()
+            {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
+            }
+        }
         Ok(Self {
             supervisor_exe,
             instances_dir,
             instances: Mutex::new(HashMap::new()),
             ports_in_use: Mutex::new(Default::default()),
+            uids_in_use: Mutex::new(Default::default()),
             settings,
             exits: tokio::sync::broadcast::channel(256).0,
         })
@@ -93,6 +122,35 @@ impl ProcessBackend {
     fn release(&self, port: u16) {
         self.ports_in_use.lock().remove(&port);
     }
+
+    /// A user id of `uid-range` that no instance runs as, reserved until the instance stops;
+    /// `Ok(None)` without a range (apps run as vestibule's own user).
+    fn reserve_uid(&self) -> Result<Option<u32>, BackendError> {
+        let Some(range) = self.settings.uid_range.clone() else {
+            return Ok(None);
+        };
+        let mut in_use = self.uids_in_use.lock();
+        let free = range
+            .clone()
+            .find(|uid| !in_use.contains(uid))
+            .ok_or_else(|| {
+                BackendError::Start(format!(
+                    "every user id of proxy.process.uid-range ({}-{}) runs an instance",
+                    range.start(),
+                    range.end()
+                ))
+            })?;
+        in_use.insert(free);
+        Ok(Some(free))
+    }
+}
+
+/// 32 random bytes as hex: an app compares it as text, in a header, with no decoding.
+fn instance_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Copies an output stream into the instance log. On stderr, the first line is the app's pid
@@ -128,7 +186,12 @@ fn capture(
 
 impl ProcessBackend {
     /// Starts the supervisor and the app on `port`.
-    async fn spawn(&self, req: &LaunchRequest, port: u16) -> Result<Started, BackendError> {
+    async fn spawn(
+        &self,
+        req: &LaunchRequest,
+        port: u16,
+        uid: Option<u32>,
+    ) -> Result<Started, BackendError> {
         let args: Vec<String> = req
             .spec
             .container_cmd
@@ -147,6 +210,11 @@ impl ProcessBackend {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| BackendError::Start(format!("cannot create {}: {e}", dir.display())))?;
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).map_err(|e| {
+                BackendError::Start(format!("cannot give {} to user {uid}: {e}", dir.display()))
+            })?;
+        }
         let cwd = req
             .spec
             .process_workdir
@@ -171,8 +239,15 @@ impl ProcessBackend {
                 cmd.env(key, value);
             }
         }
+        let token = instance_token();
+        if let Some(uid) = uid {
+            // std drops the supplementary groups too when it changes user as root.
+            cmd.uid(uid).gid(uid);
+            cmd.env("HOME", &dir);
+        }
         cmd.envs(&req.env)
             .env("PORT", port.to_string())
+            .env(TOKEN_ENV, &token)
             .env("VESTIBULE_INSTANCE_DIR", &dir)
             .env(PARENT_PID_ENV, std::process::id().to_string());
 
@@ -235,6 +310,8 @@ impl ProcessBackend {
             Arc::new(ProcInstance {
                 supervisor_pid,
                 port,
+                uid,
+                token,
                 log,
                 app_pid: app_pid_slot,
                 exited: exit_rx,
@@ -253,9 +330,19 @@ impl Backend for ProcessBackend {
         let port = self
             .reserve_port()
             .map_err(|e| BackendError::Start(format!("no free port: {e}")))?;
-        let started = self.spawn(req, port).await;
+        let uid = match self.reserve_uid() {
+            Ok(uid) => uid,
+            Err(e) => {
+                self.release(port);
+                return Err(e);
+            }
+        };
+        let started = self.spawn(req, port, uid).await;
         if started.is_err() {
             self.release(port);
+            if let Some(uid) = uid {
+                self.uids_in_use.lock().remove(&uid);
+            }
         }
         started
     }
@@ -280,6 +367,9 @@ impl Backend for ProcessBackend {
         }
         self.instances.lock().remove(instance_id);
         self.release(inst.port);
+        if let Some(uid) = inst.uid {
+            self.uids_in_use.lock().remove(&uid);
+        }
         let _ = tokio::fs::remove_dir_all(&inst.dir).await;
         Ok(())
     }
@@ -301,6 +391,12 @@ impl Backend for ProcessBackend {
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
         self.get(instance_id)
             .map(|i| i.log.last(n))
+            .unwrap_or_default()
+    }
+
+    fn instance_headers(&self, instance_id: &str) -> Vec<(String, String)> {
+        self.get(instance_id)
+            .map(|i| vec![(TOKEN_HEADER.to_string(), i.token.clone())])
             .unwrap_or_default()
     }
 

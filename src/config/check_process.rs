@@ -16,12 +16,17 @@ pub struct ProcessSettings {
     /// `inherit-env`: names of vestibule's environment variables an app gets; `NAME*` matches a
     /// prefix. Everything else (client secrets, passwords given as `${VAR}`) stays with vestibule.
     pub inherit_env: Vec<String>,
+    /// `uid-range` (`61000-61999`): each instance runs as a user id of its own from this range
+    /// (its group id the same number), so apps cannot read each other's files or vestibule's.
+    /// Needs vestibule to run as root; the ids must belong to nobody else.
+    pub uid_range: Option<std::ops::RangeInclusive<u32>>,
 }
 
 impl Default for ProcessSettings {
     fn default() -> Self {
         Self {
             inherit_env: DEFAULT_INHERIT_ENV.iter().map(|s| s.to_string()).collect(),
+            uid_range: None,
         }
     }
 }
@@ -44,8 +49,12 @@ pub fn check_process_settings(proxy: &Fields, report: &mut Report) -> ProcessSet
         "proxy.process",
         report,
     );
+    let uid_range = uid_range(&f, report);
     let Some((node, path)) = f.get("inherit-env") else {
-        return ProcessSettings::default();
+        return ProcessSettings {
+            uid_range,
+            ..ProcessSettings::default()
+        };
     };
     let names = f.text_list("inherit-env", report).unwrap_or_default();
     let mut inherit_env = Vec::new();
@@ -64,7 +73,34 @@ pub fn check_process_settings(proxy: &Fields, report: &mut Report) -> ProcessSet
             inherit_env.push(name);
         }
     }
-    ProcessSettings { inherit_env }
+    ProcessSettings {
+        inherit_env,
+        uid_range,
+    }
+}
+
+fn uid_range(f: &Fields, report: &mut Report) -> Option<std::ops::RangeInclusive<u32>> {
+    let (node, path) = f.get("uid-range")?;
+    let text = f.text("uid-range", report)?;
+    let parsed = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)));
+    match parsed {
+        // Below 1000 are the system's own accounts; an app must never become one of them.
+        Some((first, last)) if first >= 1000 && first <= last => Some(first..=last),
+        _ => {
+            report.error(
+                &node.at,
+                &path,
+                format!(
+                    "must be FIRST-LAST, two user ids of 1000 or more with FIRST <= LAST \
+                     (for example 61000-61999), found {}",
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]

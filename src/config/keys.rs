@@ -243,7 +243,7 @@ pub static RELOAD: Level = Level {
 };
 
 pub static PROCESS: Level = Level {
-    keys: &[used("inherit-env")],
+    keys: &[used("inherit-env"), used("uid-range")],
     others: Others::Unknown,
 };
 

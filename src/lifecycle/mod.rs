@@ -706,7 +706,8 @@ impl Manager {
                 Some(e) if e.view.borrow().status == InstanceStatus::Starting => {
                     e.address = Some(started.address);
                     let owner = e.view.borrow().user.clone();
-                    let headers = AppHeaders::for_instance(&req.spec, &owner, &req.env);
+                    let mut headers = AppHeaders::for_instance(&req.spec, &owner, &req.env);
+                    headers.add(self.backend.instance_headers(&id));
                     let route = self.routes.insert(Route::new(
                         id.clone(),
                         owner,
@@ -1165,10 +1166,15 @@ impl Manager {
         within: std::time::Duration,
     ) -> Result<(), readiness::NotReady> {
         let backend = self.backend.clone();
+        let headers = backend.instance_headers(id);
+        let target = readiness::ProbeTarget {
+            address,
+            path: target_path,
+            headers: &headers,
+        };
         readiness::wait_until_ready(
             self.probe.as_ref(),
-            address,
-            target_path,
+            &target,
             Instant::now() + within,
             || {
                 let backend = backend.clone();

@@ -22,11 +22,20 @@ pub enum NotReady {
     Exited(String),
 }
 
+/// Where a started app is asked whether it is ready.
+pub struct ProbeTarget<'a> {
+    pub address: SocketAddr,
+    pub path: &'a str,
+    /// Sent with each probe: the instance's own headers (an app that checks its instance token
+    /// answers nothing without it).
+    pub headers: &'a [(String, String)],
+}
+
 /// Asks an app once whether it is ready.
 #[async_trait]
 pub trait Probe: Send + Sync + 'static {
     /// `Ok` when the app answered as a ready app does; otherwise what the probe saw, for a person.
-    async fn check(&self, address: SocketAddr, path: &str) -> Result<(), String>;
+    async fn check(&self, target: &ProbeTarget<'_>) -> Result<(), String>;
 }
 
 /// Ready means `http://address{path}` answers 2xx or a redirect.
@@ -44,12 +53,20 @@ impl Default for HttpProbe {
 
 #[async_trait]
 impl Probe for HttpProbe {
-    async fn check(&self, address: SocketAddr, path: &str) -> Result<(), String> {
-        let path = if path.is_empty() { "/" } else { path };
-        let uri: hyper::Uri = format!("http://{address}{path}")
-            .parse()
-            .map_err(|e| format!("bad probe address: {e}"))?;
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.get(uri)).await {
+    async fn check(&self, target: &ProbeTarget<'_>) -> Result<(), String> {
+        let path = if target.path.is_empty() {
+            "/"
+        } else {
+            target.path
+        };
+        let mut request = hyper::Request::get(format!("http://{}{path}", target.address));
+        for (name, value) in target.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|e| format!("bad probe request: {e}"))?;
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(request)).await {
             Ok(Ok(resp)) if resp.status().is_success() || resp.status().is_redirection() => Ok(()),
             Ok(Ok(resp)) => Err(format!("it answered HTTP {}", resp.status())),
             Ok(Err(e)) => Err(format!("connecting failed: {e}")),
@@ -62,8 +79,7 @@ impl Probe for HttpProbe {
 /// whether the app has died, so a crash is reported at once rather than at the deadline.
 pub async fn wait_until_ready<F, Fut>(
     probe: &dyn Probe,
-    address: SocketAddr,
-    path: &str,
+    target: &ProbeTarget<'_>,
     deadline: Instant,
     mut gone: F,
 ) -> Result<(), NotReady>
@@ -75,7 +91,7 @@ where
         if let Some(how) = gone().await {
             return Err(NotReady::Exited(how));
         }
-        let last_seen = match probe.check(address, path).await {
+        let last_seen = match probe.check(target).await {
             Ok(()) => return Ok(()),
             Err(seen) => seen,
         };

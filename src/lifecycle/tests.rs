@@ -162,7 +162,8 @@ impl Backend for FakeBackend {
 
 #[async_trait]
 impl Probe for FakeBackend {
-    async fn check(&self, address: SocketAddr, _path: &str) -> Result<(), String> {
+    async fn check(&self, target: &super::readiness::ProbeTarget<'_>) -> Result<(), String> {
+        let address = target.address;
         let instances = self.instances.lock();
         let Some(i) = instances.values().find(|i| i.address == address) else {
             return Err("connection refused".into());

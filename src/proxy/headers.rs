@@ -70,6 +70,25 @@ pub struct AppHeaders {
 }
 
 impl AppHeaders {
+    /// Adds headers the backend gives an instance; one with a name already set replaces it,
+    /// as a client's copy is replaced.
+    pub fn add(&mut self, headers: Vec<(String, String)>) {
+        for (name, value) in headers {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    self.extra.retain(|(old, _)| *old != n);
+                    self.extra.push((n, v));
+                }
+                _ => {
+                    tracing::warn!(header = %name, "an instance header is not a valid header; not sent")
+                }
+            }
+        }
+    }
+
     pub fn for_instance(
         spec: &crate::config::AppSpec,
         user: &str,

@@ -1148,3 +1148,91 @@ async fn f12_a_port_squatted_by_another_process_is_never_routed_to() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a snoop app answers through vestibule (which sends its instance token).
+async fn ask_app(who: &Browser, id: &str, path: String) -> serde_json::Value {
+    let resp = who.get(&format!("/app_proxy/{id}{path}")).await;
+    assert_eq!(resp.status(), 200, "vestibule's own requests are answered");
+    resp.json::<serde_json::Value>().await.expect("json")
+}
+
+/// F5: with `proxy.process.uid-range`, each instance runs as a user of its own: one user's app
+/// cannot read another's files or vestibule's config, and an app that checks its instance token
+/// answers nobody but vestibule, so a neighbour cannot call it with a forged identity.
+#[tokio::test]
+async fn f5_apps_run_as_users_of_their_own_and_cannot_reach_each_other() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the isolation test runs as root, as CI does"
+    );
+    let snoop = repo_path("tests/apps/snoop/app.py");
+    let yaml = format!(
+        "proxy:
+  authentication: simple
+  container-backend: process
+  container-wait-time: 15000
+  process:
+    uid-range: 61000-61099
+  users:
+  - name: alice
+    password: \"{PASSWORD}\"
+  - name: bob
+    password: \"{PASSWORD}\"
+  specs:
+  - id: snoop
+    container-cmd: [\"python3\", \"{}\"]
+",
+        snoop.display()
+    );
+    let file = common::replica::ConfigFile::write("f5", &yaml);
+    let loaded = vestibule::config::load_file(&file.path, &std::collections::HashMap::new())
+        .expect("valid config");
+
+    // A config file other users can read is refused at the start.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file.path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let opts = vestibule::RunOptions {
+        supervisor_exe: vestibule_exe(),
+        work_dir: std::env::temp_dir().join(format!("vestibule-f5-{}", std::process::id())),
+    };
+    let refused = vestibule::run(loaded.config.clone(), opts, listener, async {})
+        .await
+        .expect_err("a readable config file stops the start");
+    assert!(format!("{refused:#}").contains("chmod 600"), "{refused:#}");
+
+    std::fs::set_permissions(&file.path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let server = TestServer::start(loaded.config).await;
+    let alice = Browser::login(&server, "alice").await;
+    let bob = Browser::login(&server, "bob").await;
+    let alices = alice.launch_id("snoop").await;
+    let bobs = bob.launch_id("snoop").await;
+    let a = ask_app(&alice, &alices, "/".into()).await;
+    let b = ask_app(&bob, &bobs, "/".into()).await;
+    let (a_uid, b_uid) = (
+        a["uid"].as_u64().unwrap_or(0),
+        b["uid"].as_u64().unwrap_or(0),
+    );
+    assert!((61000..=61099).contains(&a_uid), "{a}");
+    assert!((61000..=61099).contains(&b_uid), "{b}");
+    assert_ne!(a_uid, b_uid, "two instances never share a user");
+
+    // Alice's app cannot read Bob's instance folder, nor vestibule's config.
+    let bobs_secret = format!("{}/secret.txt", b["dir"].as_str().unwrap_or_default());
+    for path in [bobs_secret, file.path.display().to_string()] {
+        let tried = ask_app(&alice, &alices, format!("/read?path={path}")).await;
+        assert!(tried.get("denied").is_some(), "{path}: {tried}");
+    }
+    // Its own folder is its own.
+    let own = format!("{}/secret.txt", a["dir"].as_str().unwrap_or_default());
+    let mine = ask_app(&alice, &alices, format!("/read?path={own}")).await;
+    assert_eq!(mine["read"], "only mine\n", "{mine}");
+
+    // Alice's app calls Bob's directly, as alice: without the instance token it is refused.
+    let port = b["port"].as_str().unwrap_or_default();
+    let called = ask_app(&alice, &alices, format!("/call?port={port}")).await;
+    assert_eq!(called["status"], 403, "{called}");
+    server.shutdown().await;
+}
