@@ -14,6 +14,8 @@ use super::Identity;
 use super::oidc::OidcTokens;
 
 pub const COOKIE_NAME: &str = "vestibule_session";
+/// On an instance's own host (`proxy.app-domain`): names the login there, never the session.
+pub const APP_HOST_COOKIE: &str = "vestibule_app";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {

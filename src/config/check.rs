@@ -141,6 +141,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         docker: check_docker_settings(proxy, report),
         process: super::check_process::check_process_settings(proxy, report),
         allowed_origins: super::check_browser::check_allowed_origins(proxy, report),
+        app_domain: super::check_browser::check_app_domain(proxy, report),
         connections: super::check_connections::check_connection_limits(proxy, report),
         reload: super::check_reload::check_reload(proxy, report),
         same_site_cookie: same_site(proxy, report),

@@ -74,6 +74,33 @@ pub fn check_allowed_origins(proxy: &Fields, report: &mut Report) -> Vec<String>
     origins
 }
 
+/// `proxy.app-domain` (vestibule's own): the domain under which each instance gets a host of
+/// its own (`<instance>.<app-domain>`), lower-case, without scheme, port or dots at the ends.
+pub fn check_app_domain(proxy: &Fields, report: &mut Report) -> Option<String> {
+    let (node, path) = proxy.get("app-domain")?;
+    let text = proxy.text("app-domain", report)?;
+    let domain = text.trim().trim_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if domain.split('.').all(label_ok) {
+        return Some(domain);
+    }
+    report.error(
+        &node.at,
+        &path,
+        format!(
+            "'{text}' is not a domain name (write apps.example.com: no scheme, port or path; each \
+             instance is then served at <instance-id>.apps.example.com)"
+        ),
+    );
+    None
+}
+
 /// `Https://Example.org:443/` → `https://example.org`: the form browsers send in `Origin`.
 pub fn normalise_origin(text: &str) -> Option<String> {
     let lower = text.trim().trim_end_matches('/').to_ascii_lowercase();

@@ -92,6 +92,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             allowed_origins: Vec::new(),
             connections: Default::default(),
             reload: Default::default(),
+            app_domain: None,
             same_site_cookie: SameSite::Lax,
             kubernetes: Default::default(),
             specs: vec![demo],

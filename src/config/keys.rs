@@ -195,6 +195,8 @@ pub static PROXY: Level = Level {
         section("docker", Status::Used, Shape::Map(&DOCKER)),
         // vestibule's own: other sites whose pages may open app WebSockets.
         used("allowed-origins"),
+        // vestibule's own: a host of its own per instance.
+        used("app-domain"),
         // vestibule's own: load balancers whose X-Forwarded-* headers are believed.
         used("trusted-proxies"),
         // vestibule's own: request-head timeout and connection caps.

@@ -286,6 +286,9 @@ pub struct ProxyConfig {
     /// `proxy.allowed-origins` (vestibule's own): other origins whose pages may open app
     /// WebSockets, normalised as browsers send `Origin`.
     pub allowed_origins: Vec<String>,
+    /// `proxy.app-domain` (vestibule's own): each instance is served at
+    /// `<instance-id>.<app-domain>`, an origin of its own, so app code cannot act on the portal.
+    pub app_domain: Option<String>,
     /// `proxy.connections.*` (vestibule's own).
     pub connections: super::ConnectionLimits,
     /// `proxy.process.*` (vestibule's own).

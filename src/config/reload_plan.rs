@@ -154,6 +154,7 @@ const PINNED: &[Pinned] = &[
     pinned!("proxy.kubernetes", proxy.kubernetes),
     pinned!("proxy.process", proxy.process),
     pinned!("proxy.connections", proxy.connections),
+    pinned!("proxy.app-domain", proxy.app_domain),
     pinned!("proxy.store-mode / spring.data.redis", store),
     pinned!("proxy.usage-stats", ops.usage_stats),
     pinned!("proxy.log-as-json", ops.log_as_json),

@@ -4,7 +4,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::Identity;
 use crate::auth::csrf::LOGIN_COOKIE;
-use crate::auth::session::COOKIE_NAME;
+use crate::auth::session::{APP_HOST_COOKIE, COOKIE_NAME};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy ones proxies still see). They describe
 /// one connection and must not be forwarded to the next.
@@ -230,6 +230,7 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
         for pair in s.split(';') {
             let name = pair.split('=').next().unwrap_or("").trim();
             let ours = name == COOKIE_NAME
+                || name == APP_HOST_COOKIE
                 || name == LOGIN_COOKIE
                 || name.starts_with(super::pool::AFFINITY_COOKIE_PREFIX);
             if !name.is_empty() && !ours {
@@ -255,7 +256,9 @@ pub fn strip_own_set_cookies(headers: &mut HeaderMap) {
             .next()
             .unwrap_or_default()
             .trim_ascii();
-        name == COOKIE_NAME.as_bytes() || name == LOGIN_COOKIE.as_bytes()
+        name == COOKIE_NAME.as_bytes()
+            || name == APP_HOST_COOKIE.as_bytes()
+            || name == LOGIN_COOKIE.as_bytes()
     };
     if !headers.get_all(header::SET_COOKIE).iter().any(ours) {
         return;
