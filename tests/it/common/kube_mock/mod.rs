@@ -62,6 +62,8 @@ struct State {
     log_streams: CancellationToken,
     /// Whether metrics-server is installed (the metrics.k8s.io group is served).
     metrics_server: bool,
+    /// What every new pod's container prints as it starts: (container, text).
+    startup_output: Option<(String, String)>,
     /// What metrics-server reports for each pod.
     usage: BTreeMap<Key, Vec<pod_metrics::ContainerUsage>>,
     seen: Vec<Seen>,
@@ -106,6 +108,7 @@ impl FakeCluster {
                 log_streams: CancellationToken::new(),
                 metrics_server: true,
                 usage: BTreeMap::new(),
+                startup_output: None,
                 seen: Vec::new(),
                 denied: Vec::new(),
                 watches: CancellationToken::new(),
@@ -176,6 +179,12 @@ impl FakeCluster {
             .or_default()
             .current
             .extend(pod_logs::Logs::stamped(line));
+    }
+
+    /// Every pod created from now on has `container` print `text` as it starts (before anyone
+    /// could follow it).
+    pub fn new_pods_print(&self, container: &str, text: &str) {
+        self.lock().startup_output = Some((container.into(), text.into()));
     }
 
     /// Ends every open log follow, as an API server's restart or a proxy's timeout would.
@@ -418,7 +427,21 @@ impl FakeCluster {
             )),
         };
         match result {
-            Ok(object) if verb == "create" => reply(StatusCode::CREATED, object),
+            Ok(object) if verb == "create" => {
+                if let (Some((container, text)), "pods") =
+                    (state.startup_output.clone(), route.resource.as_str())
+                {
+                    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                    state.logs.insert(
+                        (ns.clone(), name.to_string(), container),
+                        pod_logs::Logs {
+                            current: pod_logs::Logs::stamped(&text),
+                            previous: String::new(),
+                        },
+                    );
+                }
+                reply(StatusCode::CREATED, object)
+            }
             Ok(object) => reply(StatusCode::OK, object),
             Err(refusal) => refuse(refusal),
         }
