@@ -55,8 +55,9 @@ pub fn answer(shared: &Arc<Mutex<State>>, state: &State, k: &Key, query: &str) -
     };
     let container = match container_of(&pod, query) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(message) => return bad(message),
     };
+    let timestamps = param(query, "timestamps").as_deref() == Some("true");
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
         .cloned()
@@ -76,13 +77,8 @@ pub fn answer(shared: &Arc<Mutex<State>>, state: &State, k: &Key, query: &str) -
                 k.2
             ));
         }
-        let lines: Vec<(Timestamp, String)> = Logs::stamped(&stored.previous);
-        let ask = Ask {
-            at,
-            timestamps: param(query, "timestamps").as_deref() == Some("true"),
-            next: 0,
-        };
-        return text(render(&select(&lines, query), ask.timestamps));
+        let lines = Logs::stamped(&stored.previous);
+        return text(render(&select(&lines, query), timestamps));
     }
     if let Some(reason) = status["state"]["waiting"]["reason"].as_str() {
         return bad(format!(
@@ -92,7 +88,7 @@ pub fn answer(shared: &Arc<Mutex<State>>, state: &State, k: &Key, query: &str) -
     }
     let ask = Ask {
         at,
-        timestamps: param(query, "timestamps").as_deref() == Some("true"),
+        timestamps,
         next: stored.current.len(),
     };
     let first = render(&select(&stored.current, query), ask.timestamps);
@@ -108,26 +104,26 @@ pub fn answer(shared: &Arc<Mutex<State>>, state: &State, k: &Key, query: &str) -
     )
 }
 
-/// The container asked for; the only one when none is named.
-fn container_of(pod: &Value, query: &str) -> Result<String, Response> {
+/// The container asked for; the only one when none is named. `Err` is the 400's message.
+fn container_of(pod: &Value, query: &str) -> Result<String, String> {
     if let Some(c) = param(query, "container") {
         let known = pod["spec"]["containers"]
             .as_array()
             .is_some_and(|cs| cs.iter().any(|x| x["name"] == c.as_str()));
         if !known {
-            return Err(bad(format!(
+            return Err(format!(
                 "container {c} is not valid for pod {}",
                 pod["metadata"]["name"].as_str().unwrap_or_default()
-            )));
+            ));
         }
         return Ok(c);
     }
     match pod["spec"]["containers"].as_array() {
         Some(cs) if cs.len() == 1 => Ok(cs[0]["name"].as_str().unwrap_or_default().to_string()),
-        _ => Err(bad(format!(
+        _ => Err(format!(
             "a container name must be specified for pod {}",
             pod["metadata"]["name"].as_str().unwrap_or_default()
-        ))),
+        )),
     }
 }
 
