@@ -49,8 +49,9 @@ pub async fn read(
     let request = http::Request::get(path).body(Vec::new()).ok()?;
     match client.request::<PodMetrics>(request).await {
         Ok(metrics) => summed(&metrics),
+        // metrics-server has no sample of this pod yet (its first 15 s or so): nothing to say.
+        Err(kube::Error::Api(s)) if s.code == 404 && s.message.contains("podmetrics") => None,
         Err(kube::Error::Api(s)) if matches!(s.code, 404 | 503) => {
-            // 404 is also a pod too young to have been sampled: said once, quietly.
             if !quiet.0.swap(true, Ordering::Relaxed) {
                 tracing::debug!(pod, code = s.code, message = %s.message,
                     "no CPU and memory from the metrics API (is metrics-server installed?)");
