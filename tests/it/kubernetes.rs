@@ -1,6 +1,7 @@
 //! The Kubernetes backend against a mocked API server (no cluster can run here): what it sends,
 //! how it follows a pod, and what a user is told when the pod cannot start.
 
+mod admin;
 mod crashes;
 mod mock_semantics;
 mod namespaces;
@@ -79,6 +80,30 @@ fn backend(client: kube::Client, settings: KubernetesSettings) -> Arc<Kubernetes
         KubernetesBackend::new(client, settings, Duration::from_secs(5))
             .with_poll_interval(Duration::from_millis(20)),
     )
+}
+
+/// A small app served by the test, where the mock cluster says the pod is (127.0.0.1).
+async fn serve_app() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(|| async { "hello from the pod" });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+/// A whole server's config (users alice and root, the admin) whose one app, `spec`, runs in
+/// pods of `cluster`, reached at 127.0.0.1:`port`.
+fn server_config(cluster: &FakeCluster, mut spec: AppSpec, port: u16) -> vestibule::config::Config {
+    cluster.set_pod_ip("127.0.0.1");
+    spec.port = port;
+    spec.container_volumes.clear();
+    let mut cfg = common::config(vec![spec]);
+    cfg.proxy.container_backend = vestibule::config::BackendKind::Kubernetes;
+    cfg.proxy.kubernetes = settings(true);
+    cfg.proxy.kubernetes.url = Some(cluster.url().to_string());
+    cfg
 }
 
 /// Every call the backend made must be one the shipped Role grants (api_calls::ALL), and the

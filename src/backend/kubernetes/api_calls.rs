@@ -25,7 +25,10 @@ pub const LIST_PODS: ApiCall = call("", "pods", "list");
 /// the realm's pods, so a crash is seen as it happens (with LIST_PODS after a 410 Gone).
 pub const WATCH_PODS: ApiCall = call("", "pods", "watch");
 pub const DELETE_POD: ApiCall = call("", "pods", "delete");
+/// The last output of a pod that failed, and the live log of a running one (followed).
 pub const GET_POD_LOG: ApiCall = call("", "pods/log", "get");
+/// A pod's CPU and memory for the admin console, from metrics-server.
+pub const GET_POD_METRICS: ApiCall = call("metrics.k8s.io", "pods", "get");
 pub const CREATE_SERVICE: ApiCall = call("", "services", "create");
 pub const GET_SERVICE: ApiCall = call("", "services", "get");
 pub const DELETE_SERVICE: ApiCall = call("", "services", "delete");
@@ -44,6 +47,7 @@ pub const ALL: &[ApiCall] = &[
     WATCH_PODS,
     DELETE_POD,
     GET_POD_LOG,
+    GET_POD_METRICS,
     CREATE_SERVICE,
     GET_SERVICE,
     DELETE_SERVICE,

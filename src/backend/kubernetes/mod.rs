@@ -7,9 +7,11 @@
 pub mod api_calls;
 mod crash;
 mod exit_watch;
+mod log_follow;
 mod manifests;
 pub mod naming;
 mod pod;
+mod pod_metrics;
 mod shinyproxy;
 pub mod waiting;
 
@@ -24,7 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-use super::{Backend, BackendError, Exit, Health, LaunchRequest, Recovered, Started};
+use super::{
+    Backend, BackendError, Exit, Health, LaunchRequest, LogBuffer, Recovered, ResourceUsage,
+    Started,
+};
 use crate::config::{AppSpec, KubernetesSettings, ServiceType};
 use manifests::ObjectRef;
 use naming::{
@@ -35,6 +40,8 @@ use waiting::{Patience, Watched};
 
 /// What a stopped pod gets to shut down cleanly before it is killed.
 pub const STOP_GRACE_SECONDS: u32 = 10;
+/// The lines of an instance's live log kept in memory (as the other backends keep).
+const LOG_LINES_KEPT: usize = 1000;
 
 pub struct KubernetesBackend {
     client: Client,
@@ -51,6 +58,8 @@ pub struct KubernetesBackend {
     /// only with `recover-running-proxies`, as a ShinyProxy's pods are not vestibule's to
     /// remove when nobody adopts them.
     adopt_shinyproxy: bool,
+    /// Whether a missing metrics API was logged already.
+    metrics_quiet: pod_metrics::Quiet,
 }
 
 /// What the backend and its pod watches both know of the instances.
@@ -59,13 +68,19 @@ pub(crate) struct Shared {
     instances: Mutex<HashMap<String, Instance>>,
 }
 
-#[derive(Default)]
 struct Instance {
     namespace: String,
     /// Additional (not persistent) manifests, deleted with the instance.
     owned: Vec<ObjectRef>,
-    /// What the app printed before it failed to start or crashed.
-    log: Vec<String>,
+    /// What the app printed before it failed to start or crashed, read from the API server
+    /// then: the run that crashed, which the live log may have followed only in part.
+    kept: Vec<String>,
+    /// The app container's output as it is printed, once its pod runs (see [`log_follow`]).
+    live: Arc<LogBuffer>,
+    /// Dropped with the instance, which ends the follow of its log.
+    following: Option<tokio_util::sync::DropGuard>,
+    /// The pod's memory limit, for the admin console (its containers' limits, summed).
+    memory_limit: Option<u64>,
     /// Set while the app serves: its container's restart count then, so a later restart is
     /// seen as the crash it is.
     serving_restarts: Option<i32>,
@@ -73,6 +88,22 @@ struct Instance {
     /// instance id.
     pod_name: Option<String>,
     service_name: Option<String>,
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self {
+            namespace: String::new(),
+            owned: Vec::new(),
+            kept: Vec::new(),
+            live: Arc::new(LogBuffer::new(LOG_LINES_KEPT)),
+            following: None,
+            memory_limit: None,
+            serving_restarts: None,
+            pod_name: None,
+            service_name: None,
+        }
+    }
 }
 
 impl Shared {
@@ -91,7 +122,7 @@ impl Shared {
 
     fn keep_output(&self, id: &str, output: Option<String>) {
         if let (Some(i), Some(text)) = (self.instances.lock().get_mut(id), output) {
-            i.log = text.lines().map(str::to_string).collect();
+            i.kept = text.lines().map(str::to_string).collect();
         }
     }
 
@@ -149,6 +180,7 @@ impl KubernetesBackend {
             exits: broadcast::channel(256).0,
             watching: std::sync::Once::new(),
             adopt_shinyproxy: false,
+            metrics_quiet: pod_metrics::Quiet::default(),
         }
     }
 
@@ -213,6 +245,7 @@ impl KubernetesBackend {
             id.clone(),
             Instance {
                 namespace: namespace.clone(),
+                memory_limit: memory_limit(&pod),
                 ..Instance::default()
             },
         );
@@ -265,6 +298,7 @@ impl KubernetesBackend {
         if let Some(i) = self.shared.instances.lock().get_mut(id) {
             i.serving_restarts = Some(crash::restarts(&ready));
         }
+        self.follow_log(id, &ready);
 
         if self.settings.internal_networking {
             let ip = ready
@@ -403,9 +437,41 @@ impl KubernetesBackend {
                     .clone()
                     .unwrap_or_else(|| self.settings.namespace.clone()),
                 owned,
+                memory_limit: memory_limit(pod),
                 ..Instance::default()
             },
         );
+    }
+
+    /// Follows the running pod's app container (its first) into the instance's live log, until
+    /// the instance is forgotten.
+    fn follow_log(&self, instance_id: &str, pod: &Pod) {
+        let (Some(name), Some(namespace)) = (&pod.metadata.name, &pod.metadata.namespace) else {
+            return;
+        };
+        let container = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone());
+        let mut instances = self.shared.instances.lock();
+        let Some(instance) = instances.get_mut(instance_id) else {
+            return;
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let target = log_follow::Followed {
+            pods: self.pods(namespace),
+            pod: name.clone(),
+            container,
+        };
+        tokio::spawn(log_follow::follow(
+            target,
+            instance.live.clone(),
+            LOG_LINES_KEPT,
+            stop.clone(),
+        ));
+        // A follow already running (the instance adopted twice) ends here.
+        instance.following = Some(stop.drop_guard());
     }
 
     /// Where an adopted pod is reached, when it runs and can be.
@@ -431,6 +497,18 @@ impl KubernetesBackend {
             .ok()
             .map(|s| s.address)
     }
+}
+
+/// The pod's memory limit: its containers' limits summed, when every container has one.
+fn memory_limit(pod: &Pod) -> Option<u64> {
+    let containers = &pod.spec.as_ref()?.containers;
+    containers
+        .iter()
+        .map(|c| {
+            let quantity = c.resources.as_ref()?.limits.as_ref()?.get("memory")?;
+            super::resources::kube_memory_bytes(&quantity.0)
+        })
+        .sum()
 }
 
 fn annotation(pod: &Pod, key: &str) -> Option<String> {
@@ -460,8 +538,15 @@ impl Backend for KubernetesBackend {
         match self.launch(req).await {
             Ok(started) => Ok(started),
             Err(why) => {
-                let log: Vec<String> = why.lines().skip(1).map(str::to_string).collect();
+                let kept: Vec<String> = why.lines().skip(1).map(str::to_string).collect();
                 let namespace = self.namespace_of(&req.instance_id);
+                // The same live log stays, so whoever follows it (the log files) keeps it.
+                let live = self
+                    .shared
+                    .instances
+                    .lock()
+                    .get(&req.instance_id)
+                    .map(|i| i.live.clone());
                 if let Err(e) = self.remove(&req.instance_id).await {
                     tracing::warn!(instance = %req.instance_id, error = %e, "cleanup after a failed start was incomplete");
                 }
@@ -470,7 +555,8 @@ impl Backend for KubernetesBackend {
                     req.instance_id.clone(),
                     Instance {
                         namespace,
-                        log,
+                        kept,
+                        live: live.unwrap_or_else(|| Arc::new(LogBuffer::new(LOG_LINES_KEPT))),
                         ..Instance::default()
                     },
                 );
@@ -542,13 +628,37 @@ impl Backend for KubernetesBackend {
         Some(receiver)
     }
 
+    /// The output of a run that crashed or failed to start, else the live log's last lines
+    /// (an app that runs but never answered, say).
     fn last_log_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
         let instances = self.shared.instances.lock();
-        let log = instances
-            .get(instance_id)
-            .map(|i| i.log.as_slice())
-            .unwrap_or_default();
-        log[log.len().saturating_sub(n)..].to_vec()
+        let Some(instance) = instances.get(instance_id) else {
+            return Vec::new();
+        };
+        if instance.kept.is_empty() {
+            return instance.live.last(n);
+        }
+        let kept = &instance.kept;
+        kept[kept.len().saturating_sub(n)..].to_vec()
+    }
+
+    fn log(&self, instance_id: &str) -> Option<Arc<LogBuffer>> {
+        Some(self.shared.instances.lock().get(instance_id)?.live.clone())
+    }
+
+    /// From the metrics API; `None` without metrics-server or for an instance not run here.
+    async fn usage(&self, instance_id: &str) -> Option<ResourceUsage> {
+        let (namespace, limit) = {
+            let instances = self.shared.instances.lock();
+            let i = instances.get(instance_id)?;
+            (i.namespace.clone(), i.memory_limit)
+        };
+        let pod = self.pod_name_of(instance_id);
+        let usage = pod_metrics::read(&self.client, &namespace, &pod, &self.metrics_quiet).await?;
+        Some(ResourceUsage {
+            memory_limit_bytes: limit,
+            ..usage
+        })
     }
 
     /// The running pods of this realm are adopted; the rest (failed, or never ready) removed.
@@ -577,6 +687,7 @@ impl Backend for KubernetesBackend {
             if let Some(i) = self.shared.instances.lock().get_mut(&id) {
                 i.serving_restarts = Some(crash::restarts(&pod));
             }
+            self.follow_log(&id, &pod);
             found.push(Recovered {
                 instance_id: id,
                 spec_id,

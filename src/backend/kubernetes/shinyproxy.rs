@@ -67,9 +67,11 @@ impl KubernetesBackend {
                 serving_restarts: Some(crash::restarts(pod)),
                 pod_name: Some(name),
                 service_name: Some(service_name(&app.proxy_id)),
+                memory_limit: super::memory_limit(pod),
                 ..Instance::default()
             },
         );
+        self.follow_log(&app.proxy_id, pod);
         Some(app.recovered(address))
     }
 

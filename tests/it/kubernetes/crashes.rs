@@ -7,7 +7,6 @@ use crate::common::failed;
 use crate::common::{Browser, TestServer};
 use tokio::sync::broadcast;
 use vestibule::backend::{Exit, Health};
-use vestibule::config::BackendKind;
 
 /// As an app's pod patches may set: a crashed container is restarted.
 fn restarting_spec() -> AppSpec {
@@ -141,31 +140,12 @@ async fn an_exit_while_the_watch_is_down_is_not_lost() {
     assert_role_covers(&cluster);
 }
 
-/// A small app served by the test, where the mock cluster says the pod is (127.0.0.1).
-async fn serve_app() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().fallback(|| async { "hello from the pod" });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    port
-}
-
 /// Through the whole server: a user's app runs in a pod, crashes, and the server notices
 /// (its route goes, the user sees it failed with the app's last output).
 #[tokio::test]
 async fn the_server_notices_a_crashed_pod_and_removes_its_route() {
-    let port = serve_app().await;
     let (_client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
-    cluster.set_pod_ip("127.0.0.1");
-    let mut spec = restarting_spec();
-    spec.port = port;
-    spec.container_volumes.clear();
-    let mut cfg = common::config(vec![spec]);
-    cfg.proxy.container_backend = BackendKind::Kubernetes;
-    cfg.proxy.kubernetes = settings(true);
-    cfg.proxy.kubernetes.url = Some(cluster.url().to_string());
+    let cfg = server_config(&cluster, restarting_spec(), serve_app().await);
     let server = TestServer::start(cfg).await;
     let alice = Browser::login(&server, "alice").await;
     let view = alice.launch("01_hello").await;

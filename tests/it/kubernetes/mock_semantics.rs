@@ -237,3 +237,105 @@ async fn logs_are_per_run_and_tailed() {
     let err = pods.logs("p2", &previous).await.unwrap_err();
     assert_eq!(code(err), 400, "no run before the first");
 }
+
+/// The next line of a followed log, if one comes within 2 s.
+async fn next_line<S: futures_util::Stream + Unpin>(
+    lines: &mut S,
+) -> Result<Option<S::Item>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(2), lines.next()).await
+}
+
+/// A follow gets the lines so far, then each appended line, and ends when the container
+/// stops; `sinceTime` (whole seconds) and `timestamps` are honoured; another container's name
+/// is refused.
+#[tokio::test]
+async fn a_followed_log_streams_appended_lines_until_the_container_stops() {
+    use futures_util::AsyncBufReadExt;
+    let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
+    pods.create(&PostParams::default(), &pod("f1"))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            cluster.get("pods", "f1").unwrap()["status"]["phase"] == "Running"
+        })
+        .await
+    );
+    cluster.set_logs("f1", "app", "before\n", "");
+    let follow = LogParams {
+        follow: true,
+        timestamps: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream("f1", &follow).await.unwrap().lines();
+    let first = next_line(&mut lines).await.unwrap().unwrap().unwrap();
+    let (stamp, text) = first.split_once(' ').unwrap();
+    assert_eq!(text, "before");
+    let stamp: k8s_openapi::jiff::Timestamp = stamp.parse().expect("an RFC 3339 timestamp");
+    cluster.append_log("f1", "app", "after");
+    let second = next_line(&mut lines).await.unwrap().unwrap().unwrap();
+    assert!(second.ends_with(" after"), "{second}");
+    cluster.set_status(NAMESPACE, "f1", exited(IMAGE, 1));
+    assert!(
+        matches!(next_line(&mut lines).await, Ok(None)),
+        "the follow ends with the container"
+    );
+
+    let since = LogParams {
+        since_time: Some(
+            stamp
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(5))
+                .unwrap(),
+        ),
+        ..LogParams::default()
+    };
+    assert_eq!(pods.logs("f1", &since).await.unwrap(), "", "nothing after");
+    let other = LogParams {
+        container: Some("sidecar".into()),
+        ..LogParams::default()
+    };
+    assert_eq!(code(pods.logs("f1", &other).await.unwrap_err()), 400);
+    assert_eq!(
+        code(
+            pods.logs("nosuch", &LogParams::default())
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+}
+
+/// metrics-server serves the usage set for a running pod and 404 for one it has no sample
+/// of; without it the whole group is 404.
+#[tokio::test]
+async fn the_metrics_api_serves_set_usage_and_404_without_a_sample_or_a_server() {
+    let (client, cluster) = FakeCluster::start(vec![running(IMAGE, true)]);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    pods.create(&PostParams::default(), &pod("m1"))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            cluster.get("pods", "m1").unwrap()["status"]["phase"] == "Running"
+        })
+        .await
+    );
+    let get = |name: &str| {
+        let request = http::Request::get(format!(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods/{name}"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        let client = client.clone();
+        async move { client.request::<Value>(request).await }
+    };
+    assert_eq!(code(get("m1").await.unwrap_err()), 404, "not sampled yet");
+    cluster.set_pod_usage("m1", &[("app", "3m", "10Mi")]);
+    let metrics = get("m1").await.unwrap();
+    assert_eq!(metrics["kind"], "PodMetrics");
+    assert_eq!(metrics["containers"][0]["usage"]["cpu"], "3m");
+    assert_eq!(code(get("nosuch").await.unwrap_err()), 404);
+    cluster.without_metrics_server();
+    assert_eq!(code(get("m1").await.unwrap_err()), 404, "no such group");
+}

@@ -10,10 +10,14 @@
 //! - graceful pod deletion (Terminating, `deletionTimestamp` set, until the app has stopped),
 //!   the pvc-protection finalizer on claims;
 //! - pod statuses scripted by time since creation, not advanced by reads;
-//! - logs per container, honouring `tailLines` and `previous` (400 where there is no such run);
+//! - logs per container, honouring `tailLines`, `previous` (400 where there is no such run),
+//!   `sinceTime`/`sinceSeconds`, `timestamps` and `follow` (see [`pod_logs`]);
+//! - the metrics API (metrics-server) with the usage the test sets per pod, or none at all;
 //! - RBAC: only what the shipped Role (deploy/kubernetes/base/role.yaml) grants, else 403.
 #![allow(dead_code)]
 
+mod pod_logs;
+mod pod_metrics;
 mod rbac;
 mod statuses;
 mod store;
@@ -50,17 +54,18 @@ pub struct Seen {
     pub body: Value,
 }
 
-/// A container's output: the current run's and the one before (`previous=true`).
-#[derive(Debug, Clone, Default)]
-struct Logs {
-    current: String,
-    previous: String,
-}
-
 struct State {
     store: Store,
     rbac: rbac::Rbac,
-    logs: BTreeMap<(String, String, String), Logs>,
+    logs: BTreeMap<pod_logs::LogKey, pod_logs::Logs>,
+    /// Cancelled to end every open log follow.
+    log_streams: CancellationToken,
+    /// Whether metrics-server is installed (the metrics.k8s.io group is served).
+    metrics_server: bool,
+    /// What every new pod's container prints as it starts: (container, text).
+    startup_output: Option<(String, String)>,
+    /// What metrics-server reports for each pod.
+    usage: BTreeMap<Key, Vec<pod_metrics::ContainerUsage>>,
     seen: Vec<Seen>,
     /// Requests answered 403, as (verb, group/resource, namespace).
     denied: Vec<String>,
@@ -100,6 +105,10 @@ impl FakeCluster {
                 store: Store::new(script),
                 rbac: rbac::Rbac::shipped(),
                 logs: BTreeMap::new(),
+                log_streams: CancellationToken::new(),
+                metrics_server: true,
+                usage: BTreeMap::new(),
+                startup_output: None,
                 seen: Vec::new(),
                 denied: Vec::new(),
                 watches: CancellationToken::new(),
@@ -155,11 +164,48 @@ impl FakeCluster {
     pub fn set_logs(&self, pod: &str, container: &str, current: &str, previous: &str) {
         self.lock().logs.insert(
             (NAMESPACE.into(), pod.into(), container.into()),
-            Logs {
-                current: current.into(),
+            pod_logs::Logs {
+                current: pod_logs::Logs::stamped(current),
                 previous: previous.into(),
             },
         );
+    }
+
+    /// `container` of pod `pod` (in `shiny`) prints a line now; open follows get it.
+    pub fn append_log(&self, pod: &str, container: &str, line: &str) {
+        self.lock()
+            .logs
+            .entry((NAMESPACE.into(), pod.into(), container.into()))
+            .or_default()
+            .current
+            .extend(pod_logs::Logs::stamped(line));
+    }
+
+    /// Every pod created from now on has `container` print `text` as it starts (before anyone
+    /// could follow it).
+    pub fn new_pods_print(&self, container: &str, text: &str) {
+        self.lock().startup_output = Some((container.into(), text.into()));
+    }
+
+    /// Ends every open log follow, as an API server's restart or a proxy's timeout would.
+    pub fn end_log_streams(&self) {
+        let mut state = self.lock();
+        state.log_streams.cancel();
+        state.log_streams = CancellationToken::new();
+    }
+
+    /// metrics-server's sample of pod `pod` (in `shiny`): (container, cpu, memory) quantities.
+    pub fn set_pod_usage(&self, pod: &str, containers: &[(&str, &str, &str)]) {
+        let usage = containers
+            .iter()
+            .map(|(c, cpu, m)| (c.to_string(), cpu.to_string(), m.to_string()))
+            .collect();
+        self.lock().usage.insert(key(NAMESPACE, "pods", pod), usage);
+    }
+
+    /// A cluster without metrics-server: the metrics.k8s.io group is not served.
+    pub fn without_metrics_server(&self) {
+        self.lock().metrics_server = false;
     }
 
     /// How long apps take to stop on SIGTERM (their pods stay Terminating that long).
@@ -331,9 +377,12 @@ impl FakeCluster {
         let ns = route.namespace.clone().unwrap_or_default();
         let name = route.name.clone().unwrap_or_default();
         let k = key(&ns, &route.resource, &name);
+        if route.group == "metrics.k8s.io" {
+            return pod_metrics::answer(&state, verb, &k);
+        }
         let result = match (verb, route.sub.as_deref()) {
             ("create", _) => state.store.create(&ns, &route.resource, body),
-            ("get", Some("log")) => return logs(&state, &k, &query),
+            ("get", Some("log")) => return pod_logs::answer(&self.state, &state, &k, &query),
             ("get", _) => state.store.get(&k),
             ("list", _) => Ok(list(&state.store, route.selection(&query))),
             ("watch", _) if state.expire > 0 => {
@@ -378,7 +427,21 @@ impl FakeCluster {
             )),
         };
         match result {
-            Ok(object) if verb == "create" => reply(StatusCode::CREATED, object),
+            Ok(object) if verb == "create" => {
+                if let (Some((container, text)), "pods") =
+                    (state.startup_output.clone(), route.resource.as_str())
+                {
+                    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                    state.logs.insert(
+                        (ns.clone(), name.to_string(), container),
+                        pod_logs::Logs {
+                            current: pod_logs::Logs::stamped(&text),
+                            previous: String::new(),
+                        },
+                    );
+                }
+                reply(StatusCode::CREATED, object)
+            }
             Ok(object) => reply(StatusCode::OK, object),
             Err(refusal) => refuse(refusal),
         }
@@ -492,77 +555,6 @@ fn list(store: &Store, selection: Selection) -> Value {
     };
     json!({"apiVersion": "v1", "kind": kind,
            "metadata": {"resourceVersion": store.version().to_string()}, "items": items})
-}
-
-/// A container's log: `previous=true` is the run before (there is none before a restart), the
-/// current run's only once it has started; `tailLines` keeps the last lines.
-fn logs(state: &State, k: &Key, query: &str) -> Response {
-    let pod = match state.store.get(k) {
-        Ok(pod) => pod,
-        Err(refusal) => return refuse(refusal),
-    };
-    let statuses = pod["status"]["containerStatuses"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let container = match param(query, "container") {
-        Some(c) => c,
-        None if statuses.len() <= 1 => pod["spec"]["containers"][0]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        None => {
-            return refuse((
-                400,
-                "BadRequest",
-                format!("a container name must be specified for pod {}", k.2),
-            ));
-        }
-    };
-    let status = statuses.iter().find(|s| s["name"] == container.as_str());
-    let previous = param(query, "previous").as_deref() == Some("true");
-    let bad = |message: String| refuse((400, "BadRequest", message));
-    let Some(status) = status else {
-        return bad(format!(
-            "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
-            k.2
-        ));
-    };
-    let stored = state
-        .logs
-        .get(&(k.0.clone(), k.2.clone(), container.clone()))
-        .cloned()
-        .unwrap_or_default();
-    let text = if previous {
-        if status["lastState"]["terminated"].is_null() {
-            return bad(format!(
-                "previous terminated container \"{container}\" in pod \"{}\" not found",
-                k.2
-            ));
-        }
-        stored.previous
-    } else {
-        if let Some(reason) = status["state"]["waiting"]["reason"].as_str() {
-            return bad(format!(
-                "container \"{container}\" in pod \"{}\" is waiting to start: {reason}",
-                k.2
-            ));
-        }
-        stored.current
-    };
-    let text = match param(query, "tailLines").and_then(|n| n.parse::<usize>().ok()) {
-        Some(n) => {
-            let lines: Vec<&str> = text.lines().collect();
-            let kept = &lines[lines.len().saturating_sub(n)..];
-            kept.iter().map(|l| format!("{l}\n")).collect()
-        }
-        None => text,
-    };
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "text/plain")
-        .body(Body::from(Bytes::from(text)))
-        .unwrap_or_default()
 }
 
 /// What API discovery answers for the groups the tests use: kinds, plurals and scope.
