@@ -99,6 +99,11 @@ pub async fn app_proxy(
     if !may_use(who.identity, &route.owner) {
         return forbidden(who.identity, &id);
     }
+    match super::app_host::keep_off_portal(&st, &ctx, who.session, &id, rest_at, &req) {
+        Some(Ok(hand_over)) => return hand_over.send(&st).await,
+        Some(Err(refused)) => return refused,
+        None => {}
+    }
     forward(&st, &ctx, who, route, rest_at, req).await
 }
 
@@ -303,7 +308,21 @@ pub async fn app_direct(
         st.manager.settled(view.clone()).await;
     }
     match st.manager.route(&view.id).await {
-        Some(route) => forward(&st, &ctx, caller, route, rest_at, req).await,
+        Some(route) => {
+            match super::app_host::keep_off_portal(
+                &st,
+                &ctx,
+                caller.session,
+                &view.id,
+                rest_at,
+                &req,
+            ) {
+                Some(Ok(hand_over)) => return hand_over.send(&st).await,
+                Some(Err(refused)) => return refused,
+                None => {}
+            }
+            forward(&st, &ctx, caller, route, rest_at, req).await
+        }
         None => {
             let latest = st.manager.get(&view.id).await;
             let (reason, lines) = match latest {

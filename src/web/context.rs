@@ -38,19 +38,38 @@ impl RequestCtx {
     }
 }
 
-pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+/// What a request says of where it comes from and over what, before anyone is identified.
+pub(super) fn connection(st: &AppState, req: &Request) -> RequestCtx {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let client = super::forwarded::client(peer, req.headers(), &st.config().server.trusted_proxies);
-    let client_ip = client.ip;
-    let server_name = server_name(client.host.as_deref(), req.headers());
-    let secure = st.config().server.secure_cookies
-        || st.config().ops.tls.is_some()
+    let config = st.config();
+    let client = super::forwarded::client(peer, req.headers(), &config.server.trusted_proxies);
+    let secure = config.server.secure_cookies
+        || config.ops.tls.is_some()
         || client.proto.as_deref() == Some("https")
         || cookies::forwarded_https(req.headers());
+    RequestCtx {
+        session: None,
+        secure,
+        client_ip: client.ip,
+        server_name: server_name(client.host.as_deref(), req.headers()),
+        forwarded_for: client.forwarded_for,
+        via_token: false,
+        token_id: None,
+    }
+}
+
+pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let RequestCtx {
+        secure,
+        client_ip,
+        server_name,
+        forwarded_for,
+        ..
+    } = connection(&st, &req);
     let mut session = match cookies::read(req.headers(), COOKIE_NAME) {
         Some(id) => match st.sessions.load(&id).await {
             Ok(s) => s,
@@ -112,7 +131,7 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
         session,
         secure,
         client_ip,
-        forwarded_for: client.forwarded_for,
+        forwarded_for,
         via_token,
         token_id,
         server_name: server_name.clone(),

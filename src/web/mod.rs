@@ -3,6 +3,7 @@
 mod admin;
 mod api;
 mod api_shapes;
+mod app_host;
 mod app_routes;
 pub mod context;
 mod context_path;
@@ -221,12 +222,21 @@ pub fn router(state: Arc<AppState>) -> Router {
             frame_options::set,
         ))
         .with_state(state.clone());
-    if state.config().server.context_path.is_empty() {
-        return routes;
-    }
-    // A router's layers run once a route is chosen, so the prefix comes off in front of the
-    // router, not inside it.
+    let portal = if state.config().server.context_path.is_empty() {
+        routes
+    } else {
+        // A router's layers run once a route is chosen, so the prefix comes off in front of the
+        // router, not inside it.
+        Router::new()
+            .fallback_service(routes)
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                context_path::strip,
+            ))
+    };
+    // An instance's own host (`proxy.app-domain`) is no part of the portal: its requests are
+    // taken before any portal layer runs.
     Router::new()
-        .fallback_service(routes)
-        .layer(middleware::from_fn_with_state(state, context_path::strip))
+        .fallback_service(portal)
+        .layer(middleware::from_fn_with_state(state, app_host::dispatch))
 }

@@ -8,6 +8,7 @@ mod access_expressions;
 mod admin;
 mod api;
 mod api_tokens;
+mod app_domain;
 mod auth;
 mod browser;
 mod cli;

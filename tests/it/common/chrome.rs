@@ -15,6 +15,11 @@ pub struct Chrome {
 
 impl Chrome {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Chrome::start`] with more command-line switches (`--host-resolver-rules=…`).
+    pub async fn start_with(extra: &[&str]) -> Self {
         install_tls_provider();
         let port = super::ports::free_port();
         let driver = Command::new("chromedriver")
@@ -36,6 +41,13 @@ impl Chrome {
                     "--window-size=1366,800", format!("--user-data-dir={}", profile.display())],
             }),
         );
+        if let Some(args) = caps
+            .get_mut("goog:chromeOptions")
+            .and_then(|o| o.get_mut("args"))
+            .and_then(|a| a.as_array_mut())
+        {
+            args.extend(extra.iter().map(|a| serde_json::Value::from(*a)));
+        }
         let url = format!("http://127.0.0.1:{port}");
         let mut client = None;
         for _ in 0..50 {
