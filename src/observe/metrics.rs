@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::micrometer::Micrometer;
+use super::proxy_meters::{ProxyFamilies, ProxyMeters};
 use super::usage::{DropLabels, EventType, Usage, UsageEvent};
 
 /// Finds who owns an instance, for the usage events of app starts and stops.
@@ -137,6 +138,8 @@ pub struct Metrics {
     pool_refused: Family<AppLabels, Gauge>,
     pool_scale_events: Family<ScaleLabels, Counter>,
     seats: Family<PoolStateLabels, Gauge>,
+    proxy: ProxyFamilies,
+    active_users: Gauge,
     observers: OnceLock<Observers>,
 }
 
@@ -234,7 +237,16 @@ impl Metrics {
              (queue_full: the sink is too slow; write_failed: it refused or did not answer)",
             usage_dropped.clone(),
         );
+        let proxy = ProxyFamilies::register(&mut registry);
+        let active_users = Gauge::default();
+        registry.register(
+            "active_users",
+            "Users with an instance starting or running on this replica",
+            active_users.clone(),
+        );
         Self {
+            proxy,
+            active_users,
             registry,
             launches,
             launch_seconds,
@@ -252,6 +264,16 @@ impl Metrics {
             usage_dropped,
             observers: OnceLock::new(),
         }
+    }
+
+    /// The proxy's handles for one app's traffic, taken once per route.
+    pub fn proxy_meters(&self, app: &str) -> ProxyMeters {
+        self.proxy.meters(app)
+    }
+
+    /// Sets the active-users gauge, before [`Metrics::render`].
+    pub fn set_active_users(&self, n: i64) {
+        self.active_users.set(n);
     }
 
     /// The counter usage-statistics sinks count lost events in.

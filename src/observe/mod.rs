@@ -5,7 +5,9 @@
 
 mod metrics;
 pub mod micrometer;
+mod proxy_meters;
 pub mod request_id;
 pub mod usage;
 
 pub use metrics::{LoginOutcome, Metrics, OwnerLookup, PoolGauges};
+pub use proxy_meters::{ProxyMeters, WebSocketOpen};
