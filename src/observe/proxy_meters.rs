@@ -90,20 +90,28 @@ impl ProxyFamilies {
             app: app.into(),
             direction,
         };
+        // One statement each: `get_or_create`'s guard lives to the end of its statement, and a
+        // second call on the same family while it is held would wait for itself.
+        let requests = STATUS_CLASSES.map(|status| {
+            self.requests
+                .get_or_create(&StatusLabels {
+                    app: app.into(),
+                    status,
+                })
+                .clone()
+        });
+        let to_client = self.bytes.get_or_create(&direction("to_client")).clone();
+        let to_app = self.bytes.get_or_create(&direction("to_app")).clone();
+        let latency = self.latency.get_or_create(&app_labels).clone();
+        let websockets_open = self.websockets_open.get_or_create(&app_labels).clone();
+        let websockets = self.websockets.get_or_create(&app_labels).clone();
         ProxyMeters {
-            requests: STATUS_CLASSES.map(|status| {
-                self.requests
-                    .get_or_create(&StatusLabels {
-                        app: app.into(),
-                        status,
-                    })
-                    .clone()
-            }),
-            to_client: self.bytes.get_or_create(&direction("to_client")).clone(),
-            to_app: self.bytes.get_or_create(&direction("to_app")).clone(),
-            latency: self.latency.get_or_create(&app_labels).clone(),
-            websockets_open: self.websockets_open.get_or_create(&app_labels).clone(),
-            websockets: self.websockets.get_or_create(&app_labels).clone(),
+            requests,
+            to_client,
+            to_app,
+            latency,
+            websockets_open,
+            websockets,
         }
     }
 }

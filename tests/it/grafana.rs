@@ -149,12 +149,13 @@ async fn every_dashboard_panel_shows_data_from_a_real_prometheus() {
             |v| v == 2.0,
         )
         .await;
-    // The idle app, untouched since its launch, is culled after its heartbeat timeout.
+    // The idle app, untouched since its launch, is culled after its heartbeat timeout; the
+    // count of its culls needs two scrapes for an `increase`.
     prometheus
         .wait_for(
-            r#"vestibule_app_stops_total{app="idle",reason="idle"}"#,
+            r#"count_over_time(vestibule_app_stops_total{app="idle",reason="idle"}[1m])"#,
             Duration::from_secs(20),
-            |v| v >= 1.0,
+            |v| v >= 2.0,
         )
         .await;
 
