@@ -2,7 +2,7 @@
 # Installs everything vestibule's test suite needs on a fresh Debian 12 machine: what the
 # build needs (scripts/install-build-deps.sh: the C libraries under SAML login),
 # Debian packages (browser, R Shiny, nginx, load tools, Redis, OpenLDAP, PostgreSQL and
-# InfluxDB for usage statistics, xmlsec1 for the test SAML IdP) and a Python
+# InfluxDB for usage statistics, Prometheus for the Grafana dashboard's queries, xmlsec1 for the test SAML IdP) and a Python
 # virtualenv with the Python app frameworks. Idempotent, and quick when all is
 # already there, so CI can call it on every run.
 #
@@ -21,7 +21,7 @@ python="${VESTIBULE_PYTHON:-/usr/bin/python3}"
 
 # python3-venv: Debian's python3 cannot create a venv (no ensurepip) without it.
 debs=(chromium chromium-driver r-cran-shiny nginx-light wrk redis-server procps curl
-    python3 python3-venv slapd ldap-utils openssl busybox-static postgresql influxdb xmlsec1)
+    python3 python3-venv slapd ldap-utils openssl busybox-static postgresql influxdb prometheus xmlsec1)
 # Debian's kubernetes-client gives `kubectl kustomize` (renders deploy/kubernetes); any kubectl
 # already installed does as well, and would conflict with it.
 if ! command -v kubectl >/dev/null 2>&1; then

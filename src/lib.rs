@@ -180,7 +180,7 @@ pub async fn run(
         store: store.clone(),
         authenticator: parking_lot::RwLock::new(build_authenticator(&config)?),
         throttle: LoginThrottle::new(store.clone()),
-        proxy: proxy::Proxy::new(stopping.clone()),
+        proxy: proxy::Proxy::new(stopping.clone(), manager.metrics().clone()),
         templates: web::Templates::new()?,
         login: web::login_method::register(&config, &store)?,
         request_authenticators: web::login_method::request_authenticators(&config),

@@ -269,10 +269,17 @@ impl Manager {
     /// The metrics text, with the instance gauges counted now.
     pub fn render_metrics(&self) -> String {
         let mut counts: HashMap<(String, String), i64> = HashMap::new();
+        let mut users = std::collections::HashSet::new();
         for e in self.entries.lock().values() {
-            let status = e.view.borrow().status.name().to_string();
+            let view = e.view.borrow();
+            // Pool members and shared containers have no user of their own.
+            if view.status.counts_against_limits() && !view.user.is_empty() {
+                users.insert(view.user.clone());
+            }
+            let status = view.status.name().to_string();
             *counts.entry((e.spec.id.clone(), status)).or_default() += 1;
         }
+        self.metrics.set_active_users(users.len() as i64);
         self.metrics.set_pools(&self.pool_gauges());
         for (app, c) in self.seat_counts() {
             self.metrics.set_seats(

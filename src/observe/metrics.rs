@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::micrometer::Micrometer;
+use super::proxy_meters::{ProxyFamilies, ProxyMeters};
 use super::usage::{DropLabels, EventType, Usage, UsageEvent};
 
 /// Finds who owns an instance, for the usage events of app starts and stops.
@@ -144,6 +145,8 @@ pub struct Metrics {
     pool_refused: Family<AppLabels, Gauge>,
     pool_scale_events: Family<ScaleLabels, Counter>,
     seats: Family<PoolStateLabels, Gauge>,
+    proxy: ProxyFamilies,
+    active_users: Gauge,
     observers: OnceLock<Observers>,
     /// The last events, for the admin console.
     recent: super::recent::Recent,
@@ -250,7 +253,16 @@ impl Metrics {
              has errors and the running config is kept)",
             config_reloads.clone(),
         );
+        let proxy = ProxyFamilies::register(&mut registry);
+        let active_users = Gauge::default();
+        registry.register(
+            "active_users",
+            "Users with an instance starting or running on this replica",
+            active_users.clone(),
+        );
         Self {
+            proxy,
+            active_users,
             registry,
             config_reloads,
             launches,
@@ -270,6 +282,16 @@ impl Metrics {
             observers: OnceLock::new(),
             recent: Default::default(),
         }
+    }
+
+    /// The proxy's handles for one app's traffic, taken once per route.
+    pub fn proxy_meters(&self, app: &str) -> ProxyMeters {
+        self.proxy.meters(app)
+    }
+
+    /// Sets the active-users gauge, before [`Metrics::render`].
+    pub fn set_active_users(&self, n: i64) {
+        self.active_users.set(n);
     }
 
     /// The counter usage-statistics sinks count lost events in.

@@ -5,8 +5,10 @@
 
 mod metrics;
 pub mod micrometer;
+mod proxy_meters;
 pub mod recent;
 pub mod request_id;
 pub mod usage;
 
 pub use metrics::{LoginOutcome, Metrics, OwnerLookup, PoolGauges};
+pub use proxy_meters::{ProxyMeters, WebSocketOpen};

@@ -51,14 +51,16 @@ pub struct Proxy {
     closers: Arc<closers::Closers>,
     /// The open WebSockets, so shutdown can wait for their close frames before apps stop.
     websockets: tokio_util::task::TaskTracker,
+    metrics: Arc<crate::observe::Metrics>,
 }
 
 impl Proxy {
-    pub fn new(shutdown: CancellationToken) -> Self {
+    pub fn new(shutdown: CancellationToken, metrics: Arc<crate::observe::Metrics>) -> Self {
         Self {
             shutdown,
             closers: Default::default(),
             websockets: Default::default(),
+            metrics,
         }
     }
 
@@ -78,13 +80,21 @@ impl Proxy {
         f: Forward<'_>,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
+        let began = crate::clock::Instant::now();
         f.route.touch();
         let load = f.route.begin();
+        let meters = f.route.meters(&self.metrics);
         let upgrade = headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let uri = upstream_uri(&f.route, req.uri(), f.rest_at)?;
         let (mut parts, body) = req.into_parts();
+        // Most requests (GETs) have no body, and then need no counting wrapper.
+        let body = if http_body::Body::size_hint(&body).exact() == Some(0) {
+            body
+        } else {
+            Body::new(upstream::CountToApp::new(body, f.route.clone()))
+        };
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let h = &mut parts.headers;
@@ -102,7 +112,10 @@ impl Proxy {
         let upstream::Exchange {
             response: mut resp,
             connection,
-        } = Box::pin(upstream::send(&f.route, Request::from_parts(parts, body))).await?;
+        } = Box::pin(upstream::send(&f.route, Request::from_parts(parts, body)))
+            .await
+            .inspect_err(|_| meters.unreachable())?;
+        meters.answered(resp.status(), began.elapsed());
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
@@ -115,6 +128,7 @@ impl Proxy {
             let shutdown = self.shutdown.clone();
             let ended = self.closers.watch(&f.openers);
             let route_ended = f.route.ended();
+            let meters = meters.clone();
             self.websockets.spawn(async move {
                 let _open = open;
                 let _load = load;
@@ -127,6 +141,7 @@ impl Proxy {
                         return;
                     }
                 };
+                let _counted = meters.websocket_opened();
                 let mut client = TokioIo::new(client);
                 let mut app = TokioIo::new(app);
                 // No idle timeout: a WebSocket may legitimately be quiet for hours.
@@ -140,7 +155,9 @@ impl Proxy {
                         ),
                     }
                 };
-                if let Err(e) = websocket::carry(&mut client, &mut app, &shutdown, closed).await {
+                if let Err(e) =
+                    websocket::carry(&mut client, &mut app, &shutdown, closed, &meters).await
+                {
                     tracing::debug!(error = %e, "websocket closed");
                 }
             });

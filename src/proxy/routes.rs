@@ -37,6 +37,8 @@ pub struct Route {
     /// WebSockets close then, not once the app has finally exited (which may take the backend's
     /// whole grace period, or never happen if the app ignores SIGTERM and is killed later).
     ended: tokio_util::sync::CancellationToken,
+    /// The app's proxy metrics, looked up on the route's first request rather than on each.
+    meters: std::sync::OnceLock<crate::observe::ProxyMeters>,
 }
 
 impl Route {
@@ -63,7 +65,19 @@ impl Route {
             open_connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             ended: Default::default(),
+            meters: Default::default(),
         }
+    }
+
+    /// The app's proxy metrics from `metrics`, taken on the first call.
+    pub fn meters(&self, metrics: &crate::observe::Metrics) -> &crate::observe::ProxyMeters {
+        self.meters
+            .get_or_init(|| metrics.proxy_meters(&self.spec_id))
+    }
+
+    /// The metrics taken by [`Route::meters`], if a request has taken them.
+    pub(super) fn taken_meters(&self) -> Option<&crate::observe::ProxyMeters> {
+        self.meters.get()
     }
 
     /// Completes once the route has been removed from the table.

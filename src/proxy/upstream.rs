@@ -212,12 +212,55 @@ impl HttpBody for ReturnWhenRead {
                     self.route.upstream.put(connection);
                 }
             }
-            Poll::Ready(Some(Ok(_))) => self.release_if_done(),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(meters)) = (frame.data_ref(), self.route.taken_meters()) {
+                    meters.sent_to_client(data.len());
+                }
+                self.release_if_done()
+            }
             Poll::Ready(Some(Err(_))) => {
                 self.connection = None;
                 self.load = None;
             }
             Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that counts its bytes on the way to the app.
+pub struct CountToApp {
+    inner: Body,
+    route: Arc<Route>,
+}
+
+impl CountToApp {
+    pub fn new(inner: Body, route: Arc<Route>) -> Self {
+        Self { inner, route }
+    }
+}
+
+impl HttpBody for CountToApp {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let (Some(data), Some(meters)) = (frame.data_ref(), self.route.taken_meters())
+        {
+            meters.sent_to_app(data.len());
         }
         polled
     }

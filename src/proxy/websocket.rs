@@ -77,6 +77,7 @@ pub async fn carry<C, A>(
     app: &mut A,
     shutdown: &CancellationToken,
     closed: impl std::future::Future<Output = ()>,
+    meters: &crate::observe::ProxyMeters,
 ) -> std::io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -106,6 +107,7 @@ where
                     return client.shutdown().await;
                 }
                 client.write_all(&to_client[..n]).await?;
+                meters.sent_to_client(n);
                 frames.observe(&to_client[..n]);
             }
             n = client.read(&mut to_app), if finish_by.is_none() => {
@@ -114,6 +116,7 @@ where
                     return app.shutdown().await;
                 }
                 app.write_all(&to_app[..n]).await?;
+                meters.sent_to_app(n);
             }
             _ = shutdown.cancelled(), if finish_by.is_none() => {
                 finish_by = Some(tokio::time::Instant::now() + FINISH_FRAME_WITHIN);
@@ -189,6 +192,7 @@ mod tests {
                 &mut app_side,
                 &stop,
                 std::future::pending(),
+                &Default::default(),
             )
             .await
         });

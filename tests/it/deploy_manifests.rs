@@ -379,3 +379,47 @@ fn pre_stop_sleep_seconds(container: &k8s_openapi::api::core::v1::Container) -> 
         other => panic!("preStop should be a sleep, not {other:?}"),
     }
 }
+
+/// The ServiceMonitor (monitoring/servicemonitor.yaml, for prometheus-operator) selects the
+/// base's Service and scrapes the pods' management port where vestibule serves its metrics, the
+/// same port the pods' `prometheus.io/*` annotations name.
+#[test]
+fn the_service_monitor_scrapes_the_management_port() {
+    let text =
+        std::fs::read_to_string(deploy_dir().join("monitoring/servicemonitor.yaml")).unwrap();
+    let monitor: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    let objects = render(&deploy_dir().join("base"));
+    let service = find(&objects, "Service", "vestibule");
+    assert_eq!(
+        monitor["metadata"]["namespace"],
+        service["metadata"]["namespace"]
+    );
+    let wanted = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    assert!(!wanted.is_empty());
+    for (label, value) in wanted {
+        assert_eq!(&service["metadata"]["labels"][label], value, "{label}");
+    }
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["path"], "/actuator/prometheus");
+    let port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == endpoint["port"])
+        .expect("the Service has the port the ServiceMonitor scrapes");
+    assert_eq!(port["targetPort"], "management");
+    let pod = &find(&objects, "Deployment", "vestibule")["spec"]["template"];
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/port"], port["port"].to_string());
+    assert_eq!(annotations["prometheus.io/path"], endpoint["path"]);
+    let container_port = pod["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "management")
+        .expect("a management container port");
+    assert_eq!(container_port["containerPort"], port["port"]);
+}

@@ -23,6 +23,7 @@ mod docker;
 mod docker_browser;
 mod docker_config;
 mod docker_deploy;
+mod grafana;
 mod kubernetes;
 mod ldap;
 mod lifecycle;

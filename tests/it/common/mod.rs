@@ -15,6 +15,7 @@ pub mod nginx;
 pub mod oidc_provider;
 pub mod ports;
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 pub mod replica;
 pub mod s3;
