@@ -1236,3 +1236,96 @@ async fn f5_apps_run_as_users_of_their_own_and_cannot_reach_each_other() {
     assert_eq!(called["status"], 403, "{called}");
     server.shutdown().await;
 }
+
+/// Serves `html` to every request on `listener` (a page of another origin, for Chromium).
+fn serve_page(listener: tokio::net::TcpListener, html: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let _ = conn.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                html.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(html.as_bytes()).await;
+        }
+    })
+}
+
+/// F9 in Chromium: a page of another origin on the same site, which the user's browser sends
+/// the session cookie from, can neither open the user's app WebSocket nor frame the portal.
+#[tokio::test]
+async fn f9_chromium_another_origins_page_gets_no_app_websocket_and_no_portal_frame() {
+    use crate::common::chrome::Chrome;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let portal = format!("http://vestibule.test:{port}");
+    let server = TestServer::start_on(config(vec![demo_spec()]), listener).await;
+    let chrome = Chrome::start_with(&["--host-resolver-rules=MAP *.test 127.0.0.1"]).await;
+    let c = &chrome.client;
+    // The app's own page opens its WebSocket: the control.
+    crate::common::app_browser::open_app_at(c, &format!("{portal}/login"), "alice", "demo", None)
+        .await;
+    crate::common::app_browser::wait_text(c, "#status", |t| t == "connected").await;
+    let alice = Browser::login(&server, "alice").await;
+    let running = data_list(alice.get("/api/proxy").await).await;
+    let path = running
+        .first()
+        .and_then(|p| p["publicPath"].as_str())
+        .expect("the demo's public path")
+        .to_string();
+
+    let evil = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let evil_port = evil.local_addr().expect("addr").port();
+    let page = format!(
+        r#"<!doctype html><html><body><div id="verdict">working</div>
+<iframe id="portal" src="{portal}/my-apps"></iframe><script>
+const say = (t) => {{ document.getElementById('verdict').textContent = t; }};
+const ws = new WebSocket('ws://vestibule.test:{port}{path}ws');
+ws.onopen = () => say('opened');
+ws.onclose = () => {{ if (document.getElementById('verdict').textContent === 'working') say('refused'); }};
+</script></body></html>"#
+    );
+    let serving = serve_page(evil, page);
+    c.goto(&format!("http://evil.vestibule.test:{evil_port}/"))
+        .await
+        .expect("the other origin's page");
+    let verdict = crate::common::app_browser::wait_text(c, "#verdict", |t| t != "working").await;
+    assert_eq!(
+        verdict, "refused",
+        "the app's WebSocket from another origin"
+    );
+    // The portal refuses to be framed by it: Chromium shows its error page in the frame.
+    c.find(fantoccini::Locator::Id("portal"))
+        .await
+        .expect("iframe")
+        .enter_frame()
+        .await
+        .expect("enter frame");
+    let mut framed = serde_json::Value::Null;
+    for _ in 0..50 {
+        framed = c
+            .execute("return location.href", vec![])
+            .await
+            .unwrap_or_default();
+        if framed.as_str().is_some_and(|h| h != "about:blank") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        framed
+            .as_str()
+            .is_some_and(|h| h.starts_with("chrome-error://")),
+        "the portal is not shown in another site's frame: {framed}"
+    );
+    serving.abort();
+    chrome.stop().await;
+    server.shutdown().await;
+}
