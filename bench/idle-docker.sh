@@ -60,7 +60,7 @@ for _ in $(seq "$N"); do
     [[ $code == 201 ]] || { echo "launch refused ($code): $(cat "$WORK/launch.json")" >&2; tail -5 "$WORK/vestibule.log" >&2; exit 1; }
 done
 for _ in $(seq 300); do
-    running=$(curl -sf -u bench:bench-password "http://127.0.0.1:$PORT/api/proxy" | grep -o '"status":"running"' | wc -l || true)
+    running=$(curl -sf -u bench:bench-password "http://127.0.0.1:$PORT/api/proxy" | grep -o '"status":"Up"' | wc -l || true)
     [[ $running -ge $N ]] && break
     sleep 0.2
 done

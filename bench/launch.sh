@@ -80,22 +80,20 @@ YML
     curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "username=$USER_NAME" \
         --data-urlencode "password=$USER_PASSWORD" --data-urlencode "_csrf=$csrf" \
         --data-urlencode "next=/" "$BASE/login"
-    page=$(curl -fsS -c "$jar" -b "$jar" "$BASE/")
-    csrf=$(grep -o 'name="_csrf" value="[^"]*"' <<<"$page" | head -1 | sed 's/.*value="//; s/"$//')
-    local api=(curl -fsS -b "$jar" -H "X-CSRF-Token: $csrf")
+    page=$(curl -fsS -c "$jar" -b "$jar" "$BASE/my-apps")
+    csrf=$(grep -o 'name="csrf-token" content="[^"]*"' <<<"$page" | head -1 | sed 's/.*content="//; s/"$//')
+    # As the portal's own page calls the API: cookie-authenticated calls must come from it.
+    local api=(curl -sS -b "$jar" -H "X-CSRF-Token: $csrf" -H "Origin: $BASE" -H "Sec-Fetch-Site: same-origin")
     local times=()
     for _ in $(seq "$N"); do
         local t0 t1 view id status
         t0=$(date +%s%N)
+        # ShinyProxy's API: POST answers once the app is Up (201) or failed (500).
         view=$("${api[@]}" -X POST "$BASE/api/proxy/demo")
-        id=$(jq -r .id <<<"$view")
-        status=$(jq -r .status <<<"$view")
-        while [[ $status == starting ]]; do
-            view=$("${api[@]}" "$BASE/api/proxy/$id/status?watch=true&timeout=5")
-            status=$(jq -r .status <<<"$view")
-        done
+        id=$(jq -r .data.id <<<"$view")
+        status=$(jq -r .data.status <<<"$view")
         t1=$(date +%s%N)
-        [[ $status == running ]] || die "$1 launch ended $status: $view"
+        [[ $status == Up ]] || die "$1 launch ended $status: $view"
         times+=($(((t1 - t0) / 1000000)))
         "${api[@]}" -o /dev/null -X DELETE "$BASE/api/proxy/$id"
     done

@@ -310,15 +310,11 @@ EOF
     [[ -n $session ]] || die "login set no vestibule_session cookie ($mode mode)"
     V_COOKIE[$mode]="vestibule_session=$session"
 
+    # ShinyProxy's API: `{status, data}`, and POST answers once the app is Up (or failed).
     view=$(curl -fsS -u "$USER_NAME:$USER_PASSWORD" -X POST "$base/api/proxy/upstream")
-    id=$(jq -r .id <<<"$view")
-    status=$(jq -r .status <<<"$view")
-    for _ in $(seq 12); do
-        [[ $status == starting ]] || break
-        view=$(curl -fsS -u "$USER_NAME:$USER_PASSWORD" "$base/api/proxy/$id/status?watch=true&timeout=5")
-        status=$(jq -r .status <<<"$view")
-    done
-    [[ $status == running ]] || die "instance $id is $status ($mode mode): $view"
+    id=$(jq -r .data.id <<<"$view")
+    status=$(jq -r .data.status <<<"$view")
+    [[ $status == Up ]] || die "instance $id is $status ($mode mode): $view"
     V_ID[$mode]=$id
     # The supervisor and the app inherited the proxy's CPU; move them to the load side, like the
     # upstream that direct and nginx use.

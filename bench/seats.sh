@@ -108,11 +108,9 @@ for _ in range(int(n)):
         free_seats()
     t0 = time.perf_counter()
     status, body = call("POST", f"/api/proxy/{app}")
-    view = json.loads(body)
-    while view["status"] == "starting":
-        status, body = call("GET", f"/api/proxy/{view['id']}/status?watch=true&timeout=5")
-        view = json.loads(body)
-    if view["status"] != "running":
+    # ShinyProxy's API: `{status, data}`; POST answers once the app is Up or failed.
+    view = json.loads(body)["data"]
+    if view["status"] != "Up":
         sys.exit(f"launch ended {view['status']}: {view}")
     conn.request("GET", f"/app_proxy/{view['id']}/", headers=headers)
     r = conn.getresponse()
