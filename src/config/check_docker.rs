@@ -74,6 +74,14 @@ pub struct DockerSpecSettings {
     pub swarm_secrets: Vec<SwarmSecret>,
     /// `docker-swarm-constraints`: placement constraints, e.g. `node.labels.gpu == true`.
     pub swarm_constraints: Vec<String>,
+    /// `container-dns`: DNS servers of the container instead of the engine's.
+    pub dns: Vec<String>,
+    /// `docker-runtime`: the engine's runtime to run it with (`nvidia`, `runsc`).
+    pub runtime: Option<String>,
+    /// `docker-ipc`: the IPC namespace mode (`private`, `shareable`, `host`).
+    pub ipc: Option<String>,
+    /// `docker-group-add`: more groups for the container's user, by name or id.
+    pub group_add: Vec<String>,
 }
 
 /// One `docker-swarm-secrets` item.
@@ -137,7 +145,7 @@ pub fn check_docker_settings(proxy: &Fields, report: &mut Report) -> DockerSetti
     settings
 }
 
-const SPEC_KEYS: [&str; 7] = [
+const SPEC_KEYS: [&str; 11] = [
     "container-network",
     "container-network-connections",
     "docker-user",
@@ -145,6 +153,10 @@ const SPEC_KEYS: [&str; 7] = [
     "container-env-file",
     "docker-swarm-secrets",
     "docker-swarm-constraints",
+    "container-dns",
+    "docker-runtime",
+    "docker-ipc",
+    "docker-group-add",
 ];
 
 pub fn check_docker_spec(f: &Fields, process: bool, report: &mut Report) -> DockerSpecSettings {
@@ -172,6 +184,16 @@ pub fn check_docker_spec(f: &Fields, process: bool, report: &mut Report) -> Dock
         swarm_secrets: swarm_secrets(f, report),
         swarm_constraints: f
             .get("docker-swarm-constraints")
+            .and_then(|(n, p)| convert::plain_list(n, &p, report))
+            .unwrap_or_default(),
+        dns: f
+            .get("container-dns")
+            .and_then(|(n, p)| convert::plain_list(n, &p, report))
+            .unwrap_or_default(),
+        runtime: f.text("docker-runtime", report),
+        ipc: f.text("docker-ipc", report),
+        group_add: f
+            .get("docker-group-add")
             .and_then(|(n, p)| convert::plain_list(n, &p, report))
             .unwrap_or_default(),
     }

@@ -299,10 +299,13 @@ fn known_shinyproxy_keys_not_implemented_warn_and_are_ignored() {
         "proxy:
   docker:
     cert-path: /certs
-{PROCESS_APP}    docker-ipc: host
+{PROCESS_APP}    shiny-force-full-reload: true
 "
     ));
-    for key in ["proxy.docker.cert-path", "proxy.specs[0].docker-ipc"] {
+    for key in [
+        "proxy.docker.cert-path",
+        "proxy.specs[0].shiny-force-full-reload",
+    ] {
         let w = about(&loaded.warnings, key);
         assert_eq!(w.severity, Severity::Warning);
         assert!(
@@ -338,7 +341,7 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         .collect();
     assert_eq!(errors, ["proxy.kubernetes.cert-path"]);
     for key in [
-        "proxy.specs[0].docker-ipc",
+        "proxy.specs[0].shiny-force-full-reload",
         "proxy.specs[0].max-total-instances",
         "proxy.webservice.groups-expression",
         "proxy.openid.client-authentication-method",
@@ -365,6 +368,10 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         "proxy.default-always-switch-instance",
         "proxy.specs[0].template-group",
         "server.servlet.context-path",
+        "proxy.specs[0].docker-ipc",
+        "proxy.specs[0].docker-runtime",
+        "proxy.specs[0].container-dns",
+        "proxy.specs[0].docker-group-add",
     ] {
         assert!(all.iter().all(|d| d.key != key), "{key}: {all:#?}");
     }

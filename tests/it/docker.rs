@@ -96,6 +96,30 @@ async fn memory_and_cpu_limits_reach_the_container() {
 }
 
 #[tokio::test]
+async fn dns_runtime_ipc_and_groups_reach_the_container() {
+    let mut spec = token_spec("tuned");
+    spec.docker.dns = vec!["10.0.0.53".into()];
+    spec.docker.runtime = Some("runc".into());
+    spec.docker.ipc = Some("shareable".into());
+    spec.docker.group_add = vec!["4242".into()];
+    let cfg = docker_config("hostcfg", vec![spec]);
+    let server = TestServer::start(cfg.clone()).await;
+    let alice = Browser::login(&server, "alice").await;
+    assert_running(&alice.launch("tuned").await);
+    let containers = containers_of(&cfg);
+    assert_eq!(containers.len(), 1);
+    let seen = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Dns}} {{.HostConfig.Runtime}} {{.HostConfig.IpcMode}} {{.HostConfig.GroupAdd}}",
+        &containers[0],
+    ]);
+    assert_eq!(seen, "[10.0.0.53] runc shareable [4242]");
+    server.shutdown().await;
+    remove_realm(&cfg);
+}
+
+#[tokio::test]
 async fn a_missing_image_is_named_in_the_error() {
     let mut never = token_spec("never");
     never.container_image = Some("vestibule-test-missing:nope".into());

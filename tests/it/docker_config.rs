@@ -37,6 +37,10 @@ fn docker_keys_are_read() {
         - driver: nvidia
           count: -1
           capabilities: [gpu]
+      container-dns: [10.0.0.53, 10.0.1.53]
+      docker-runtime: nvidia
+      docker-ipc: host
+      docker-group-add: video
 ",
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -69,6 +73,10 @@ fn docker_keys_are_read() {
     assert_eq!(d.device_requests[0].driver.as_deref(), Some("nvidia"));
     assert_eq!(d.device_requests[0].count, Some(-1));
     assert_eq!(d.device_requests[0].capabilities, ["gpu"]);
+    assert_eq!(d.dns, ["10.0.0.53", "10.0.1.53"]);
+    assert_eq!(d.runtime.as_deref(), Some("nvidia"));
+    assert_eq!(d.ipc.as_deref(), Some("host"));
+    assert_eq!(d.group_add, ["video"]);
 }
 
 #[test]

@@ -66,6 +66,10 @@ pub fn plan(
         device_requests: device_requests(req),
         // A tiny init forwards SIGTERM to the app, which as PID 1 would ignore it.
         init: Some(true),
+        dns: (!spec.docker.dns.is_empty()).then(|| spec.docker.dns.clone()),
+        runtime: spec.docker.runtime.clone(),
+        ipc_mode: spec.docker.ipc.clone(),
+        group_add: (!spec.docker.group_add.is_empty()).then(|| spec.docker.group_add.clone()),
         ..Default::default()
     };
     let body = ContainerCreateBody {

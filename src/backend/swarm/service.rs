@@ -3,9 +3,9 @@
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec, Limit, Mount, MountType,
     NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecDnsConfig,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 
 use crate::backend::LaunchRequest;
@@ -54,6 +54,12 @@ pub fn plan(
         user: spec.docker.user.clone(),
         mounts: Some(mounts),
         init: Some(true),
+        // Swarm has no per-service runtime or IPC mode; DNS and groups it has.
+        dns_config: (!spec.docker.dns.is_empty()).then(|| TaskSpecContainerSpecDnsConfig {
+            nameservers: Some(spec.docker.dns.clone()),
+            ..Default::default()
+        }),
+        groups: (!spec.docker.group_add.is_empty()).then(|| spec.docker.group_add.clone()),
         secrets: Some(
             secrets
                 .iter()
