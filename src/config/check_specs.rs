@@ -201,6 +201,7 @@ fn check_spec(
             .boolean("stop-on-logout", report)
             .unwrap_or(defaults.stop_on_logout),
         max_instances: limit(&f, "max-instances", report).unwrap_or(defaults.max_instances),
+        max_total_instances: limit(&f, "max-total-instances", report).unwrap_or(None),
         process_workdir: if process { process_workdir } else { None },
         template_group: f.text("template-group", report),
         parameters: super::check_parameters::check_parameters(&f, report),

@@ -41,6 +41,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         max_lifetime: None,
         stop_on_logout: true,
         max_instances: Some(1),
+        max_total_instances: None,
         process_workdir: None,
         template_group: None,
         parameters: None,

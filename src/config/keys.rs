@@ -354,7 +354,7 @@ pub static SPEC: Level = Level {
         used("max-lifetime"),
         used("stop-on-logout"),
         used("max-instances"),
-        todo("max-total-instances"),
+        used("max-total-instances"),
         used("process-workdir"),
         // vestibule's own: shared, request-balanced instances, and who may reach them.
         section("pool", Status::Used, Shape::Map(&POOL)),

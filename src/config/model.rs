@@ -342,6 +342,9 @@ pub struct AppSpec {
     pub stop_on_logout: bool,
     /// Instances per user of this app; `None` = unlimited.
     pub max_instances: Option<u32>,
+    /// `max-total-instances` on a spec: instances of this app for all users together; `None` =
+    /// unlimited.
+    pub max_total_instances: Option<u32>,
     /// Process backend only: the directory the app is started in (a fresh per-instance
     /// directory when unset).
     pub process_workdir: Option<PathBuf>,

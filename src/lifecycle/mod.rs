@@ -564,15 +564,14 @@ impl Manager {
         let unavailable =
             |e: crate::store::StoreError| LaunchError::StoreUnavailable(e.to_string());
         let total = self.config().proxy.max_total_instances;
+        let limits = registry::Limits {
+            per_user: per_user.map(u64::from),
+            per_app: spec.max_total_instances.map(u64::from),
+            total: total.map(u64::from),
+        };
         let admitted = match self
             .registry
-            .admit(
-                &view.id,
-                &view.user,
-                &spec.id,
-                per_user.map(u64::from),
-                total.map(u64::from),
-            )
+            .admit(&view.id, &view.user, &spec.id, limits)
             .await
         {
             Ok(admitted) => admitted,
@@ -591,6 +590,13 @@ impl Manager {
                     "you already run {} instance(s) of '{}', the most allowed; stop one first",
                     per_user.unwrap_or(0),
                     spec.display_name
+                )));
+            }
+            Err(Refused::PerApp) => {
+                return Err(LaunchError::LimitReached(format!(
+                    "'{}' runs {} instance(s) for all its users, the most allowed; try again later",
+                    spec.display_name,
+                    spec.max_total_instances.unwrap_or(0)
                 )));
             }
             Err(Refused::Total) => {
@@ -1124,7 +1130,7 @@ impl Manager {
         // It takes its place under the limits, whatever they are now.
         let _ = self
             .registry
-            .admit(&id, &r.user, &spec.id, None, None)
+            .admit(&id, &r.user, &spec.id, registry::Limits::default())
             .await;
         self.entries
             .lock()

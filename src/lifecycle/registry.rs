@@ -26,6 +26,8 @@ pub struct Record {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
     PerUser,
+    /// The app's `max-total-instances`, for all users together.
+    PerApp,
     Total,
 }
 
@@ -39,6 +41,18 @@ pub const STOP_REQUEST: &str = "instance-stop";
 
 fn per_user(user: &str, spec_id: &str) -> String {
     format!("limit:user:{spec_id}:{user}")
+}
+
+fn per_app(spec_id: &str) -> String {
+    format!("limit:app:{spec_id}")
+}
+
+/// The limits a new instance is admitted under; `None` is no limit.
+#[derive(Clone, Copy, Default)]
+pub struct Limits {
+    pub per_user: Option<u64>,
+    pub per_app: Option<u64>,
+    pub total: Option<u64>,
 }
 
 pub struct Registry {
@@ -61,22 +75,24 @@ impl Registry {
         &self.store
     }
 
-    /// Takes a place for `id` under the user's limit for the app and the server's total.
+    /// Takes a place for `id` under the user's limit for the app, the app's total and the
+    /// server's total.
     pub async fn admit(
         &self,
         id: &str,
         user: &str,
         spec_id: &str,
-        user_limit: Option<u64>,
-        total_limit: Option<u64>,
+        limits: Limits,
     ) -> Result<Result<(), Refused>, StoreError> {
         let slots = [
-            (per_user(user, spec_id), user_limit),
-            (TOTAL.to_string(), total_limit),
+            (per_user(user, spec_id), limits.per_user),
+            (per_app(spec_id), limits.per_app),
+            (TOTAL.to_string(), limits.total),
         ];
         Ok(match self.store.admit(&slots, id).await? {
             Admission::Admitted => Ok(()),
             Admission::Full(0) => Err(Refused::PerUser),
+            Admission::Full(1) => Err(Refused::PerApp),
             Admission::Full(_) => Err(Refused::Total),
         })
     }
@@ -84,7 +100,10 @@ impl Registry {
     /// Frees the places `id` took; freeing twice is harmless.
     pub async fn release(&self, id: &str, user: &str, spec_id: &str) -> Result<(), StoreError> {
         self.store
-            .release(&[per_user(user, spec_id), TOTAL.to_string()], id)
+            .release(
+                &[per_user(user, spec_id), per_app(spec_id), TOTAL.to_string()],
+                id,
+            )
             .await
     }
 

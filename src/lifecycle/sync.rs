@@ -142,7 +142,12 @@ async fn reconcile(manager: &Manager) {
                 if record.view.status.counts_against_limits() {
                     let _ = manager
                         .registry
-                        .admit(&id, &record.view.user, &record.view.spec_id, None, None)
+                        .admit(
+                            &id,
+                            &record.view.user,
+                            &record.view.spec_id,
+                            super::registry::Limits::default(),
+                        )
                         .await;
                 }
                 let _ = manager.registry.put(&record).await;

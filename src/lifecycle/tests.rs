@@ -438,6 +438,25 @@ async fn per_user_and_server_limits_hold_and_a_failed_instance_frees_its_place()
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_apps_max_total_instances_counts_all_its_users_and_leaves_other_apps_alone() {
+    let mut scarce = spec("scarce");
+    scarce.max_total_instances = Some(2);
+    let w = world(config(vec![scarce, spec("other")]));
+    let first = w.launch("alice", "scarce").await;
+    w.launch("bob", "scarce").await;
+    let full = w.manager.launch(&user("carol"), "scarce").await;
+    assert!(
+        matches!(full, Err(LaunchError::LimitReached(ref m)) if m.contains("for all its users")),
+        "{full:?}"
+    );
+    // Other apps are not counted against it.
+    w.launch("carol", "other").await;
+    // A stopped instance gives its place back.
+    assert!(w.manager.stop(&first.id, StopReason::User).await);
+    assert!(w.manager.launch(&user("carol"), "scarce").await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_idle_instance_is_stopped_after_the_heartbeat_timeout_and_traffic_postpones_it() {
     let mut idle = spec("idle");
     idle.heartbeat_timeout = Some(Duration::from_secs(60));

@@ -342,7 +342,6 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
     assert_eq!(errors, ["proxy.kubernetes.cert-path"]);
     for key in [
         "proxy.specs[0].shiny-force-full-reload",
-        "proxy.specs[0].max-total-instances",
         "proxy.webservice.groups-expression",
         "proxy.openid.client-authentication-method",
         "proxy.ms-graph",
@@ -372,6 +371,7 @@ fn every_shinyproxy_3_2_key_is_read_or_named_as_not_implemented_never_unknown() 
         "proxy.specs[0].docker-runtime",
         "proxy.specs[0].container-dns",
         "proxy.specs[0].docker-group-add",
+        "proxy.specs[0].max-total-instances",
     ] {
         assert!(all.iter().all(|d| d.key != key), "{key}: {all:#?}");
     }
