@@ -98,8 +98,14 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
             .boolean("default-always-switch-instance", report)
             .unwrap_or(false),
     };
-    let specs = check_specs(proxy, &defaults, report);
+    let mut specs = check_specs(proxy, &defaults, report);
     let portal = super::check_portal::check_portal(proxy, report);
+    for spec in &mut specs {
+        if spec.logo_url.is_none() {
+            spec.logo_url = portal.default_logo_url.clone();
+        }
+        spec.logo = std::mem::take(&mut spec.logo).or(&portal.default_logo);
+    }
 
     ProxyConfig {
         title: proxy

@@ -2,7 +2,7 @@
 //! `template-groups`, and what `landing-page` may be.
 
 use super::convert::{self, Fields};
-use super::model::{LandingPage, MyAppsMode, TemplateGroup};
+use super::model::{AppLogo, LandingPage, MyAppsMode, TemplateGroup};
 use super::report::Report;
 
 pub struct PortalSettings {
@@ -11,6 +11,10 @@ pub struct PortalSettings {
     pub hide_navbar: bool,
     pub notification_message: Option<String>,
     pub template_groups: Vec<TemplateGroup>,
+    /// `default-app-logo-url`: the tile image of apps without a `logo-url`.
+    pub default_logo_url: Option<String>,
+    /// `default-app-logo-width`, `-height`, `-style`, `-classes`.
+    pub default_logo: AppLogo,
 }
 
 pub fn check_portal(proxy: &Fields, report: &mut Report) -> PortalSettings {
@@ -20,6 +24,33 @@ pub fn check_portal(proxy: &Fields, report: &mut Report) -> PortalSettings {
         hide_navbar: proxy.boolean("hide-navbar", report).unwrap_or(false),
         notification_message: proxy.text("notification-message", report),
         template_groups: template_groups(proxy, report),
+        default_logo_url: proxy.text("default-app-logo-url", report),
+        default_logo: app_logo(proxy, "default-app-logo-", report),
+    }
+}
+
+/// How a tile's logo is drawn (ShinyProxy's `logo-width`, `logo-height`, `logo-style` and
+/// `logo-classes`, and their `default-app-logo-*` forms): CSS values and class names, as
+/// written.
+pub fn app_logo(f: &Fields, prefix: &str, report: &mut Report) -> AppLogo {
+    let mut text = |name: &str| f.text(&format!("{prefix}{name}"), report);
+    AppLogo {
+        width: text("width"),
+        height: text("height"),
+        style: text("style"),
+        classes: text("classes"),
+    }
+}
+
+impl AppLogo {
+    /// Each setting of `self`, else of `fallback`.
+    pub fn or(self, fallback: &AppLogo) -> AppLogo {
+        AppLogo {
+            width: self.width.or_else(|| fallback.width.clone()),
+            height: self.height.or_else(|| fallback.height.clone()),
+            style: self.style.or_else(|| fallback.style.clone()),
+            classes: self.classes.or_else(|| fallback.classes.clone()),
+        }
     }
 }
 

@@ -173,6 +173,7 @@ fn check_spec(
             .unwrap_or_default(),
         description: f.text("description", report),
         logo_url: f.text("logo-url", report),
+        logo: super::check_portal::app_logo(&f, "logo-", report),
         container_cmd: container_cmd.unwrap_or_default(),
         container_image,
         container_env: text_map(&f, "container-env", report),

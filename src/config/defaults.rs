@@ -18,6 +18,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
             "A small interactive page that talks to its server over a WebSocket.".into(),
         ),
         logo_url: None,
+        logo: Default::default(),
         container_cmd: vec![
             vestibule_exe.display().to_string(),
             "demo-app".into(),

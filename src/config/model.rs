@@ -227,6 +227,15 @@ pub enum LandingPage {
     Url(String),
 }
 
+/// How a portal tile draws an app's logo (see `check_portal::app_logo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AppLogo {
+    pub width: Option<String>,
+    pub height: Option<String>,
+    pub style: Option<String>,
+    pub classes: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateGroup {
     pub id: String,
@@ -313,6 +322,8 @@ pub struct AppSpec {
     pub display_name: String,
     pub description: Option<String>,
     pub logo_url: Option<String>,
+    /// `logo-width`, `-height`, `-style`, `-classes` (else the `default-app-logo-*` ones).
+    pub logo: AppLogo,
     pub container_cmd: Vec<String>,
     pub container_image: Option<String>,
     pub container_env: BTreeMap<String, String>,

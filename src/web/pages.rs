@@ -42,7 +42,7 @@ pub async fn portal(
     let tile = |a: &crate::config::AppSpec| {
         minijinja::context! {
             id => v(&a.id), display_name => v(&a.display_name), description => v(&a.description),
-            logo_url => v(&a.logo_url), running => running.contains(&a.id),
+            logo_url => v(&a.logo_url), logo => v(&a.logo), running => running.contains(&a.id),
             choose => a.always_show_switch_instance,
         }
     };

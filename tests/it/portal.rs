@@ -264,3 +264,33 @@ fn the_default_switch_instance_setting_applies_to_every_app() {
     );
     assert!(!config("").proxy.specs[0].always_show_switch_instance);
 }
+
+#[tokio::test]
+async fn tiles_draw_logos_with_the_default_and_per_app_look() {
+    let mut cfg = config(
+        "  default-app-logo-url: /static/default.png
+  default-app-logo-width: 64px
+  default-app-logo-classes: round",
+    );
+    // One app has its own logo, height and classes; the others fall back to the defaults.
+    let one = &mut cfg.proxy.specs[0];
+    one.logo_url = Some("/static/one.png".into());
+    one.logo.height = Some("3em".into());
+    one.logo.classes = Some("framed".into());
+    let server = TestServer::start(cfg).await;
+    let alice = Browser::login(&server, "alice").await;
+    let page = alice.get("/").await.text().await.expect("portal");
+    assert!(
+        page.contains(
+            r#"<img src="&#x2f;static&#x2f;one.png" alt="" class="framed" style="width: 64px; height: 3em; ">"#
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            r#"<img src="&#x2f;static&#x2f;default.png" alt="" class="round" style="width: 64px; ">"#
+        ),
+        "{page}"
+    );
+    server.shutdown().await;
+}
