@@ -115,6 +115,7 @@ fn check_proxy(proxy: &Fields, report: &mut Report) -> ProxyConfig {
         favicon_path: proxy.text("favicon-path", report).map(PathBuf::from),
         landing_page: portal.landing_page,
         hide_navbar: portal.hide_navbar,
+        body_classes: proxy.text_list("body-classes", report).unwrap_or_default(),
         my_apps_mode: portal.my_apps_mode,
         notification_message: portal.notification_message,
         template_groups: portal.template_groups,

@@ -60,6 +60,7 @@ pub fn embedded_default(vestibule_exe: &Path, password_hash: String) -> Config {
         proxy: ProxyConfig {
             title: crate::spel::Template::literal("vestibule"),
             logo_url: None,
+            body_classes: Vec::new(),
             favicon_path: None,
             landing_page: LandingPage::Portal,
             hide_navbar: false,

@@ -131,7 +131,7 @@ pub static PROXY: Level = Level {
         used("logo-url"),
         used("favicon-path"),
         used("landing-page"),
-        todo("body-classes"),
+        used("body-classes"),
         used("default-app-logo-url"),
         used("default-app-logo-width"),
         used("default-app-logo-height"),

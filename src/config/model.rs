@@ -262,6 +262,8 @@ pub struct ProxyConfig {
     pub my_apps_mode: MyAppsMode,
     /// `hide-navbar`: pages without the top bar (also `?sp_hide_navbar=true` per request).
     pub hide_navbar: bool,
+    /// `body-classes`: CSS classes every page's `<body>` gets (for a site's own stylesheet).
+    pub body_classes: Vec<String>,
     /// `notification-message`: HTML from the config shown above the apps.
     pub notification_message: Option<String>,
     /// `template-groups`: headings the portal groups apps under (a spec's `template-group`).

@@ -103,6 +103,7 @@ const APPLIED: &[Setting] = &[
     setting!("proxy.landing-page", proxy.landing_page),
     setting!("proxy.my-apps-mode", proxy.my_apps_mode),
     setting!("proxy.hide-navbar", proxy.hide_navbar),
+    setting!("proxy.body-classes", proxy.body_classes),
     setting!("proxy.notification-message", proxy.notification_message),
     setting!("proxy.template-groups", proxy.template_groups),
     setting!("proxy.admin-groups", proxy.admin_groups),

@@ -93,6 +93,7 @@ impl AppState {
             csrf => csrf,
             nav => nav,
             can_logout => p.authentication != AuthMethod::None,
+            body_classes => &p.body_classes,
         }
     }
 }

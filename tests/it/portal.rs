@@ -266,11 +266,12 @@ fn the_default_switch_instance_setting_applies_to_every_app() {
 }
 
 #[tokio::test]
-async fn tiles_draw_logos_with_the_default_and_per_app_look() {
+async fn tiles_draw_logos_with_the_default_and_per_app_look_and_body_classes_apply() {
     let mut cfg = config(
         "  default-app-logo-url: /static/default.png
   default-app-logo-width: 64px
-  default-app-logo-classes: round",
+  default-app-logo-classes: round
+  body-classes: [corp, dark]",
     );
     // One app has its own logo, height and classes; the others fall back to the defaults.
     let one = &mut cfg.proxy.specs[0];
@@ -291,6 +292,10 @@ async fn tiles_draw_logos_with_the_default_and_per_app_look() {
             r#"<img src="&#x2f;static&#x2f;default.png" alt="" class="round" style="width: 64px; ">"#
         ),
         "{page}"
+    );
+    assert!(
+        page.contains(r#"<body class=" corp dark">"#),
+        "body-classes: {page}"
     );
     server.shutdown().await;
 }
