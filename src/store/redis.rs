@@ -108,7 +108,17 @@ impl RedisStore {
 
 fn client_config(settings: &RedisSettings) -> anyhow::Result<Config> {
     let server = match &settings.sentinel {
-        Some(s) => ServerConfig::new_sentinel(s.nodes.clone(), s.master.clone()),
+        // Spring's `sentinel.password` is the sentinels' own; the data nodes keep `password`.
+        Some(s) => ServerConfig::Sentinel {
+            hosts: s
+                .nodes
+                .iter()
+                .map(|(host, port)| fred::types::config::Server::new(host.clone(), *port))
+                .collect(),
+            service_name: s.master.clone(),
+            username: None,
+            password: s.password.as_ref().map(|p| p.0.clone()),
+        },
         None => ServerConfig::new_centralized(settings.host.clone(), settings.port),
     };
     let tls = if settings.tls {

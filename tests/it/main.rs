@@ -37,6 +37,7 @@ mod pools;
 mod pools_docker;
 mod portal;
 mod proxy;
+mod redis_sentinel;
 mod replicas;
 mod replicas_docker;
 mod rolling_update;
