@@ -35,3 +35,20 @@ pub fn reconfirm(config: &Config, identity: &Identity, via_token: bool) -> Recon
         is_admin,
     })
 }
+
+/// `session` as the config in effect sees it: unchanged, with its identity brought up to date,
+/// or `None` when its user is no longer listed.
+pub fn current_session(
+    config: &Config,
+    session: std::sync::Arc<super::Session>,
+    via_token: bool,
+) -> Option<std::sync::Arc<super::Session>> {
+    match reconfirm(config, &session.identity, via_token) {
+        Reconfirmed::Same => Some(session),
+        Reconfirmed::Changed(identity) => Some(std::sync::Arc::new(super::Session {
+            identity,
+            ..(*session).clone()
+        })),
+        Reconfirmed::Gone => None,
+    }
+}

@@ -25,16 +25,19 @@ pub fn holder_of(port: u16, root: i32) -> std::io::Result<Holder> {
         return Ok(Holder::Nobody);
     }
     let parents = parent_map();
-    let mut strangers = Vec::new();
-    for pid in parents.keys().copied() {
-        if !holds_any(pid, &inodes) {
-            continue;
-        }
-        if descends_from(pid, root, &parents) {
-            return Ok(Holder::Instance);
-        }
-        strangers.push(pid);
+    // The app's own few processes first: on a host running many instances, reading every
+    // process's descriptors is only needed to name a stranger.
+    let (ours, others): (Vec<i32>, Vec<i32>) = parents
+        .keys()
+        .copied()
+        .partition(|pid| descends_from(*pid, root, &parents));
+    if ours.iter().any(|pid| holds_any(*pid, &inodes)) {
+        return Ok(Holder::Instance);
     }
+    let mut strangers: Vec<i32> = others
+        .into_iter()
+        .filter(|pid| holds_any(*pid, &inodes))
+        .collect();
     strangers.sort_unstable();
     Ok(Holder::Stranger(strangers))
 }

@@ -20,7 +20,7 @@ use super::AppState;
 use super::app_routes::{Caller, forward};
 use super::cookies;
 use crate::auth::access::may_use;
-use crate::auth::reconfirm::{Reconfirmed, reconfirm};
+use crate::auth::reconfirm::current_session;
 use crate::auth::session::{APP_HOST_COOKIE, Session, random_token};
 
 /// Where the app host takes a token from the portal; no app path starts with a dot folder.
@@ -58,25 +58,19 @@ pub fn instance_of_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
     (!id.is_empty() && !id.contains('.')).then_some(id)
 }
 
-/// The request's host without its port.
-fn host_of(req: &Request) -> Option<&str> {
-    let host = req.headers().get(header::HOST)?.to_str().ok()?;
-    Some(match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    })
-}
-
 /// Requests for `<id>.<app-domain>` are the app's, never the portal's: they are served here,
 /// before the portal's routes, cookies and login methods see them.
 pub async fn dispatch(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let domain = st.config().proxy.app_domain.clone();
-    let id = domain
-        .as_deref()
-        .and_then(|d| instance_of_host(host_of(&req)?, d))
-        .map(str::to_string);
-    match id {
-        Some(id) => serve(&st, &id, req).await,
+    let Some(domain) = st.config().proxy.app_domain.clone() else {
+        return next.run(req).await;
+    };
+    // The host as the portal reads it: a trusted balancer's X-Forwarded-Host, else Host.
+    let host = super::context::connection(&st, &req).server_name;
+    match host.as_deref().and_then(|h| instance_of_host(h, &domain)) {
+        Some(id) => {
+            let id = id.to_string();
+            serve(&st, &id, req).await
+        }
         None => next.run(req).await,
     }
 }
@@ -226,14 +220,7 @@ async fn session_of(st: &AppState, id: &str, cookie: Option<String>) -> Option<A
     }
     let session = st.sessions.load(&grant.session).await.ok()??;
     // Users and admins changed by a config reload apply here too.
-    match reconfirm(&st.config(), &session.identity, false) {
-        Reconfirmed::Same => Some(session),
-        Reconfirmed::Changed(identity) => Some(Arc::new(Session {
-            identity,
-            ..(*session).clone()
-        })),
-        Reconfirmed::Gone => None,
-    }
+    current_session(&st.config(), session, false)
 }
 
 /// `AUTH_PATH?token=…&return=…`: a token the portal just made becomes this host's cookie.

@@ -114,19 +114,8 @@ pub async fn resolve(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
             Identified::Refused(response) => return response,
         }
     }
-    if let Some(s) = &session {
-        use crate::auth::reconfirm::{Reconfirmed, reconfirm};
-        match reconfirm(&st.config(), &s.identity, via_token) {
-            Reconfirmed::Same => {}
-            Reconfirmed::Changed(identity) => {
-                session = Some(Arc::new(Session {
-                    identity,
-                    ..(**s).clone()
-                }))
-            }
-            Reconfirmed::Gone => session = None,
-        }
-    }
+    let session =
+        session.and_then(|s| crate::auth::reconfirm::current_session(&st.config(), s, via_token));
     req.extensions_mut().insert(RequestCtx {
         session,
         secure,
