@@ -485,6 +485,27 @@ async fn an_idle_instance_is_stopped_after_the_heartbeat_timeout_and_traffic_pos
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_instance_of_an_app_removed_by_a_reload_is_still_culled_by_its_own_timeout() {
+    let mut idle = spec("idle");
+    idle.heartbeat_timeout = Some(Duration::from_secs(60));
+    let w = world(config(vec![idle]));
+    let id = w.launch("alice", "idle").await.id;
+    w.until(&id, InstanceStatus::Running, Duration::from_secs(5))
+        .await;
+    // The reloaded config no longer has the app; its running instance keeps its limits.
+    w.manager
+        .replace_config(Arc::new(config(vec![spec("other")])));
+    sleep(Duration::from_secs(30)).await;
+    assert_eq!(w.status(&id).await, Some(InstanceStatus::Running));
+    sleep(Duration::from_secs(32)).await;
+    assert_eq!(
+        w.status(&id).await,
+        None,
+        "culled 60 s after the last traffic, as its app said"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_open_websocket_keeps_an_instance_from_idle_culling() {
     let mut idle = spec("ws");
     idle.heartbeat_timeout = Some(Duration::from_secs(60));
